@@ -1,0 +1,3 @@
+"""spendgate: an LLM cost-attribution gateway."""
+
+__version__ = "0.1.0"

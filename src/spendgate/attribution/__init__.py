@@ -1,0 +1,35 @@
+"""Who owns a request: teams, projects, keys and the fallback chain (pure)."""
+
+from spendgate.attribution.keys import display_prefix, hash_key, new_key_secret
+from spendgate.attribution.model import (
+    DEFAULT_ENVIRONMENT,
+    UNALLOCATED,
+    Directory,
+    GatewayKey,
+    Project,
+    Team,
+)
+from spendgate.attribution.rules import (
+    ATTRIBUTION_HEADERS,
+    Attribution,
+    AttributionError,
+    attribute,
+    parse_tags,
+)
+
+__all__ = [
+    "ATTRIBUTION_HEADERS",
+    "DEFAULT_ENVIRONMENT",
+    "UNALLOCATED",
+    "Attribution",
+    "AttributionError",
+    "Directory",
+    "GatewayKey",
+    "Project",
+    "Team",
+    "attribute",
+    "display_prefix",
+    "hash_key",
+    "new_key_secret",
+    "parse_tags",
+]

@@ -1,0 +1,51 @@
+"""Who can own spend: teams, projects and gateway keys, as plain records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_ENVIRONMENT = "production"
+UNALLOCATED = "unallocated"
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    name: str
+    cost_center: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    name: str
+    team: str
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayKey:
+    name: str
+    key_hash: str
+    key_prefix: str
+    environment: str = DEFAULT_ENVIRONMENT
+    project: str | None = None
+    locked: bool = False
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class Directory:
+    """An immutable snapshot of teams, projects and keys, swapped whole on refresh so the
+    request path reads it without locks or database round trips."""
+
+    teams: dict[str, Team] = field(default_factory=dict)
+    projects: dict[str, Project] = field(default_factory=dict)
+    keys_by_hash: dict[str, GatewayKey] = field(default_factory=dict)
+    version: int = 0
+
+    @classmethod
+    def build(cls, teams, projects, keys, version: int = 0) -> Directory:
+        return cls(
+            teams={t.name: t for t in teams},
+            projects={p.name: p for p in projects},
+            keys_by_hash={k.key_hash: k for k in keys},
+            version=version,
+        )

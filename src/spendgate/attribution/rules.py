@@ -1,0 +1,103 @@
+"""The attribution rules: who owns a request, from its key and headers (pure).
+
+Project, first that applies: the key is locked to a project; the ``x-spendgate-project``
+header; the key's default project; otherwise ``unallocated``. Team is the project's team;
+``x-spendgate-team`` applies only when there is no project. Environment is the key's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from spendgate.attribution.model import Directory, GatewayKey
+
+MAX_HEADER_VALUE = 256
+
+PROJECT_HEADER = "x-spendgate-project"
+TEAM_HEADER = "x-spendgate-team"
+FEATURE_HEADER = "x-spendgate-feature"
+CUSTOMER_HEADER = "x-spendgate-customer"
+TRACE_HEADER = "x-spendgate-trace-id"
+TAGS_HEADER = "x-spendgate-tags"
+ATTRIBUTION_HEADERS = (PROJECT_HEADER, TEAM_HEADER, FEATURE_HEADER, CUSTOMER_HEADER, TRACE_HEADER, TAGS_HEADER)
+
+
+class AttributionError(ValueError):
+    """A request names an owner that does not exist or sends malformed dimensions (400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    project: str | None
+    team: str | None
+    cost_center: str | None
+    environment: str | None
+    key: str | None
+    feature: str | None = None
+    customer: str | None = None
+    trace_id: str | None = None
+    tags: Mapping[str, str] | None = None
+
+
+def parse_tags(value: str) -> dict[str, str]:
+    """``key=value, key2=value2`` -> dict; a malformed pair is an error, not silently dropped."""
+    tags: dict[str, str] = {}
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, tag_value = part.partition("=")
+        name, tag_value = name.strip(), tag_value.strip()
+        if not sep or not name:
+            raise AttributionError(f"{TAGS_HEADER}: expected key=value pairs separated by commas, got {part!r}")
+        tags[name] = tag_value
+    return tags
+
+
+def _clean(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > MAX_HEADER_VALUE:
+        raise AttributionError(f"{name} is longer than {MAX_HEADER_VALUE} characters")
+    return value or None
+
+
+def attribute(key: GatewayKey, headers: Mapping[str, str], directory: Directory) -> Attribution:
+    """Resolve the owner of a request. ``headers`` has lower-cased names."""
+    requested_project = _clean(headers, PROJECT_HEADER)
+    if key.locked and key.project:
+        project_name: str | None = key.project
+    elif requested_project is not None:
+        if requested_project not in directory.projects:
+            known = ", ".join(sorted(directory.projects)) or "(none yet)"
+            raise AttributionError(f"unknown project {requested_project!r}; known projects: {known}")
+        project_name = requested_project
+    else:
+        project_name = key.project
+
+    project = directory.projects.get(project_name) if project_name else None
+    if project is not None:
+        team_name: str | None = project.team
+    else:
+        project_name = None
+        team_name = _clean(headers, TEAM_HEADER)
+        if team_name is not None and team_name not in directory.teams:
+            known = ", ".join(sorted(directory.teams)) or "(none yet)"
+            raise AttributionError(f"unknown team {team_name!r}; known teams: {known}")
+    team = directory.teams.get(team_name) if team_name else None
+
+    raw_tags = headers.get(TAGS_HEADER)
+    return Attribution(
+        project=project_name,
+        team=team_name,
+        cost_center=team.cost_center if team else None,
+        environment=key.environment,
+        key=key.name,
+        feature=_clean(headers, FEATURE_HEADER),
+        customer=_clean(headers, CUSTOMER_HEADER),
+        trace_id=_clean(headers, TRACE_HEADER),
+        tags=parse_tags(raw_tags) if raw_tags else None,
+    )

@@ -1,0 +1,244 @@
+"""The `spendgate` command: thin commands over the same services the admin API uses."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from spendgate import management
+from spendgate.ledger.store import Store, StoreError, open_store
+from spendgate.reports.render import events_table, report_csv, report_json, report_table
+from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions
+from spendgate.settings import Settings, SettingsError, load_settings
+
+
+def _settings(db: str | None, config: str | None, **flags: Any) -> Settings:
+    try:
+        return load_settings({"db": db, **flags}, config_path=config)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def db_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--db and --config on every command, resolved into a Store the command can use."""
+
+    @click.option("--db", "db", default=None, help="Database URL (default: SPENDGATE_DB or sqlite:///./spendgate.db).")
+    @click.option("--config", "config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML).")
+    @functools.wraps(func)
+    def wrapper(db: str | None, config: str | None, **kwargs: Any) -> Any:
+        settings = _settings(db, config)
+        try:
+            store = open_store(settings.db)
+        except StoreError as exc:
+            raise click.UsageError(str(exc)) from exc
+        try:
+            return func(store, **kwargs)
+        except (StoreError, ReportError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        finally:
+            store.close()
+
+    return wrapper
+
+
+def _print_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def _table(columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table()
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("—" if v is None else str(v) for v in row))
+    Console().print(table)
+
+
+@click.group()
+@click.version_option(package_name="spendgate")
+def main() -> None:
+    """spendgate: an LLM cost-attribution gateway."""
+
+
+# --- serve & demo -------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port to listen on (default 4100).")
+@click.option("--db", default=None, help="Database URL.")
+@click.option("--config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML).")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(host: str | None, port: int | None, db: str | None, config: str | None, log_level: str) -> None:
+    """Run the gateway (and its admin API) on one port."""
+    from spendgate.server import run_gateway
+
+    settings = _settings(db, config, host=host, port=port)
+    run_gateway(settings, log_level=log_level)
+
+
+@main.command()
+@click.option("--db", default=None, help="Database URL (default: a fresh file in a temporary folder).")
+@click.option("--requests", "total_requests", default=1200, show_default=True, help="Requests to simulate.")
+@click.option("--seed", default=7, show_default=True, help="Random seed, for a repeatable month.")
+def demo(db: str | None, total_requests: int, seed: int) -> None:
+    """Simulate a month of traffic from several teams through the real gateway (offline)."""
+    from spendgate.demo import run_demo
+
+    run_demo(db_url=db, total_requests=total_requests, seed=seed)
+
+
+# --- teams, projects, keys ---------------------------------------------------------------
+@main.group()
+def teams() -> None:
+    """Teams own projects; a cost center maps them to finance."""
+
+
+@teams.command("create")
+@click.argument("name")
+@click.option("--cost-center", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def teams_create(store: Store, name: str, cost_center: str | None, as_json: bool) -> None:
+    team = management.create_team(store, name, cost_center)
+    if as_json:
+        _print_json(management.team_as_json(team))
+    else:
+        click.echo(f"team {team.name} created")
+
+
+@teams.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def teams_list(store: Store, as_json: bool) -> None:
+    items = store.list_teams()
+    if as_json:
+        _print_json([management.team_as_json(t) for t in items])
+    else:
+        _table(["team", "cost center"], [[t.name, t.cost_center] for t in items])
+
+
+@main.group()
+def projects() -> None:
+    """Projects (agents, products, features) belong to a team."""
+
+
+@projects.command("create")
+@click.argument("name")
+@click.option("--team", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def projects_create(store: Store, name: str, team: str, as_json: bool) -> None:
+    project = management.create_project(store, name, team)
+    if as_json:
+        _print_json(management.project_as_json(project))
+    else:
+        click.echo(f"project {project.name} created in team {project.team}")
+
+
+@projects.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def projects_list(store: Store, as_json: bool) -> None:
+    items = store.list_projects()
+    if as_json:
+        _print_json([management.project_as_json(p) for p in items])
+    else:
+        _table(["project", "team"], [[p.name, p.team] for p in items])
+
+
+@main.group()
+def keys() -> None:
+    """Gateway keys (sg-…): shown once, stored hashed, revocable."""
+
+
+@keys.command("create")
+@click.option("--name", required=True)
+@click.option("--project", default=None, help="Default project of the key's requests.")
+@click.option("--lock", is_flag=True, help="Always attribute to --project, whatever the headers say.")
+@click.option("--environment", default=None, help="production (default), staging, development, …")
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def keys_create(
+    store: Store, name: str, project: str | None, lock: bool, environment: str | None, as_json: bool
+) -> None:
+    new_key = management.create_key(store, name, project=project, lock=lock, environment=environment)
+    if as_json:
+        _print_json(new_key.as_json())
+        return
+    click.echo(f"key {name} created (environment {new_key.key.environment}, project {project or '—'})")
+    click.echo(new_key.secret)
+    click.echo("This is the only time the key is shown: store it now.", err=True)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def keys_list(store: Store, as_json: bool) -> None:
+    items = store.list_keys()
+    if as_json:
+        _print_json([management.key_as_json(k) for k in items])
+    else:
+        _table(
+            ["key", "prefix", "project", "locked", "environment", "revoked"],
+            [[k.name, k.key_prefix, k.project, k.locked, k.environment, k.revoked] for k in items],
+        )
+
+
+@keys.command("revoke")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def keys_revoke(store: Store, name: str, as_json: bool) -> None:
+    key = store.revoke_key(name)
+    if as_json:
+        _print_json(management.key_as_json(key))
+    else:
+        click.echo(f"key {name} revoked")
+
+
+# --- reports --------------------------------------------------------------------------------
+def _date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}", param_hint=option) from exc
+
+
+@main.command()
+@click.option("--by", "by", default="project", show_default=True, help="Dimensions, comma-separated.")
+@click.option("--since", default=None, help="First day, YYYY-MM-DD (UTC).")
+@click.option("--until", default=None, help="Last day, inclusive, YYYY-MM-DD (UTC).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@db_options
+def report(store: Store, by: str, since: str | None, until: str | None, fmt: str) -> None:
+    """Spend grouped by any combination of dimensions, exact to the last digit."""
+    query = ReportQuery(by=parse_dimensions(by), since=_date(since, "--since"), until=_date(until, "--until"))
+    result = store.report(query)
+    if fmt == "json":
+        click.echo(report_json(result))
+    elif fmt == "csv":
+        sys.stdout.write(report_csv(result))
+    else:
+        report_table(result, Console())
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@db_options
+def events(store: Store, limit: int, fmt: str) -> None:
+    """Ledger events, newest first."""
+    items = store.list_events(limit)
+    if fmt == "json":
+        _print_json(items)
+    else:
+        events_table(items, Console())

@@ -1,0 +1,121 @@
+"""The one choke point: every billed request, whatever its endpoint or provider, ends here
+and becomes exactly one priced, attributed usage event.
+
+Accounting wired per endpoint is how peers lost ``/v1/responses`` or ``/v1/messages``
+spend; here each route only says what happened (``Outcome``) and this module decides what
+it costs and records it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from spendgate.attribution import Attribution
+from spendgate.ledger.events import STATUS_ERROR, STATUS_INCOMPLETE, STATUS_OK, UsageEvent
+from spendgate.pricing import PriceBook, PricedUsage
+from spendgate.usage import Usage, estimate_input_tokens, tokens_for_chars
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    started: datetime  # the price in force is the one at this instant
+    started_perf: float
+    endpoint: str
+    provider: str
+    model: str
+    stream: bool
+    attribution: Attribution
+    body: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Outcome:
+    http_status: int
+    usage: Usage | None = None  # as reported by the provider
+    reported_model: str | None = None
+    broken: bool = False  # the stream or exchange ended before the provider finished
+    output_chars: int = 0  # what was streamed, for estimates
+    partial_usage: Usage | None = None  # the part of usage known before a stream broke
+    upstream_request_id: str | None = None
+    event: UsageEvent | None = None  # set when settled early (to quote the cost in a header)
+
+
+def estimate_usage(ctx: RequestContext, outcome: Outcome) -> Usage:
+    """Usage the provider never reported: input from the request (or the partial usage the
+    stream did report), output from what was streamed."""
+    partial = outcome.partial_usage
+    output = tokens_for_chars(outcome.output_chars)
+    if partial is not None:
+        return Usage(
+            input_tokens=partial.input_tokens,
+            cached_input_tokens=partial.cached_input_tokens,
+            cache_write_tokens=partial.cache_write_tokens,
+            cache_write_1h_tokens=partial.cache_write_1h_tokens,
+            output_tokens=max(output, partial.output_tokens),
+        )
+    return Usage(input_tokens=estimate_input_tokens(ctx.body), output_tokens=output)
+
+
+def settle(ctx: RequestContext, outcome: Outcome, prices: PriceBook) -> UsageEvent:
+    """Decide status, usage and price of a finished request (pure but for the prices cache)."""
+    estimated = False
+    if outcome.http_status >= 400:
+        status = STATUS_ERROR
+        usage = outcome.usage or Usage()
+    elif outcome.usage is not None:
+        status = STATUS_OK
+        usage = outcome.usage
+    else:
+        # Answered (or partly answered) but never told us what it used: the provider may
+        # well bill it, so it is recorded at an honest estimate, flagged as such.
+        status = STATUS_INCOMPLETE if outcome.broken else STATUS_OK
+        usage = estimate_usage(ctx, outcome)
+        estimated = True
+
+    model = outcome.reported_model or ctx.model
+    priced = _price(prices, ctx, model, usage)
+    attribution = ctx.attribution
+    return UsageEvent(
+        id=ctx.request_id,
+        ts=ctx.started,
+        provider=ctx.provider,
+        model=model,
+        endpoint=ctx.endpoint,
+        stream=ctx.stream,
+        status=status,
+        http_status=outcome.http_status,
+        project=attribution.project,
+        team=attribution.team,
+        cost_center=attribution.cost_center,
+        feature=attribution.feature,
+        environment=attribution.environment,
+        customer=attribution.customer,
+        key=attribution.key,
+        trace_id=attribution.trace_id,
+        tags=dict(attribution.tags) if attribution.tags else None,
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cost_usd=priced.cost if priced else None,
+        rates=priced.rates.as_dict() if priced else None,
+        price_source=priced.rates.source if priced else None,
+        estimated=estimated,
+        latency_ms=round((time.perf_counter() - ctx.started_perf) * 1000, 3),
+        upstream_request_id=outcome.upstream_request_id,
+    )
+
+
+def _price(prices: PriceBook, ctx: RequestContext, model: str, usage: Usage) -> PricedUsage | None:
+    # The reported model (often a dated snapshot) is what was billed; fall back to the
+    # requested name when only that one is known to the price table.
+    priced = prices.price(ctx.provider, model, usage, ctx.started)
+    if priced is None and model != ctx.model:
+        priced = prices.price(ctx.provider, ctx.model, usage, ctx.started)
+    return priced

@@ -1,0 +1,159 @@
+"""The app factory: wires settings, store, prices and upstreams into one ASGI app.
+
+Nothing happens at import time; ``create_app`` builds, the ASGI lifespan starts the
+background work (ledger writer, directory refresh, upstream connection pool) and a clean
+shutdown drains every buffered event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import aiohttp
+import orjson
+
+from spendgate.attribution import Directory
+from spendgate.gateway.admin import AdminAPI
+from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Send, send_error, send_response
+from spendgate.gateway.directory import DirectoryRefresher
+from spendgate.gateway.errors import OPENAI, method_not_allowed, not_found
+from spendgate.gateway.proxy import Gateway
+from spendgate.gateway.routes import ROUTES
+from spendgate.gateway.upstream import Upstreams
+from spendgate.ledger.store import Store, open_store
+from spendgate.ledger.writer import EventWriter
+from spendgate.pricing import PriceBook, load_overrides
+from spendgate.settings import Settings
+
+log = logging.getLogger("spendgate")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SpendgateApp:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        prices: PriceBook,
+        upstreams: Upstreams,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.owns_store = False
+        self.writer = EventWriter(store, flush_interval=settings.flush_interval)
+        self.gateway = Gateway(
+            upstreams=upstreams,
+            prices=prices,
+            writer=self.writer,
+            clock=clock,
+            max_body_bytes=settings.max_body_bytes,
+            upstream_timeout=settings.upstream_timeout,
+            directory=Directory(),
+        )
+        self.refresher = DirectoryRefresher(store, self._apply_directory, interval=settings.refresh_interval)
+        self.gateway.refresh_directory = self.refresher.reload_soon
+        self.admin = AdminAPI(store, settings.admin_key, self.refresher.reload_soon)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _apply_directory(self, directory: Directory) -> None:
+        self.gateway.directory = directory
+
+    async def startup(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.refresher.load_now()
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self.settings.connect_timeout, sock_read=self.settings.upstream_timeout
+        )
+        # One pooled, keep-alive session for every upstream; no per-request set-up.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300)
+        self.gateway.session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
+        )
+        self.writer.start()
+        self.refresher.start()
+
+    async def shutdown(self) -> None:
+        await self.refresher.aclose()
+        if self.gateway.session is not None:
+            await self.gateway.session.close()
+        await self.writer.aclose()
+        if self.owns_store:
+            self.store.close()
+        log.info("spendgate stopped; %d events written", self.writer.written)
+
+    async def flush(self) -> None:
+        """Write every buffered event now (tests and the demo use it)."""
+        await self.writer.flush()
+
+    def flush_threadsafe(self, timeout: float = 10.0) -> None:
+        """``flush`` from another thread than the server's (tests, the demo)."""
+        assert self.loop is not None, "the app has not started"
+        asyncio.run_coroutine_threadsafe(self.flush(), self.loop).result(timeout)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        route = ROUTES.get(path)
+        try:
+            if route is not None:
+                if scope["method"] != route.method:
+                    await send_error(send, method_not_allowed(scope["method"], path), route.family)
+                    return
+                await self.gateway.handle(scope, receive, send, route)
+            elif path.startswith("/admin/"):
+                await self.admin(scope, receive, send)
+            elif path in ("/healthz", "/health"):
+                body = {"status": "ok", "pending_events": self.writer.pending}
+                await send_response(send, 200, JSON_HEADERS, orjson.dumps(body))
+            else:
+                await send_error(send, not_found(path), OPENAI)
+        except ClientGone:
+            return
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    prices: PriceBook | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> SpendgateApp:
+    upstreams = Upstreams(settings)
+    owns_store = store is None
+    if store is None:
+        store = open_store(settings.db)
+    if prices is None:
+        overrides = load_overrides(settings.prices) if settings.prices else ()
+        prices = PriceBook(overrides, genai_provider_ids=upstreams.genai_provider_ids)
+    app = SpendgateApp(settings, store, prices, upstreams, clock)
+    app.owns_store = owns_store
+    return app

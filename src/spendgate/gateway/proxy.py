@@ -1,0 +1,345 @@
+"""Forwarding a provider request: authenticate, attribute, forward, relay, account.
+
+The order is the contract's: everything that can refuse a request (auth, size, JSON,
+attribution) happens before a byte goes upstream, so a refused request reaches no
+provider and costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import orjson
+
+from spendgate.attribution import AttributionError, Directory, GatewayKey, attribute, hash_key
+from spendgate.gateway.accounting import Outcome, RequestContext, settle
+from spendgate.gateway.asgi import (
+    JSON_HEADERS,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    request_headers,
+    send_error,
+    send_response,
+)
+from spendgate.gateway.errors import (
+    ANTHROPIC,
+    GatewayError,
+    authentication_error,
+    invalid_request,
+    upstream_timeout,
+    upstream_unreachable,
+)
+from spendgate.gateway.routes import INCLUDE_USAGE_KINDS, Route
+from spendgate.gateway.upstream import Target, Upstreams
+from spendgate.ledger.events import new_event_id
+from spendgate.ledger.writer import EventWriter
+from spendgate.money import format_usd
+from spendgate.pricing import PriceBook
+from spendgate.usage import (
+    ChatStreamObserver,
+    MessagesStreamObserver,
+    ResponsesStreamObserver,
+    SSESplitter,
+    anthropic_response_usage,
+    openai_response_usage,
+)
+
+log = logging.getLogger("spendgate.gateway")
+
+# Client headers worth passing on; everything else (its credentials above all) stays here.
+FORWARDED_REQUEST_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta", "accept", "idempotency-key")
+# Upstream response headers that describe the hop, not the payload.
+HOP_HEADERS = frozenset(
+    {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"content-encoding", b"server", b"date"}
+)
+
+
+@dataclass
+class Gateway:
+    """Everything a request needs, wired once by the app factory."""
+
+    upstreams: Upstreams
+    prices: PriceBook
+    writer: EventWriter
+    clock: Callable[[], datetime]
+    max_body_bytes: int
+    upstream_timeout: float
+    directory: Directory
+    session: aiohttp.ClientSession | None = None
+    refresh_directory: Callable[[], Any] | None = None  # awaitable factory, for unknown keys
+
+    # --- refusals ----------------------------------------------------------------------
+    async def authenticate(self, headers: dict[str, str]) -> GatewayKey:
+        secret = headers.get("x-api-key")
+        if not secret:
+            authorization = headers.get("authorization", "")
+            if authorization[:7].lower() == "bearer ":
+                secret = authorization[7:].strip()
+        if not secret:
+            raise authentication_error("missing gateway key: send it as 'Authorization: Bearer sg-…' or 'x-api-key'")
+        key_hash = hash_key(secret)
+        key = self.directory.keys_by_hash.get(key_hash)
+        if key is None and self.refresh_directory is not None:
+            # A key made a moment ago by another process: one reload, rate-limited there.
+            await self.refresh_directory()
+            key = self.directory.keys_by_hash.get(key_hash)
+        if key is None:
+            raise authentication_error("unknown gateway key")
+        if key.revoked:
+            raise authentication_error(f"gateway key {key.name!r} has been revoked")
+        return key
+
+    # --- the request ---------------------------------------------------------------------
+    async def handle(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
+        headers = request_headers(scope)
+        try:
+            key = await self.authenticate(headers)
+            raw = await read_body(receive, headers, self.max_body_bytes) if route.method == "POST" else b""
+            if not route.billed:
+                await self._pass_through(send, route, raw, headers)
+                return
+            body = _parse_json(raw)
+            try:
+                attribution = attribute(key, headers, self.directory)
+            except AttributionError as exc:
+                raise invalid_request(str(exc)) from exc
+            model = body.get("model")
+            if not isinstance(model, str) or not model:
+                raise invalid_request("'model' is required and must be a string")
+            target = self.upstreams.resolve(route, model)
+            self.upstreams.check_credentials(target.upstream)
+        except GatewayError as error:
+            await send_error(send, error, route.family)
+            return
+
+        stream = body.get("stream") is True
+        strip_usage = False
+        if stream and route.kind in INCLUDE_USAGE_KINDS:
+            options = body.get("stream_options")
+            if not (isinstance(options, dict) and options.get("include_usage") is True):
+                # Ask for usage on the client's behalf; the extra chunk is withheld from it.
+                body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+                strip_usage = True
+        if target.model_rewritten:
+            body["model"] = target.model
+        if strip_usage or target.model_rewritten:
+            raw = orjson.dumps(body)
+
+        now = self.clock()
+        ctx = RequestContext(
+            request_id=new_event_id(now),
+            started=now,
+            started_perf=time.perf_counter(),
+            endpoint=route.path,
+            provider=target.upstream.name,
+            model=target.model,
+            stream=stream,
+            attribution=attribution,
+            body=body,
+        )
+        outcome = Outcome(http_status=502)
+        try:
+            await self._forward(send, receive, route, target, ctx, raw, headers, outcome, strip_usage)
+        finally:
+            # Whatever happened (cancellation included), the request is in the ledger once.
+            self.writer.record(outcome.event or settle(ctx, outcome, self.prices))
+
+    async def _forward(
+        self,
+        send: Send,
+        receive: Receive,
+        route: Route,
+        target: Target,
+        ctx: RequestContext,
+        raw: bytes,
+        headers: dict[str, str],
+        outcome: Outcome,
+        strip_usage: bool,
+    ) -> None:
+        upstream = target.upstream
+        own = [
+            (b"x-spendgate-request-id", ctx.request_id.encode()),
+            (b"x-spendgate-project", (ctx.attribution.project or "unallocated").encode()),
+        ]
+        assert self.session is not None
+        try:
+            response = await self.session.post(
+                upstream.url_for(route.path), data=raw, headers=_upstream_headers(upstream.auth_headers, headers)
+            )
+        except aiohttp.ClientConnectorError as exc:
+            outcome.http_status = 502
+            await send_error(send, upstream_unreachable(upstream.name, str(exc.os_error or exc)), route.family, own)
+            return
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            outcome.http_status, outcome.broken = 504, True
+            await send_error(send, upstream_timeout(upstream.name, self.upstream_timeout), route.family, own)
+            return
+        except aiohttp.ClientError as exc:
+            # Sent, but the connection failed before an answer: the provider may have
+            # started work, so this is an incomplete request, not a free one.
+            outcome.http_status, outcome.broken = 502, True
+            await send_error(send, upstream_unreachable(upstream.name, str(exc)), route.family, own)
+            return
+
+        outcome.upstream_request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
+        is_stream = ctx.stream and response.status == 200 and "text/event-stream" in response.content_type
+        try:
+            if is_stream:
+                await self._relay_stream(send, receive, route, response, outcome, own, strip_usage)
+            else:
+                await self._relay_body(send, route, response, ctx, outcome, own)
+        finally:
+            response.release()
+
+    async def _relay_body(
+        self,
+        send: Send,
+        route: Route,
+        response: aiohttp.ClientResponse,
+        ctx: RequestContext,
+        outcome: Outcome,
+        own: list,
+    ) -> None:
+        try:
+            payload = await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            outcome.http_status, outcome.broken = 502, True
+            await send_error(send, upstream_unreachable(route.family, f"answer cut short: {exc}"), route.family, own)
+            return
+        outcome.http_status = response.status
+        if response.status < 400:
+            try:
+                parsed = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                parsed = None
+            parse = anthropic_response_usage if route.family == ANTHROPIC else openai_response_usage
+            outcome.usage, outcome.reported_model = parse(parsed)
+            if outcome.usage is None:
+                outcome.output_chars = len(payload)
+        headers = _response_headers(response)
+        headers.extend(own)
+        # Settled before the response leaves, so the client is told the very figure the
+        # ledger records.
+        event = outcome.event = settle(ctx, outcome, self.prices)
+        if event.cost_usd is not None:
+            headers.append((b"x-spendgate-cost-usd", format_usd(event.cost_usd).encode()))
+        await send_response(send, response.status, headers, payload)
+
+    async def _relay_stream(
+        self,
+        send: Send,
+        receive: Receive,
+        route: Route,
+        response: aiohttp.ClientResponse,
+        outcome: Outcome,
+        own: list,
+        strip_usage: bool,
+    ) -> None:
+        if route.family == ANTHROPIC:
+            observer: Any = MessagesStreamObserver()
+        elif route.kind == "responses":
+            observer = ResponsesStreamObserver()
+        else:
+            observer = ChatStreamObserver(strip_usage_chunk=strip_usage)
+        outcome.http_status = 200
+        headers = _response_headers(response)
+        headers.extend(own)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+        disconnected = asyncio.Event()
+        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, disconnected, response))
+        splitter = SSESplitter()
+        finished = False
+        try:
+            async for chunk in response.content.iter_any():
+                kept = [event for event in splitter.feed(chunk) if observer.observe(event)]
+                if kept:
+                    await send({"type": "http.response.body", "body": b"".join(kept), "more_body": True})
+                if disconnected.is_set():
+                    break
+            else:
+                finished = not disconnected.is_set()
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            log.info("upstream stream ended early: %r", exc)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            outcome.usage = observer.usage
+            outcome.reported_model = observer.model
+            outcome.output_chars = observer.output_chars
+            outcome.partial_usage = getattr(observer, "partial_usage", None)
+            outcome.broken = not finished
+        if finished:
+            tail = splitter.tail()
+            if tail and observer.observe(tail):
+                await send({"type": "http.response.body", "body": tail, "more_body": True})
+        if not disconnected.is_set():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pass_through(self, send: Send, route: Route, raw: bytes, headers: dict[str, str]) -> None:
+        """Unbilled endpoints (model list, token counting): forwarded, not recorded."""
+        upstream = self.upstreams.openai if route.family != ANTHROPIC else self.upstreams.anthropic
+        self.upstreams.check_credentials(upstream)
+        assert self.session is not None
+        try:
+            async with self.session.request(
+                route.method,
+                upstream.url_for(route.path),
+                data=raw or None,
+                headers=_upstream_headers(upstream.auth_headers, headers),
+            ) as response:
+                payload = await response.read()
+                await send_response(send, response.status, _response_headers(response), payload)
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            await send_error(send, upstream_timeout(upstream.name, self.upstream_timeout), route.family)
+        except aiohttp.ClientError as exc:
+            await send_error(send, upstream_unreachable(upstream.name, str(exc)), route.family)
+
+
+def _parse_json(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid_request(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise invalid_request("request body must be a JSON object")
+    return body
+
+
+def _upstream_headers(auth: tuple[tuple[str, str], ...], client: dict[str, str]) -> dict[str, str]:
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    for name in FORWARDED_REQUEST_HEADERS:
+        value = client.get(name)
+        if value is not None:
+            headers[name] = value
+    headers.update(auth)
+    return headers
+
+
+def _response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in response.raw_headers if name.lower() not in HOP_HEADERS]
+
+
+async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event, response: aiohttp.ClientResponse) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            disconnected.set()
+            # Stop reading upstream at once: closing the connection is how a provider learns
+            # to stop generating.
+            response.close()
+            return
+
+
+__all__ = ["JSON_HEADERS", "Gateway"]

@@ -1,0 +1,104 @@
+"""Where a request goes: the provider it is for, its URL and credentials.
+
+OpenAI and Anthropic are built in; any OpenAI-compatible provider configured by name is
+chosen with the model prefix ``NAME/``. Credentials come from the gateway's environment
+and are put on the upstream request only; the client's gateway key never leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from spendgate.gateway.errors import ANTHROPIC, OPENAI, GatewayError, invalid_request
+from spendgate.gateway.routes import Route
+from spendgate.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str  # the provider as recorded in the ledger
+    family: str  # wire format: openai or anthropic
+    base_url: str
+    auth_headers: tuple[tuple[str, str], ...]
+    genai_provider: str | None  # genai-prices provider id, None when only overrides price it
+    missing_credential: str | None = None  # env var to set, when a built-in provider has no key
+
+    def url_for(self, path: str) -> str:
+        # OpenAI-shaped base URLs end in /v1 (as the SDK's base_url does); Anthropic's don't.
+        if self.family == OPENAI:
+            return self.base_url + path[3:]
+        return self.base_url + path
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    upstream: Upstream
+    model: str  # the model name sent upstream (prefix removed)
+    model_rewritten: bool
+
+
+def _openai_auth(key: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),) if key else ()
+
+
+class Upstreams:
+    def __init__(self, settings: Settings) -> None:
+        credentials: Mapping[str, str] = settings.credentials
+        openai_key = credentials.get("OPENAI_API_KEY")
+        anthropic_key = credentials.get("ANTHROPIC_API_KEY")
+        self.openai = Upstream(
+            "openai",
+            OPENAI,
+            settings.openai_base_url.rstrip("/"),
+            _openai_auth(openai_key),
+            "openai",
+            None if openai_key else "OPENAI_API_KEY",
+        )
+        self.anthropic = Upstream(
+            "anthropic",
+            ANTHROPIC,
+            settings.anthropic_base_url.rstrip("/"),
+            (("x-api-key", anthropic_key),) if anthropic_key else (),
+            "anthropic",
+            None if anthropic_key else "ANTHROPIC_API_KEY",
+        )
+        self.custom = {
+            name: Upstream(
+                name,
+                OPENAI,
+                config.base_url,
+                _openai_auth(credentials.get(config.api_key_env) if config.api_key_env else None),
+                config.price_provider,
+            )
+            for name, config in settings.providers.items()
+        }
+
+    @property
+    def genai_provider_ids(self) -> dict[str, str | None]:
+        ids: dict[str, str | None] = {"openai": "openai", "anthropic": "anthropic"}
+        ids.update({name: u.genai_provider for name, u in self.custom.items()})
+        return ids
+
+    def resolve(self, route: Route, model: str) -> Target:
+        prefix, slash, rest = model.partition("/")
+        if slash and prefix in self.custom:
+            if route.family != OPENAI:
+                raise invalid_request(
+                    f"provider {prefix!r} is OpenAI-compatible; call it through /v1/chat/completions"
+                )
+            return Target(self.custom[prefix], rest, True)
+        if slash and prefix == route.family and rest:
+            upstream = self.openai if route.family == OPENAI else self.anthropic
+            return Target(upstream, rest, True)
+        upstream = self.openai if route.family == OPENAI else self.anthropic
+        return Target(upstream, model, False)
+
+    def check_credentials(self, upstream: Upstream) -> None:
+        if upstream.missing_credential:
+            raise GatewayError(
+                502,
+                "upstream_error",
+                f"spendgate has no credential for {upstream.name}: set {upstream.missing_credential} "
+                "in the gateway's environment",
+            )

@@ -1,0 +1,431 @@
+"""The embedded SQLite backend: zero set-up, WAL so readers (CLI, reports) never block the
+gateway's writer, one connection guarded by a lock (the gateway writes from a single
+writer thread; see ``ledger/writer.py``).
+
+Money is stored as exact decimal text and summed with a Decimal aggregate: SQLite has no
+exact decimal type and integer sub-cent units would either round some prices or overflow.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from spendgate.attribution.model import Directory, GatewayKey, Project, Team
+from spendgate.ledger.events import UsageEvent, format_ts
+from spendgate.ledger.store import StoreError
+from spendgate.money import format_usd
+from spendgate.reports.spec import TAG_PREFIX, ReportQuery, ReportResult, ReportRow
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS teams (
+    name TEXT PRIMARY KEY,
+    cost_center TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS projects (
+    name TEXT PRIMARY KEY,
+    team TEXT NOT NULL REFERENCES teams(name),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gateway_keys (
+    name TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    key_prefix TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    project TEXT REFERENCES projects(name),
+    locked INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS usage_events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    ts TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    http_status INTEGER NOT NULL,
+    project TEXT,
+    team TEXT,
+    cost_center TEXT,
+    feature TEXT,
+    environment TEXT,
+    customer TEXT,
+    key_name TEXT,
+    trace_id TEXT,
+    tags TEXT,
+    input_tokens INTEGER NOT NULL,
+    cached_input_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    cache_write_1h_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cost_usd TEXT,
+    rates TEXT,
+    price_source TEXT,
+    estimated INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    upstream_request_id TEXT
+);
+CREATE INDEX IF NOT EXISTS usage_events_ts ON usage_events (ts);
+"""
+
+EVENT_COLUMNS = (
+    "id",
+    "ts",
+    "provider",
+    "model",
+    "endpoint",
+    "stream",
+    "status",
+    "http_status",
+    "project",
+    "team",
+    "cost_center",
+    "feature",
+    "environment",
+    "customer",
+    "key_name",
+    "trace_id",
+    "tags",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "rates",
+    "price_source",
+    "estimated",
+    "latency_ms",
+    "upstream_request_id",
+)
+_INSERT_EVENT = (
+    f"INSERT OR IGNORE INTO usage_events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
+)
+
+# Report dimension -> SQL expression over usage_events.
+_DIMENSION_SQL = {
+    "team": "team",
+    "project": "project",
+    "feature": "feature",
+    "environment": "environment",
+    "customer": "customer",
+    "model": "model",
+    "provider": "provider",
+    "key": "key_name",
+    "trace": "trace_id",
+    "day": "substr(ts, 1, 10)",
+    "month": "substr(ts, 1, 7)",
+}
+
+
+class DecimalSum:
+    """SQLite aggregate summing decimal text exactly; NULL (unpriced) rows add nothing."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+
+    def step(self, value: str | None) -> None:
+        if value is not None:
+            self.total += Decimal(value)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+def _now() -> str:
+    return format_ts(datetime.now(UTC))
+
+
+def event_row(event: UsageEvent) -> tuple[Any, ...]:
+    return (
+        event.id,
+        format_ts(event.ts),
+        event.provider,
+        event.model,
+        event.endpoint,
+        int(event.stream),
+        event.status,
+        event.http_status,
+        event.project,
+        event.team,
+        event.cost_center,
+        event.feature,
+        event.environment,
+        event.customer,
+        event.key,
+        event.trace_id,
+        orjson.dumps(event.tags).decode() if event.tags else None,
+        event.input_tokens,
+        event.cached_input_tokens,
+        event.cache_write_tokens,
+        event.cache_write_1h_tokens,
+        event.output_tokens,
+        event.reasoning_tokens,
+        None if event.cost_usd is None else str(event.cost_usd),
+        orjson.dumps(event.rates).decode() if event.rates else None,
+        event.price_source,
+        int(event.estimated),
+        event.latency_ms,
+        event.upstream_request_id,
+    )
+
+
+def event_as_json(row: sqlite3.Row) -> dict[str, Any]:
+    """A stored event as the contract's JSON object (``spendgate events --format json``)."""
+    cost = row["cost_usd"]
+    return {
+        "id": row["id"],
+        "ts": row["ts"],
+        "provider": row["provider"],
+        "model": row["model"],
+        "endpoint": row["endpoint"],
+        "stream": bool(row["stream"]),
+        "project": row["project"] or "unallocated",
+        "team": row["team"],
+        "cost_center": row["cost_center"],
+        "feature": row["feature"],
+        "environment": row["environment"],
+        "customer": row["customer"],
+        "key": row["key_name"],
+        "trace_id": row["trace_id"],
+        "tags": orjson.loads(row["tags"]) if row["tags"] else {},
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
+        "cached_input_tokens": row["cached_input_tokens"],
+        "cache_write_tokens": row["cache_write_tokens"],
+        "reasoning_tokens": row["reasoning_tokens"],
+        "cost_usd": None if cost is None else format_usd(Decimal(cost)),
+        "priced": cost is not None,
+        "rates": orjson.loads(row["rates"]) if row["rates"] else None,
+        "price_source": row["price_source"],
+        "status": row["status"],
+        "http_status": row["http_status"],
+        "estimated": bool(row["estimated"]),
+        "latency_ms": row["latency_ms"],
+        "upstream_request_id": row["upstream_request_id"],
+    }
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.create_aggregate("decimal_sum", 1, DecimalSum)
+        self._conn.execute("PRAGMA busy_timeout = 10000")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode survives a process crash; only a power loss may lose the last
+        # commits (issue 4's local spool is what makes events durable before the database).
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        # sqlite:///relative.db, sqlite:////absolute.db, sqlite:///:memory:
+        path = url.split(":", 1)[1]
+        path = path[3:] if path.startswith("///") else path.lstrip("/")
+        if not path:
+            raise StoreError(f"no file in database URL {url!r}; use sqlite:///path.db")
+        return cls(path)
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._conn.executescript(SCHEMA)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?), ('config_version', 0)",
+                (SCHEMA_VERSION,),
+            )
+
+    def _write(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
+        """Run management statements in one transaction and bump the config version, so
+        every gateway sharing this database notices."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                for sql, params in statements:
+                    self._conn.execute(sql, params)
+                self._conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'config_version'")
+                self._conn.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                self._conn.execute("ROLLBACK")
+                raise StoreError(str(exc)) from exc
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # --- teams, projects, keys -------------------------------------------------------
+    def create_team(self, name: str, cost_center: str | None = None) -> Team:
+        if self._query("SELECT 1 FROM teams WHERE name = ?", (name,)):
+            raise StoreError(f"team {name!r} already exists")
+        self._write([("INSERT INTO teams (name, cost_center, created_at) VALUES (?, ?, ?)", (name, cost_center, _now()))])
+        return Team(name, cost_center)
+
+    def list_teams(self) -> list[Team]:
+        return [Team(r["name"], r["cost_center"]) for r in self._query("SELECT * FROM teams ORDER BY name")]
+
+    def create_project(self, name: str, team: str) -> Project:
+        if not self._query("SELECT 1 FROM teams WHERE name = ?", (team,)):
+            raise StoreError(f"unknown team {team!r}; create it first with `spendgate teams create {team}`")
+        if self._query("SELECT 1 FROM projects WHERE name = ?", (name,)):
+            raise StoreError(f"project {name!r} already exists")
+        self._write([("INSERT INTO projects (name, team, created_at) VALUES (?, ?, ?)", (name, team, _now()))])
+        return Project(name, team)
+
+    def list_projects(self) -> list[Project]:
+        return [Project(r["name"], r["team"]) for r in self._query("SELECT * FROM projects ORDER BY name")]
+
+    def create_key(self, key: GatewayKey) -> GatewayKey:
+        if key.project and not self._query("SELECT 1 FROM projects WHERE name = ?", (key.project,)):
+            raise StoreError(f"unknown project {key.project!r}")
+        if self._query("SELECT 1 FROM gateway_keys WHERE name = ?", (key.name,)):
+            raise StoreError(f"key {key.name!r} already exists")
+        self._write(
+            [
+                (
+                    "INSERT INTO gateway_keys (name, key_hash, key_prefix, environment, project, locked, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key.name, key.key_hash, key.key_prefix, key.environment, key.project, int(key.locked), _now()),
+                )
+            ]
+        )
+        return key
+
+    def list_keys(self) -> list[GatewayKey]:
+        return [_key(r) for r in self._query("SELECT * FROM gateway_keys ORDER BY name")]
+
+    def revoke_key(self, name: str) -> GatewayKey:
+        rows = self._query("SELECT * FROM gateway_keys WHERE name = ?", (name,))
+        if not rows:
+            raise StoreError(f"unknown key {name!r}")
+        if rows[0]["revoked_at"] is None:
+            self._write([("UPDATE gateway_keys SET revoked_at = ? WHERE name = ?", (_now(), name))])
+        return _key(self._query("SELECT * FROM gateway_keys WHERE name = ?", (name,))[0])
+
+    def config_version(self) -> int:
+        return int(self._query("SELECT value FROM meta WHERE name = 'config_version'")[0][0])
+
+    def load_directory(self) -> Directory:
+        with self._lock:
+            # One read transaction, so the snapshot is consistent.
+            self._conn.execute("BEGIN")
+            try:
+                version = self._conn.execute("SELECT value FROM meta WHERE name = 'config_version'").fetchone()[0]
+                teams = [Team(r["name"], r["cost_center"]) for r in self._conn.execute("SELECT * FROM teams")]
+                projects = [Project(r["name"], r["team"]) for r in self._conn.execute("SELECT * FROM projects")]
+                keys = [_key(r) for r in self._conn.execute("SELECT * FROM gateway_keys")]
+            finally:
+                self._conn.execute("COMMIT")
+        return Directory.build(teams, projects, keys, version=int(version))
+
+    # --- the ledger ------------------------------------------------------------------
+    def append_events(self, events: Sequence[UsageEvent]) -> int:
+        if not events:
+            return 0
+        rows = [event_row(e) for e in events]
+        with self._lock:
+            before = self._conn.total_changes
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(_INSERT_EVENT, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            return self._conn.total_changes - before
+
+    def report(self, query: ReportQuery) -> ReportResult:
+        select: list[str] = []
+        params: list[Any] = []
+        for dim in query.by:
+            if dim.startswith(TAG_PREFIX):
+                select.append("json_extract(tags, ?)")
+                params.append(f'$."{dim[len(TAG_PREFIX) :]}"')
+            else:
+                select.append(_DIMENSION_SQL[dim])
+        where, where_params = _time_filter(query)
+        aggregates = (
+            "decimal_sum(cost_usd), COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cached_input_tokens),"
+            " SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_usd IS NULL), SUM(estimated),"
+            " SUM(status = 'error')"
+        )
+        columns = ", ".join([*select, aggregates])
+        sql = f"SELECT {columns} FROM usage_events{where}"
+        if select:
+            sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(select)))
+        result = ReportResult(by=query.by)
+        n = len(select)
+        for row in self._query(sql, [*params, *where_params]):
+            if row[n + 1] == 0:
+                continue  # an empty ledger still yields one all-NULL aggregate row
+            result.rows.append(
+                ReportRow(
+                    dims={dim: row[i] for i, dim in enumerate(query.by)},
+                    cost_usd=Decimal(row[n]),
+                    requests=row[n + 1],
+                    input_tokens=row[n + 2] or 0,
+                    output_tokens=row[n + 3] or 0,
+                    cached_input_tokens=row[n + 4] or 0,
+                    cache_write_tokens=row[n + 5] or 0,
+                    reasoning_tokens=row[n + 6] or 0,
+                    unpriced_requests=row[n + 7] or 0,
+                    estimated_requests=row[n + 8] or 0,
+                    error_requests=row[n + 9] or 0,
+                )
+            )
+        return result.sort()
+
+    def list_events(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._query("SELECT * FROM usage_events ORDER BY ts DESC, seq DESC LIMIT ?", (limit,))
+        return [event_as_json(r) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _time_filter(query: ReportQuery) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if query.since:
+        clauses.append("ts >= ?")
+        params.append(query.since.isoformat())
+    if query.until:
+        clauses.append("ts < ?")
+        params.append((query.until + timedelta(days=1)).isoformat())
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _key(row: sqlite3.Row) -> GatewayKey:
+    return GatewayKey(
+        name=row["name"],
+        key_hash=row["key_hash"],
+        key_prefix=row["key_prefix"],
+        environment=row["environment"],
+        project=row["project"],
+        locked=bool(row["locked"]),
+        revoked=row["revoked_at"] is not None,
+    )

@@ -1,0 +1,52 @@
+"""The storage interface every backend implements (SQLite now; PostgreSQL next).
+
+Small on purpose: the gateway only appends events and reads the directory; the CLI and
+admin API manage teams, projects and keys and read reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from spendgate.attribution.model import Directory, GatewayKey, Project, Team
+from spendgate.ledger.events import UsageEvent
+from spendgate.reports.spec import ReportQuery, ReportResult
+
+
+class StoreError(ValueError):
+    """A management request that cannot be done (duplicate name, unknown team…)."""
+
+
+class Store(Protocol):
+    def create_team(self, name: str, cost_center: str | None = None) -> Team: ...
+    def list_teams(self) -> list[Team]: ...
+    def create_project(self, name: str, team: str) -> Project: ...
+    def list_projects(self) -> list[Project]: ...
+    def create_key(self, key: GatewayKey) -> GatewayKey: ...
+    def list_keys(self) -> list[GatewayKey]: ...
+    def revoke_key(self, name: str) -> GatewayKey: ...
+
+    def config_version(self) -> int:
+        """A number that changes whenever teams, projects or keys change."""
+        ...
+
+    def load_directory(self) -> Directory: ...
+    def append_events(self, events: Sequence[UsageEvent]) -> int:
+        """Store events; an id already stored is ignored. Returns how many were new."""
+        ...
+
+    def report(self, query: ReportQuery) -> ReportResult: ...
+    def list_events(self, limit: int = 50) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    """The backend for a database URL."""
+    if url.startswith("sqlite:"):
+        from spendgate.ledger.sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        raise StoreError("PostgreSQL support is not built yet; use sqlite:///path.db")
+    raise StoreError(f"unsupported database URL {url!r}; use sqlite:///path.db")

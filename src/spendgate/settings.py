@@ -1,0 +1,172 @@
+"""Settings: read once at the edge (CLI), typed, then passed in; nothing reads the
+environment later.
+
+Precedence: command-line flag > environment variable > config file > default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_FILE = "spendgate.toml"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """An OpenAI-compatible provider chosen by the model prefix ``NAME/``."""
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+    # genai-prices provider id used to price its models (None: only the overrides file can).
+    price_provider: str | None = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str | None
+    default: Any
+    kind: type
+    help: str
+
+
+# The single table of settings: the README's table is written from the same facts.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("db", "SPENDGATE_DB", "sqlite:///./spendgate.db", str, "ledger database URL"),
+    Setting("redis_url", "SPENDGATE_REDIS_URL", None, str, "shared counters for several gateway replicas"),
+    Setting("openai_base_url", "SPENDGATE_OPENAI_BASE_URL", "https://api.openai.com/v1", str, "OpenAI upstream"),
+    Setting(
+        "anthropic_base_url",
+        "SPENDGATE_ANTHROPIC_BASE_URL",
+        "https://api.anthropic.com",
+        str,
+        "Anthropic upstream",
+    ),
+    Setting("prices", "SPENDGATE_PRICES", None, str, "price overrides file (TOML or JSON)"),
+    Setting("host", "SPENDGATE_HOST", "127.0.0.1", str, "address `serve` listens on"),
+    Setting("port", "SPENDGATE_PORT", 4100, int, "port `serve` listens on"),
+    Setting("max_body_bytes", "SPENDGATE_MAX_BODY_BYTES", 20 * 1024 * 1024, int, "largest request body (413 above)"),
+    Setting("upstream_timeout", "SPENDGATE_UPSTREAM_TIMEOUT", 600.0, float, "seconds to wait for upstream data"),
+    Setting("connect_timeout", "SPENDGATE_CONNECT_TIMEOUT", 10.0, float, "seconds to connect upstream"),
+    Setting("admin_key", "SPENDGATE_ADMIN_KEY", None, str, "bearer token for the /admin API (off when unset)"),
+    Setting("flush_interval", "SPENDGATE_FLUSH_INTERVAL", 0.2, float, "seconds between ledger batch writes"),
+    Setting("refresh_interval", "SPENDGATE_REFRESH_INTERVAL", 1.0, float, "seconds between key/project reloads"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = "sqlite:///./spendgate.db"
+    redis_url: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    anthropic_base_url: str = "https://api.anthropic.com"
+    prices: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 4100
+    max_body_bytes: int = 20 * 1024 * 1024
+    upstream_timeout: float = 600.0
+    connect_timeout: float = 10.0
+    admin_key: str | None = None
+    flush_interval: float = 0.2
+    refresh_interval: float = 1.0
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    # Provider credentials stay in the environment they came from; the gateway reads them
+    # through this mapping only to put them on upstream requests.
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return setting.kind(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{origin}: {setting.name} must be {setting.kind.__name__}, got {value!r}") from exc
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: {exc}") from exc
+
+
+def _providers(raw: Any, origin: str) -> dict[str, ProviderConfig]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{origin}: [providers] must be a table of provider tables")
+    providers = {}
+    for name, table in raw.items():
+        if name in ("openai", "anthropic"):
+            raise SettingsError(f"{origin}: provider name {name!r} is built in; pick another name")
+        if not isinstance(table, dict) or not isinstance(table.get("base_url"), str):
+            raise SettingsError(f"{origin}: [providers.{name}] needs base_url = \"https://…\"")
+        unknown = set(table) - {"base_url", "api_key_env", "price_provider"}
+        if unknown:
+            raise SettingsError(f"{origin}: [providers.{name}] has unknown keys {sorted(unknown)}")
+        providers[name] = ProviderConfig(
+            name=name,
+            base_url=table["base_url"].rstrip("/"),
+            api_key_env=table.get("api_key_env"),
+            price_provider=table.get("price_provider"),
+        )
+    return providers
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Merge flags, environment and config file; only the config file is read from disk."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    environ = os.environ if environ is None else environ
+
+    file_values: dict[str, Any] = {}
+    origin = "defaults"
+    if config_path is not None:
+        path = Path(config_path)
+        if not path.is_file():
+            raise SettingsError(f"config file {path} does not exist")
+    else:
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path.is_file():
+        origin = str(path)
+        file_values = _read_config_file(path)
+        known = {s.name for s in SETTINGS} | {"providers"}
+        unknown = set(file_values) - known
+        if unknown:
+            raise SettingsError(f"{origin}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in flags:
+            values[setting.name] = _coerce(setting, flags[setting.name], "command line")
+        elif setting.env and environ.get(setting.env):
+            values[setting.name] = _coerce(setting, environ[setting.env], setting.env)
+        elif setting.name in file_values:
+            values[setting.name] = _coerce(setting, file_values[setting.name], origin)
+        else:
+            values[setting.name] = setting.default
+
+    providers = _providers(file_values.get("providers"), origin)
+    credential_names = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"} | {
+        p.api_key_env for p in providers.values() if p.api_key_env
+    }
+    credentials = {name: environ[name] for name in credential_names if environ.get(name)}
+    return Settings(**values, providers=providers, credentials=credentials)

@@ -1,0 +1,27 @@
+"""Provider responses and streams -> normalized ``Usage`` (pure parsing, no I/O)."""
+
+from spendgate.usage.anthropic import MessagesStreamObserver, anthropic_response_usage, anthropic_usage
+from spendgate.usage.estimate import estimate_input_tokens, tokens_for_chars
+from spendgate.usage.model import Usage
+from spendgate.usage.openai import (
+    ChatStreamObserver,
+    ResponsesStreamObserver,
+    openai_response_usage,
+    openai_usage,
+)
+from spendgate.usage.sse import SSESplitter, event_fields
+
+__all__ = [
+    "ChatStreamObserver",
+    "MessagesStreamObserver",
+    "ResponsesStreamObserver",
+    "SSESplitter",
+    "Usage",
+    "anthropic_response_usage",
+    "anthropic_usage",
+    "estimate_input_tokens",
+    "event_fields",
+    "openai_response_usage",
+    "openai_usage",
+    "tokens_for_chars",
+]

@@ -1,0 +1,38 @@
+"""Token estimates for when a provider never reported usage (broken stream, disconnect).
+
+A rough, deliberately simple rule (about four characters a token, as both providers
+document for English text), applied to the text the request carried and the text that
+was streamed. Events priced from it are flagged ``estimated`` so nobody mistakes them
+for billed figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+# Providers add a few tokens of framing per message (role markers, separators).
+TOKENS_PER_MESSAGE = 4
+
+_TEXT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "tools")
+
+
+def _text_chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_text_chars(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_text_chars(v) for v in value)
+    return 0
+
+
+def tokens_for_chars(chars: int) -> int:
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    chars = sum(_text_chars(body.get(field)) for field in _TEXT_FIELDS)
+    messages = body.get("messages")
+    framing = TOKENS_PER_MESSAGE * len(messages) if isinstance(messages, list) else 0
+    return tokens_for_chars(chars) + framing

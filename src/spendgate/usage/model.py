@@ -1,0 +1,33 @@
+"""The one normalized shape of token usage, whatever the provider reported.
+
+Conventions (chosen so reports add up without knowing the provider):
+- ``input_tokens`` counts EVERY input token: uncached, cache reads and cache writes.
+  (OpenAI's ``prompt_tokens`` already does; Anthropic's ``input_tokens`` does not, so the
+  Anthropic parser adds cache reads and writes in.)
+- ``cached_input_tokens`` and ``cache_write_tokens`` are parts of ``input_tokens``;
+  ``cache_write_1h_tokens`` is the part of the cache writes made with a one-hour TTL.
+- ``output_tokens`` counts every output token; ``reasoning_tokens`` is the part of it the
+  model spent reasoning (OpenAI bills it as output).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return max(self.input_tokens - self.cached_input_tokens - self.cache_write_tokens, 0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens

@@ -1,0 +1,137 @@
+"""Real servers on loopback: the simulated provider, and the gateway in front of it.
+
+The gateway under test is the real ASGI app under uvicorn in a thread, with a real SQLite
+ledger in a temporary folder; the clients are the official SDKs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from spendgate import management
+from spendgate.gateway import SpendgateApp, create_app
+from spendgate.ledger.sqlite import SQLiteStore
+from spendgate.pricing import PriceBook
+from spendgate.reports.spec import ReportQuery
+from spendgate.settings import ProviderConfig, Settings
+from spendgate.simulator import SimulatorLog, create_simulator_app, serve_in_thread
+
+UPSTREAM_OPENAI_KEY = "sk-upstream-openai-test"
+UPSTREAM_ANTHROPIC_KEY = "sk-ant-upstream-test"
+
+
+@dataclass
+class Simulator:
+    url: str
+    log: SimulatorLog
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    log = SimulatorLog()
+    server = serve_in_thread(create_simulator_app(log))
+    yield Simulator(server.url, log)
+    server.stop()
+
+
+@dataclass
+class Gateway:
+    url: str
+    app: SpendgateApp
+    store: SQLiteStore
+    sim: Simulator
+    db_url: str
+    _clients: list[Any] = field(default_factory=list)
+
+    # --- set-up ------------------------------------------------------------------------
+    def team(self, name: str, cost_center: str | None = None) -> None:
+        management.create_team(self.store, name, cost_center)
+
+    def project(self, name: str, team: str) -> None:
+        management.create_project(self.store, name, team)
+
+    def key(self, name: str, **kwargs: Any) -> str:
+        return management.create_key(self.store, name, **kwargs).secret
+
+    # --- clients -----------------------------------------------------------------------
+    def openai(self, key: str, **kwargs: Any) -> openai.OpenAI:
+        client = openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, **kwargs)
+        self._clients.append(client)
+        return client
+
+    def async_openai(self, key: str, **kwargs: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, **kwargs)
+
+    def anthropic(self, key: str, **kwargs: Any) -> anthropic.Anthropic:
+        client = anthropic.Anthropic(base_url=self.url, api_key=key, max_retries=0, **kwargs)
+        self._clients.append(client)
+        return client
+
+    def async_anthropic(self, key: str, **kwargs: Any) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(base_url=self.url, api_key=key, max_retries=0, **kwargs)
+
+    # --- the ledger --------------------------------------------------------------------
+    def flush(self) -> None:
+        self.app.flush_threadsafe()
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event, oldest first."""
+        self.flush()
+        return list(reversed(self.store.list_events(100_000)))
+
+    def report(self, *by: str) -> dict[str, Any]:
+        self.flush()
+        return self.store.report(ReportQuery(by=by)).as_json()
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[..., Gateway]]:
+    running: list[tuple[Any, Gateway]] = []
+
+    def make(
+        *,
+        clock: Callable[[], datetime] | None = None,
+        prices: PriceBook | None = None,
+        providers: dict[str, ProviderConfig] | None = None,
+        credentials: dict[str, str] | None = None,
+        **settings_kwargs: Any,
+    ) -> Gateway:
+        db_url = f"sqlite:///{tmp_path / f'ledger{len(running)}.db'}"
+        settings = Settings(
+            db=db_url,
+            openai_base_url=f"{simulator.url}/v1",
+            anthropic_base_url=simulator.url,
+            credentials=credentials
+            if credentials is not None
+            else {"OPENAI_API_KEY": UPSTREAM_OPENAI_KEY, "ANTHROPIC_API_KEY": UPSTREAM_ANTHROPIC_KEY},
+            providers=providers or {},
+            flush_interval=0.05,
+            refresh_interval=0.2,
+            **settings_kwargs,
+        )
+        store = SQLiteStore.from_url(db_url)
+        app = create_app(settings, store=store, prices=prices, **({"clock": clock} if clock else {}))
+        server = serve_in_thread(app, lifespan="on")
+        gateway = Gateway(server.url, app, store, simulator, db_url)
+        running.append((server, gateway))
+        return gateway
+
+    yield make
+    for server, gateway in running:
+        for client in gateway._clients:
+            client.close()
+        server.stop(timeout=10)
+        gateway.store.close()
+
+
+@pytest.fixture
+def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
+    return make_gateway()
