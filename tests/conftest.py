@@ -6,6 +6,7 @@ ledger in a temporary folder; the clients are the official SDKs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,14 @@ class Gateway:
     def key(self, name: str, **kwargs: Any) -> str:
         return management.create_key(self.store, name, **kwargs).secret
 
+    def wait_for_directory(self, timeout: float = 5.0) -> None:
+        """Until the running gateway has picked up every key/project change made so far."""
+        deadline = time.monotonic() + timeout
+        while self.app.gateway.directory.version != self.store.config_version():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the gateway did not pick up the configuration change")
+            time.sleep(0.02)
+
     # --- clients -----------------------------------------------------------------------
     def openai(self, key: str, **kwargs: Any) -> openai.OpenAI:
         client = openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, **kwargs)
@@ -105,18 +114,18 @@ def make_gateway(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[...,
         **settings_kwargs: Any,
     ) -> Gateway:
         db_url = f"sqlite:///{tmp_path / f'ledger{len(running)}.db'}"
-        settings = Settings(
-            db=db_url,
-            openai_base_url=f"{simulator.url}/v1",
-            anthropic_base_url=simulator.url,
-            credentials=credentials
+        values: dict[str, Any] = {
+            "db": db_url,
+            "openai_base_url": f"{simulator.url}/v1",
+            "anthropic_base_url": simulator.url,
+            "credentials": credentials
             if credentials is not None
             else {"OPENAI_API_KEY": UPSTREAM_OPENAI_KEY, "ANTHROPIC_API_KEY": UPSTREAM_ANTHROPIC_KEY},
-            providers=providers or {},
-            flush_interval=0.05,
-            refresh_interval=0.2,
-            **settings_kwargs,
-        )
+            "providers": providers or {},
+            "flush_interval": 0.05,
+            "refresh_interval": 0.2,
+        }
+        settings = Settings(**{**values, **settings_kwargs})
         store = SQLiteStore.from_url(db_url)
         app = create_app(settings, store=store, prices=prices, **({"clock": clock} if clock else {}))
         server = serve_in_thread(app, lifespan="on")

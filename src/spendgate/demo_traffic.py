@@ -75,7 +75,7 @@ AGENTS = (
         "chat-assistant",
         "support",
         "messages",
-        ("claude-sonnet-4-5", "claude-haiku-4-5"),
+        ("claude-sonnet-4-6", "claude-haiku-4-5"),
         0.26,
         (2000, 8000),
         (200, 900),

@@ -63,18 +63,19 @@ def estimate_usage(ctx: RequestContext, outcome: Outcome) -> Usage:
 def settle(ctx: RequestContext, outcome: Outcome, prices: PriceBook) -> UsageEvent:
     """Decide status, usage and price of a finished request (pure but for the prices cache)."""
     estimated = False
-    if outcome.http_status >= 400:
-        status = STATUS_ERROR
-        usage = outcome.usage or Usage()
-    elif outcome.usage is not None:
-        status = STATUS_OK
+    if outcome.usage is not None:
+        status = STATUS_ERROR if outcome.http_status >= 400 else STATUS_OK
         usage = outcome.usage
-    else:
-        # Answered (or partly answered) but never told us what it used: the provider may
+    elif outcome.broken or outcome.http_status < 400:
+        # Sent, maybe answered in part, but never told us what it used: the provider may
         # well bill it, so it is recorded at an honest estimate, flagged as such.
         status = STATUS_INCOMPLETE if outcome.broken else STATUS_OK
         usage = estimate_usage(ctx, outcome)
         estimated = True
+    else:
+        # Refused by the provider: nothing was generated, nothing billed.
+        status = STATUS_ERROR
+        usage = Usage()
 
     model = outcome.reported_model or ctx.model
     priced = _price(prices, ctx, model, usage)

@@ -271,6 +271,10 @@ class Gateway:
                 finished = not disconnected.is_set()
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             log.info("upstream stream ended early: %r", exc)
+            if not disconnected.is_set():
+                # Never end a cut stream as if it had completed: the client gets an error
+                # event in its provider's stream shape, which the SDKs raise.
+                await send({"type": "http.response.body", "body": _stream_error(route.family), "more_body": True})
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -305,6 +309,15 @@ class Gateway:
             await send_error(send, upstream_timeout(upstream.name, self.upstream_timeout), route.family)
         except aiohttp.ClientError as exc:
             await send_error(send, upstream_unreachable(upstream.name, str(exc)), route.family)
+
+
+def _stream_error(family: str) -> bytes:
+    message = "the upstream stream ended before the provider finished; spendgate recorded it as incomplete"
+    if family == ANTHROPIC:
+        payload = {"type": "error", "error": {"type": "api_error", "message": message}}
+        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+    payload = {"type": "error", "error": {"message": message, "type": "upstream_error", "code": "upstream_error"}}
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 def _parse_json(raw: bytes) -> dict[str, Any]:

@@ -1,0 +1,310 @@
+"""The simulator ASGI app: routes provider paths to shape builders and logs every request.
+
+Raw ASGI on purpose: it is the benchmark upstream, so the non-stream path is one body read,
+one JSON parse, one substring search for a directive, one JSON dump and two sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from spendgate.simulator import anthropic_shapes, openai_shapes
+from spendgate.simulator.asgi_io import (
+    EVENT_STREAM_HEADERS,
+    JSON_CONTENT_TYPE,
+    Headers,
+    RawHeaders,
+    Receive,
+    Send,
+    break_connection,
+    read_body,
+    send_response,
+)
+from spendgate.simulator.log import RequestRecord, SimulatorLog
+from spendgate.simulator.plan import DirectiveError, Plan, Provider, make_plan
+from spendgate.simulator.sse import EventStream
+
+LOG_PATH = "/_sim/log"
+RESET_PATH = "/_sim/reset"
+RETRY_AFTER_SECONDS = b"1"
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request being answered."""
+
+    receive: Receive
+    send: Send
+    raw: bytes
+    request: dict[str, Any]
+    record: RequestRecord
+    number: int  # unique within the app; makes the ids of everything answered
+
+    @property
+    def request_id(self) -> str:
+        return f"req_sim{self.number}"
+
+
+Handler = Callable[[Exchange, Plan], Awaitable[None]]
+
+
+class SimulatorApp:
+    """An ASGI app faking the OpenAI and Anthropic HTTP APIs. ``log`` holds what it was asked."""
+
+    def __init__(self, log: SimulatorLog | None = None, *, default_latency_ms: float = 0.0) -> None:
+        self.log = SimulatorLog() if log is None else log
+        self.default_latency_ms = default_latency_ms
+        self._numbers = itertools.count(1)
+        self._routes: dict[str, tuple[Provider, Handler]] = {
+            "/v1/chat/completions": ("openai", self._chat_completions),
+            "/v1/completions": ("openai", self._completions),
+            "/v1/responses": ("openai", self._responses),
+            "/v1/embeddings": ("openai", self._embeddings),
+            "/v1/messages": ("anthropic", self._messages),
+            "/v1/messages/count_tokens": ("anthropic", self._count_tokens),
+        }
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _run_lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if path.startswith("/_sim/"):
+            await self._control(method, path, send)
+            return
+
+        raw = await read_body(receive)
+        request = _parse_json(raw)
+        headers: RawHeaders = scope["headers"]
+        record = RequestRecord(path, method, body=request, raw_headers=headers)
+        self.log.append(record)
+        exchange = Exchange(
+            receive, send, raw, request if isinstance(request, dict) else {}, record, next(self._numbers)
+        )
+
+        route = self._routes.get(path)
+        if route is not None and method == "POST":
+            provider, handler = route
+            await self._serve_generation(exchange, provider, handler, headers, request)
+        elif path == "/v1/models" and method == "GET":
+            await self._models(exchange, headers)
+        else:
+            await self._error(exchange, "openai", 404, f"Invalid URL ({method} {path})")
+
+    # ---- the shared path of every generation endpoint --------------------------------------
+
+    async def _serve_generation(
+        self, exchange: Exchange, provider: Provider, handler: Handler, headers: RawHeaders, request: Any
+    ) -> None:
+        if not _is_authorized(provider, headers):
+            await self._error(exchange, provider, 401, _MISSING_KEY_MESSAGES[provider])
+            return
+        if not isinstance(request, dict):
+            await self._error(exchange, provider, 400, "The request body is not a valid JSON object.")
+            return
+        try:
+            plan = make_plan(exchange.raw, request, provider, default_latency_ms=self.default_latency_ms)
+        except DirectiveError as error:
+            await self._error(exchange, provider, 400, str(error))
+            return
+        if plan.delay_ms > 0:
+            await asyncio.sleep(plan.delay_ms / 1000)
+        if plan.status is not None:
+            await self._error(exchange, provider, plan.status, f"Simulated error (status {plan.status}).")
+            return
+        await handler(exchange, plan)
+
+    # ---- OpenAI ------------------------------------------------------------------------------
+
+    async def _chat_completions(self, exchange: Exchange, plan: Plan) -> None:
+        completion_id, created = f"chatcmpl-sim{exchange.number}", int(time.time())
+        if exchange.request.get("stream"):
+            stream = openai_shapes.chat_completion_stream(
+                plan, completion_id, created, include_usage=_include_usage(exchange.request)
+            )
+            await self._stream(exchange, "openai", stream, plan)
+        else:
+            completion = openai_shapes.chat_completion(plan, completion_id, created)
+            await self._json(exchange, "openai", completion, completion.get("usage"))
+
+    async def _completions(self, exchange: Exchange, plan: Plan) -> None:
+        completion_id, created = f"cmpl-sim{exchange.number}", int(time.time())
+        if exchange.request.get("stream"):
+            stream = openai_shapes.text_completion_stream(
+                plan, completion_id, created, include_usage=_include_usage(exchange.request)
+            )
+            await self._stream(exchange, "openai", stream, plan)
+        else:
+            completion = openai_shapes.text_completion(plan, completion_id, created)
+            await self._json(exchange, "openai", completion, completion.get("usage"))
+
+    async def _responses(self, exchange: Exchange, plan: Plan) -> None:
+        response_id, item_id = f"resp_sim{exchange.number}", f"msg_sim{exchange.number}"
+        created = int(time.time())
+        if exchange.request.get("stream"):
+            stream = openai_shapes.response_stream(plan, response_id, item_id, created, exchange.request)
+            await self._stream(exchange, "openai", stream, plan)
+        else:
+            response = openai_shapes.response_object(plan, response_id, item_id, created, exchange.request)
+            await self._json(exchange, "openai", response, response["usage"])
+
+    async def _embeddings(self, exchange: Exchange, plan: Plan) -> None:
+        response = openai_shapes.embeddings_response(plan, exchange.request)
+        await self._json(exchange, "openai", response, response.get("usage"))
+
+    async def _models(self, exchange: Exchange, headers: RawHeaders) -> None:
+        # Both providers list models at GET /v1/models; Anthropic's SDK always sends its version.
+        provider: Provider = "anthropic" if _header(headers, b"anthropic-version") is not None else "openai"
+        if not _is_authorized(provider, headers):
+            await self._error(exchange, provider, 401, _MISSING_KEY_MESSAGES[provider])
+            return
+        shapes = anthropic_shapes if provider == "anthropic" else openai_shapes
+        exchange.record.status = 200
+        await send_response(exchange.send, 200, shapes.MODELS_LIST_BODY, _json_headers(provider, exchange))
+
+    # ---- Anthropic ---------------------------------------------------------------------------
+
+    async def _messages(self, exchange: Exchange, plan: Plan) -> None:
+        message_id = f"msg_sim{exchange.number}"
+        if exchange.request.get("stream"):
+            await self._stream(exchange, "anthropic", anthropic_shapes.message_stream(plan, message_id), plan)
+        else:
+            message = anthropic_shapes.message(plan, message_id)
+            await self._json(exchange, "anthropic", message, message.get("usage"))
+
+    async def _count_tokens(self, exchange: Exchange, plan: Plan) -> None:
+        await self._json(exchange, "anthropic", anthropic_shapes.count_tokens(plan), None)
+
+    # ---- answering ---------------------------------------------------------------------------
+
+    async def _json(
+        self, exchange: Exchange, provider: Provider, payload: dict[str, Any], usage: dict[str, Any] | None
+    ) -> None:
+        exchange.record.reported_usage = usage
+        exchange.record.status = 200
+        await send_response(exchange.send, 200, orjson.dumps(payload), _json_headers(provider, exchange))
+
+    async def _stream(self, exchange: Exchange, provider: Provider, stream: EventStream, plan: Plan) -> None:
+        send, record = exchange.send, exchange.record
+        headers = [*EVENT_STREAM_HEADERS, _request_id_header(provider, exchange)]
+        record.status = 200
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        pause = plan.chunk_delay_ms / 1000
+        events_sent = 0
+
+        async def emit(event: bytes, *, last: bool = False) -> None:
+            nonlocal events_sent
+            if pause and events_sent:
+                await asyncio.sleep(pause)
+            events_sent += 1
+            await send({"type": "http.response.body", "body": event, "more_body": not last})
+
+        # The log shows the usage a client could hold, from the moment the bytes carrying it go out.
+        if stream.opening_usage is not None:
+            record.reported_usage = stream.opening_usage
+        for event in itertools.chain(stream.opening, stream.deltas):
+            await emit(event)
+        if plan.break_after is not None:
+            await break_connection(send, exchange.receive)
+            return
+        record.reported_usage = stream.final_usage
+        *closing, final = stream.closing
+        for event in closing:
+            await emit(event)
+        await emit(final, last=True)
+
+    async def _error(self, exchange: Exchange, provider: Provider, status: int, message: str) -> None:
+        exchange.record.status = status
+        headers = _json_headers(provider, exchange)
+        if status == 429:
+            headers.append((b"retry-after", RETRY_AFTER_SECONDS))
+        if provider == "anthropic":
+            body = anthropic_shapes.error_body(status, message, exchange.request_id)
+        else:
+            body = openai_shapes.error_body(status, message)
+        await send_response(exchange.send, status, body, headers)
+
+    # ---- out-of-process access to the log ----------------------------------------------------
+
+    async def _control(self, method: str, path: str, send: Send) -> None:
+        if path == LOG_PATH and method == "GET":
+            await send_response(send, 200, self.log.to_json(), [JSON_CONTENT_TYPE])
+        elif path == RESET_PATH and method == "POST":
+            cleared = self.log.clear()
+            await send_response(send, 200, orjson.dumps({"cleared": cleared}), [JSON_CONTENT_TYPE])
+        else:
+            body = openai_shapes.error_body(404, f"Invalid URL ({method} {path})")
+            await send_response(send, 404, body, [JSON_CONTENT_TYPE])
+
+
+def create_simulator_app(log: SimulatorLog | None = None, *, default_latency_ms: float = 0.0) -> SimulatorApp:
+    """A new simulator ASGI app with its own log (``app.log``) unless one is given."""
+    return SimulatorApp(log, default_latency_ms=default_latency_ms)
+
+
+_MISSING_KEY_MESSAGES: dict[Provider, str] = {
+    "openai": "You didn't provide an API key. You need to provide your API key in an Authorization "
+    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+    "anthropic": "x-api-key header or Authorization: Bearer is required",
+}
+
+
+def _header(headers: RawHeaders, name: bytes) -> bytes | None:
+    """The value of header ``name`` (lower-case); a scan beats decoding them all into a dict."""
+    for key, value in headers:
+        if key == name or key.lower() == name:
+            return value
+    return None
+
+
+def _is_authorized(provider: Provider, headers: RawHeaders) -> bool:
+    # Anthropic takes x-api-key, and also a bearer token: the anthropic SDK 2.x sends its api_key
+    # as "Authorization: Bearer ...", and OAuth tokens come that way too.
+    if provider == "anthropic" and _header(headers, b"x-api-key"):
+        return True
+    authorization = _header(headers, b"authorization") or b""
+    return authorization[:7].lower() == b"bearer " and bool(authorization[7:].strip())
+
+
+def _include_usage(request: dict[str, Any]) -> bool:
+    options = request.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _request_id_header(provider: Provider, exchange: Exchange) -> tuple[bytes, bytes]:
+    name = b"request-id" if provider == "anthropic" else b"x-request-id"
+    return name, exchange.request_id.encode()
+
+
+def _json_headers(provider: Provider, exchange: Exchange) -> Headers:
+    return [JSON_CONTENT_TYPE, _request_id_header(provider, exchange)]
+
+
+async def _run_lifespan(receive: Receive, send: Send) -> None:
+    # Nothing to set up; answering lets servers run with lifespan "on" as well as "off".
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,196 @@
+"""What the simulator will do for one request: token counts, reply text, timing and failures.
+
+A :class:`Plan` is the directives of :mod:`spendgate.simulator.directives` checked, turned into
+numbers, and completed with deterministic defaults. Token counts are stored in each provider's
+own convention, so the shape builders can copy them without arithmetic:
+
+- OpenAI: ``input_tokens`` INCLUDES cached tokens; ``output_tokens`` INCLUDES reasoning tokens.
+- Anthropic: ``input_tokens`` EXCLUDES cache reads and cache writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from spendgate.simulator.directives import DIRECTIVE_OPEN, parse_directives
+
+Provider = Literal["openai", "anthropic"]
+
+DEFAULT_OUTPUT_TOKENS = 16
+MAX_REQUESTED_OUTPUT_TOKENS = 64
+DEFAULT_CHUNKS = 4
+DEFAULT_WORD = "ok"
+DEFAULT_MODEL = "sim-model"
+# Request fields that cap the output, in the order they are consulted.
+MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+INT_KEYS = frozenset(
+    {
+        "input",
+        "cached",
+        "cache_write",
+        "cache_write_1h",
+        "output",
+        "reasoning",
+        "status",
+        "chunks",
+        "break_after",
+        "delay_ms",
+        "chunk_delay_ms",
+    }
+)
+FLAG_KEYS = frozenset({"no_usage"})
+TEXT_KEYS = frozenset({"model", "text"})
+KNOWN_KEYS = INT_KEYS | FLAG_KEYS | TEXT_KEYS
+FLAG_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+class DirectiveError(ValueError):
+    """A directive the simulator cannot honour; answered with a 400 so test typos are loud."""
+
+
+@dataclass(slots=True)
+class Plan:
+    model: str
+    input_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    status: int | None
+    text_deltas: tuple[str, ...]
+    break_after: int | None
+    no_usage: bool
+    delay_ms: float
+    chunk_delay_ms: float
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_deltas)
+
+
+@lru_cache(maxsize=256)
+def text_deltas(word: str, count: int) -> tuple[str, ...]:
+    """``count`` deltas that join to ``count`` words: ("ok", " ok", " ok", ...)."""
+    if count <= 0:
+        return ()
+    return (word, *([" " + word] * (count - 1)))
+
+
+def default_input_tokens(raw: bytes) -> int:
+    # About four bytes per token, like the usual rule of thumb; never zero.
+    return max(1, len(raw) // 4)
+
+
+def default_output_tokens(request: dict[str, Any]) -> int:
+    for field in MAX_TOKENS_FIELDS:
+        value = request.get(field)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value if 0 <= value <= MAX_REQUESTED_OUTPUT_TOKENS else DEFAULT_OUTPUT_TOKENS
+    return DEFAULT_OUTPUT_TOKENS
+
+
+def make_plan(
+    raw: bytes, request: dict[str, Any], provider: Provider, *, default_latency_ms: float = 0.0
+) -> Plan:
+    """Build the plan for a request whose raw body is ``raw`` and parsed body is ``request``.
+
+    Raises :class:`DirectiveError` for unknown keys or malformed values.
+    """
+    requested_model = request.get("model")
+    model = requested_model if isinstance(requested_model, str) and requested_model else DEFAULT_MODEL
+    # The fast path (the benchmark upstream): no directive, no parsing beyond one substring search.
+    directives = parse_directives(raw) if DIRECTIVE_OPEN in raw else {}
+    if not directives:
+        return Plan(
+            model=model,
+            input_tokens=default_input_tokens(raw),
+            cached_tokens=0,
+            cache_write_tokens=0,
+            cache_write_1h_tokens=0,
+            output_tokens=default_output_tokens(request),
+            reasoning_tokens=0,
+            status=None,
+            text_deltas=text_deltas(DEFAULT_WORD, DEFAULT_CHUNKS),
+            break_after=None,
+            no_usage=False,
+            delay_ms=default_latency_ms,
+            chunk_delay_ms=0.0,
+        )
+
+    numbers = _checked_numbers(directives)
+    cached = numbers.get("cached", 0)
+    cache_write = numbers.get("cache_write", 0)
+    cache_write_1h = numbers.get("cache_write_1h", 0)
+    if cache_write_1h > cache_write:
+        if "cache_write" in numbers:
+            raise DirectiveError("cache_write_1h cannot exceed cache_write")
+        cache_write = cache_write_1h
+    reasoning = numbers.get("reasoning", 0)
+
+    input_tokens = numbers.get("input")
+    if input_tokens is None:
+        input_tokens = default_input_tokens(raw)
+        if provider == "openai":
+            # OpenAI's prompt_tokens include the cached part: keep the default as the uncached part.
+            input_tokens += cached
+    output_tokens = numbers.get("output")
+    if output_tokens is None:
+        output_tokens = default_output_tokens(request)
+        if provider == "openai":
+            # OpenAI's completion_tokens include reasoning: keep the default as the visible part.
+            output_tokens += reasoning
+
+    status = numbers.get("status")
+    if status is not None and not 100 <= status <= 599:
+        raise DirectiveError(f"status must be an HTTP status code, got {status}")
+    if status is not None and status < 400:
+        status = None  # a success status just means "answer normally"
+
+    break_after = numbers.get("break_after")
+    # A broken stream sends exactly break_after deltas, whatever chunks says.
+    chunks = break_after if break_after is not None else numbers.get("chunks", DEFAULT_CHUNKS)
+    word = directives.get("text") or DEFAULT_WORD
+
+    return Plan(
+        model=directives.get("model") or model,
+        input_tokens=input_tokens,
+        cached_tokens=cached,
+        cache_write_tokens=cache_write,
+        cache_write_1h_tokens=cache_write_1h,
+        output_tokens=output_tokens,
+        reasoning_tokens=reasoning,
+        status=status,
+        text_deltas=text_deltas(word, chunks),
+        break_after=break_after,
+        no_usage=_flag(directives, "no_usage"),
+        delay_ms=float(numbers.get("delay_ms", default_latency_ms)),
+        chunk_delay_ms=float(numbers.get("chunk_delay_ms", 0)),
+    )
+
+
+def _checked_numbers(directives: dict[str, str]) -> dict[str, int]:
+    unknown = directives.keys() - KNOWN_KEYS
+    if unknown:
+        raise DirectiveError(f"unknown simulator directive key(s): {', '.join(sorted(unknown))}")
+    numbers: dict[str, int] = {}
+    for key, value in directives.items():
+        if key not in INT_KEYS:
+            continue
+        if not (value.isascii() and value.isdigit()):
+            raise DirectiveError(f"simulator directive {key} needs a non-negative integer, got {value!r}")
+        numbers[key] = int(value)
+    return numbers
+
+
+def _flag(directives: dict[str, str], key: str) -> bool:
+    value = directives.get(key)
+    if value is None:
+        return False
+    try:
+        return FLAG_VALUES[value.lower()]
+    except KeyError:
+        raise DirectiveError(f"simulator directive {key} needs 1 or 0, got {value!r}") from None
