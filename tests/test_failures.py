@@ -30,7 +30,9 @@ def test_openai_stream_broken_by_the_provider_is_incomplete_and_estimated(gatewa
     received = []
     with pytest.raises((openai.APIError, httpx.HTTPError)):
         for chunk in client.chat.completions.create(
-            model="gpt-4o", messages=_user("[[sim input=500 output=50 chunks=10 break_after=3 text=hello]]"), stream=True
+            model="gpt-4o",
+            messages=_user("[[sim input=500 output=50 chunks=10 break_after=3 text=hello]]"),
+            stream=True,
         ):
             received.append(chunk)
     assert received, "the part streamed before the break should reach the client"
@@ -42,14 +44,16 @@ def test_openai_stream_broken_by_the_provider_is_incomplete_and_estimated(gatewa
 
 def test_anthropic_stream_broken_keeps_the_exact_input_side(gateway: Gateway, key: str) -> None:
     client = gateway.anthropic(key)
-    with pytest.raises((anthropic.APIError, httpx.HTTPError)):  # noqa: PT012
-        with client.messages.stream(
+    with (
+        pytest.raises((anthropic.APIError, httpx.HTTPError)),
+        client.messages.stream(
             model="claude-haiku-4-5",
             max_tokens=100,
             messages=_user("[[sim input=321 cached=1000 output=80 chunks=8 break_after=2]]"),
-        ) as stream:
-            for _ in stream.text_stream:
-                pass
+        ) as stream,
+    ):
+        for _ in stream.text_stream:
+            pass
     [event] = gateway.events()
     assert (event["status"], event["estimated"]) == ("incomplete", True)
     # message_start told the input side exactly; only the output is an estimate.
@@ -61,7 +65,9 @@ def test_anthropic_stream_broken_keeps_the_exact_input_side(gateway: Gateway, ke
 def test_client_disconnect_mid_stream_is_incomplete(gateway: Gateway, key: str, family: str) -> None:
     directive = "[[sim input=200 output=400 chunks=40 chunk_delay_ms=50]]"
     if family == "openai":
-        stream = gateway.openai(key).chat.completions.create(model="gpt-4o", messages=_user(directive), stream=True)
+        stream = gateway.openai(key).chat.completions.create(
+            model="gpt-4o", messages=_user(directive), stream=True
+        )
     else:
         stream = gateway.anthropic(key).messages.create(
             model="claude-haiku-4-5", max_tokens=400, messages=_user(directive), stream=True
@@ -81,7 +87,9 @@ def test_client_disconnect_mid_stream_is_incomplete(gateway: Gateway, key: str, 
 
 
 @pytest.mark.parametrize("status", [400, 429, 500])
-def test_upstream_errors_pass_through_unchanged_and_are_recorded(gateway: Gateway, key: str, status: int) -> None:
+def test_upstream_errors_pass_through_unchanged_and_are_recorded(
+    gateway: Gateway, key: str, status: int
+) -> None:
     direct = httpx.post(
         f"{gateway.sim.url}/v1/chat/completions",
         json={"model": "gpt-4o", "messages": _user(f"[[sim status={status}]]")},
@@ -117,7 +125,9 @@ def _closed_port() -> int:
 
 def test_unreachable_upstream_is_502_in_provider_shape(make_gateway) -> None:
     port = _closed_port()
-    gateway = make_gateway(openai_base_url=f"http://127.0.0.1:{port}/v1", anthropic_base_url=f"http://127.0.0.1:{port}")
+    gateway = make_gateway(
+        openai_base_url=f"http://127.0.0.1:{port}/v1", anthropic_base_url=f"http://127.0.0.1:{port}"
+    )
     key = gateway.key("k")
     with pytest.raises(openai.APIStatusError) as error:
         gateway.openai(key).chat.completions.create(model="gpt-4o", messages=_user("hi"))
@@ -133,7 +143,9 @@ def test_upstream_timeout_is_504_and_recorded_incomplete(make_gateway) -> None:
     gateway = make_gateway(upstream_timeout=0.3)
     key = gateway.key("k")
     with pytest.raises(openai.APIStatusError) as error:
-        gateway.openai(key).chat.completions.create(model="gpt-4o", messages=_user("[[sim delay_ms=2000 input=99]]"))
+        gateway.openai(key).chat.completions.create(
+            model="gpt-4o", messages=_user("[[sim delay_ms=2000 input=99]]")
+        )
     assert error.value.status_code == 504 and error.value.body["type"] == "upstream_error"
     [event] = gateway.events()
     assert (event["status"], event["http_status"], event["estimated"]) == ("incomplete", 504, True)

@@ -141,7 +141,9 @@ async def test_async_client_stream_and_not(gateway: Gateway, key: str) -> None:
             model="gpt-4o-mini", messages=[{"role": "user", "content": "[[sim input=10 output=5]]"}]
         )
         stream = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "[[sim input=20 output=6]]"}], stream=True
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "[[sim input=20 output=6]]"}],
+            stream=True,
         )
         async for _ in stream:
             pass

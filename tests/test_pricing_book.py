@@ -61,7 +61,12 @@ def genai_total(usage: Usage, model: str, provider: str, at: datetime) -> Decima
         ("openai", "o4-mini-2025-04-16", "o4-mini"),
         ("openai", "gpt-5-2025-08-07", "gpt-5"),
         ("openai", "gpt-5.2-20251211", "gpt-5.2"),  # compact date, normalized by genai-prices
-        ("openai", "gpt-5-search-api-2025-10-14", "gpt-5-search-api"),  # date stripped by us
+        # Snapshot names genai-prices does not list: matched by us with the date stripped.
+        ("openai", "gpt-5-search-api-2025-10-14", "gpt-5-search-api"),
+        ("openai", "gpt-4o-mini-tts-2025-03-20", "gpt-4o-mini-tts"),
+        ("openai", "gpt-image-1-2025-04-23", "gpt-image-1"),
+        ("openai", "gpt-5-codex-2025-09-15", "gpt-5"),
+        ("openai", "gpt-5.1-codex-2025-11-13", "gpt-5.1"),
         ("openai", "gpt-3.5-turbo-0125", "gpt-3.5-turbo"),
         ("anthropic", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
         ("anthropic", "claude-3-5-haiku-20241022", "claude-3-5-haiku-latest"),
@@ -71,7 +76,8 @@ def genai_total(usage: Usage, model: str, provider: str, at: datetime) -> Decima
         ("anthropic", "claude-opus-4-1-20250805", "claude-opus-4-1"),
         ("anthropic", "claude-haiku-4-5-20251001", "claude-haiku-4-5"),
         ("anthropic", "claude-3-haiku-20240307", "claude-3-haiku"),
-        ("anthropic", "claude-opus-5@20260101", "claude-opus-5"),
+        ("anthropic", "claude-opus-5@20260101", "claude-opus-5"),  # Vertex AI style
+        ("anthropic", "claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
     ],
 )
 def test_dated_snapshot_names_resolve(provider: str, name: str, genai_id: str) -> None:
@@ -271,6 +277,7 @@ def test_override_window_before_inside_after_and_boundaries() -> None:
         assert book.price("openai", "gpt-4o", USAGE, at).cost == expected, at
     inside = book.sheet("openai", "gpt-4o", utc(2026, 3, 1))
     assert (inside.valid_from, inside.valid_until) == (utc(2026, 1, 1), utc(2026, 7, 1))
+    assert inside.covers(utc(2026, 1, 1)) and not inside.covers(utc(2026, 7, 1))
     assert inside.base is override.rates
 
 

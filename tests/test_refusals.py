@@ -68,7 +68,9 @@ def test_malformed_json_is_400_in_each_shape(gateway: Gateway, key: str) -> None
     assert openai_shape.status_code == 400
     assert openai_shape.json()["error"]["type"] == "invalid_request_error"
     anthropic_shape = httpx.post(
-        f"{gateway.url}/v1/messages", content=b"[1, 2]", headers={"x-api-key": key, "content-type": "application/json"}
+        f"{gateway.url}/v1/messages",
+        content=b"[1, 2]",
+        headers={"x-api-key": key, "content-type": "application/json"},
     )
     assert anthropic_shape.status_code == 400
     body = anthropic_shape.json()

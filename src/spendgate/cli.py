@@ -30,8 +30,12 @@ def _settings(db: str | None, config: str | None, **flags: Any) -> Settings:
 def db_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--db and --config on every command, resolved into a Store the command can use."""
 
-    @click.option("--db", "db", default=None, help="Database URL (default: SPENDGATE_DB or sqlite:///./spendgate.db).")
-    @click.option("--config", "config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML).")
+    @click.option(
+        "--db", "db", default=None, help="Database URL (default: SPENDGATE_DB or sqlite:///./spendgate.db)."
+    )
+    @click.option(
+        "--config", "config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML)."
+    )
     @functools.wraps(func)
     def wrapper(db: str | None, config: str | None, **kwargs: Any) -> Any:
         settings = _settings(db, config)
@@ -85,7 +89,7 @@ def serve(host: str | None, port: int | None, db: str | None, config: str | None
 
 @main.command()
 @click.option("--db", default=None, help="Database URL (default: a fresh file in a temporary folder).")
-@click.option("--requests", "total_requests", default=1200, show_default=True, help="Requests to simulate.")
+@click.option("--requests", "total_requests", default=3000, show_default=True, help="Requests to simulate.")
 @click.option("--seed", default=7, show_default=True, help="Random seed, for a repeatable month.")
 def demo(db: str | None, total_requests: int, seed: int) -> None:
     """Simulate a month of traffic from several teams through the real gateway (offline)."""
@@ -217,7 +221,9 @@ def _date(value: str | None, option: str) -> date | None:
 @click.option("--by", "by", default="project", show_default=True, help="Dimensions, comma-separated.")
 @click.option("--since", default=None, help="First day, YYYY-MM-DD (UTC).")
 @click.option("--until", default=None, help="Last day, inclusive, YYYY-MM-DD (UTC).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
 @db_options
 def report(store: Store, by: str, since: str | None, until: str | None, fmt: str) -> None:
     """Spend grouped by any combination of dimensions, exact to the last digit."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from decimal import Decimal
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -62,7 +62,9 @@ def _body(request: PlannedRequest) -> tuple[str, dict]:
     }
 
 
-async def _drive(gateway_url: str, keys: dict[str, str], plan: list[PlannedRequest], clock: ReplayClock) -> int:
+async def _drive(
+    gateway_url: str, keys: dict[str, str], plan: list[PlannedRequest], clock: ReplayClock
+) -> int:
     console_progress = Progress(
         TextColumn("[bold]replaying a month of traffic"),
         BarColumn(),
@@ -111,13 +113,15 @@ def _setup(store: SQLiteStore) -> dict[str, str]:
     for agent in AGENTS:
         management.create_project(store, agent.project, agent.team)
         # Customer-facing agents run on locked keys: their spend can't be misattributed.
-        new_key = management.create_key(store, f"{agent.project}-prod", project=agent.project, lock=bool(agent.customers))
+        new_key = management.create_key(
+            store, f"{agent.project}-prod", project=agent.project, lock=bool(agent.customers)
+        )
         keys[agent.project] = new_key.secret
     keys["untagged"] = management.create_key(store, "shared-scripts", environment="staging").secret
     return keys
 
 
-def run_demo(db_url: str | None = None, total_requests: int = 1200, seed: int = 7) -> None:
+def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 7) -> None:
     console = Console()
     started = time.perf_counter()
     if db_url is None:
@@ -142,7 +146,9 @@ def run_demo(db_url: str | None = None, total_requests: int = 1200, seed: int = 
     console.print(f"• gateway listening on {gateway.url}")
     try:
         keys = _setup(store)
-        console.print(f"• {len(TEAMS)} teams, {len(AGENTS)} agents with their own keys, 1 shared key with no project")
+        console.print(
+            f"• {len(TEAMS)} teams, {len(AGENTS)} agents with their own keys, 1 shared key with no project"
+        )
         plan = plan_month(total_requests, start, seed)
         failures = asyncio.run(_drive(gateway.url, keys, plan, clock))
     finally:
@@ -151,8 +157,15 @@ def run_demo(db_url: str | None = None, total_requests: int = 1200, seed: int = 
 
     by_team = store.report(ReportQuery(by=("team",)))
     console.print()
-    report_table(store.report(ReportQuery(by=("team", "project"))), console, title="Spend by team and project")
-    report_table(store.report(ReportQuery(by=("model", "provider"))), console, title="Top models")
+    report_table(
+        store.report(ReportQuery(by=("team", "project"))),
+        console,
+        title="Spend by team and project",
+        token_columns=False,
+    )
+    report_table(
+        store.report(ReportQuery(by=("model", "provider"))), console, title="Top models", token_columns=False
+    )
     total = by_team.total_cost_usd
     unallocated = sum((r.cost_usd for r in by_team.rows if r.dims["team"] is None), Decimal(0))
     share = unallocated / total * 100 if total else 0
@@ -170,4 +183,4 @@ def run_demo(db_url: str | None = None, total_requests: int = 1200, seed: int = 
         "spendgate report --by day --format json",
         "spendgate events --limit 10",
     ):
-        console.print(f"  {command} --db {db_url}")
+        console.print(f"  {command} --db {db_url}", soft_wrap=True, highlight=False)

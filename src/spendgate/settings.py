@@ -44,7 +44,9 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("db", "SPENDGATE_DB", "sqlite:///./spendgate.db", str, "ledger database URL"),
     Setting("redis_url", "SPENDGATE_REDIS_URL", None, str, "shared counters for several gateway replicas"),
-    Setting("openai_base_url", "SPENDGATE_OPENAI_BASE_URL", "https://api.openai.com/v1", str, "OpenAI upstream"),
+    Setting(
+        "openai_base_url", "SPENDGATE_OPENAI_BASE_URL", "https://api.openai.com/v1", str, "OpenAI upstream"
+    ),
     Setting(
         "anthropic_base_url",
         "SPENDGATE_ANTHROPIC_BASE_URL",
@@ -55,12 +57,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("prices", "SPENDGATE_PRICES", None, str, "price overrides file (TOML or JSON)"),
     Setting("host", "SPENDGATE_HOST", "127.0.0.1", str, "address `serve` listens on"),
     Setting("port", "SPENDGATE_PORT", 4100, int, "port `serve` listens on"),
-    Setting("max_body_bytes", "SPENDGATE_MAX_BODY_BYTES", 20 * 1024 * 1024, int, "largest request body (413 above)"),
-    Setting("upstream_timeout", "SPENDGATE_UPSTREAM_TIMEOUT", 600.0, float, "seconds to wait for upstream data"),
+    Setting(
+        "max_body_bytes",
+        "SPENDGATE_MAX_BODY_BYTES",
+        20 * 1024 * 1024,
+        int,
+        "largest request body (413 above)",
+    ),
+    Setting(
+        "upstream_timeout", "SPENDGATE_UPSTREAM_TIMEOUT", 600.0, float, "seconds to wait for upstream data"
+    ),
     Setting("connect_timeout", "SPENDGATE_CONNECT_TIMEOUT", 10.0, float, "seconds to connect upstream"),
-    Setting("admin_key", "SPENDGATE_ADMIN_KEY", None, str, "bearer token for the /admin API (off when unset)"),
+    Setting(
+        "admin_key", "SPENDGATE_ADMIN_KEY", None, str, "bearer token for the /admin API (off when unset)"
+    ),
     Setting("flush_interval", "SPENDGATE_FLUSH_INTERVAL", 0.2, float, "seconds between ledger batch writes"),
-    Setting("refresh_interval", "SPENDGATE_REFRESH_INTERVAL", 1.0, float, "seconds between key/project reloads"),
+    Setting(
+        "refresh_interval", "SPENDGATE_REFRESH_INTERVAL", 1.0, float, "seconds between key/project reloads"
+    ),
 )
 
 
@@ -91,10 +105,20 @@ class Settings:
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:
     if value is None:
         return None
+    # TOML already typed the value: refuse a wrong type rather than convert it silently
+    # (``port = true`` is not port 1, ``db = 5`` is not the database "5").
+    if isinstance(value, bool) or (
+        not isinstance(value, str)
+        and not (setting.kind is float and isinstance(value, int))
+        and not isinstance(value, setting.kind)
+    ):
+        raise SettingsError(f"{origin}: {setting.name} must be {setting.kind.__name__}, got {value!r}")
     try:
         return setting.kind(value)
     except (TypeError, ValueError) as exc:
-        raise SettingsError(f"{origin}: {setting.name} must be {setting.kind.__name__}, got {value!r}") from exc
+        raise SettingsError(
+            f"{origin}: {setting.name} must be {setting.kind.__name__}, got {value!r}"
+        ) from exc
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -115,10 +139,13 @@ def _providers(raw: Any, origin: str) -> dict[str, ProviderConfig]:
         if name in ("openai", "anthropic"):
             raise SettingsError(f"{origin}: provider name {name!r} is built in; pick another name")
         if not isinstance(table, dict) or not isinstance(table.get("base_url"), str):
-            raise SettingsError(f"{origin}: [providers.{name}] needs base_url = \"https://…\"")
+            raise SettingsError(f'{origin}: [providers.{name}] needs base_url = "https://…"')
         unknown = set(table) - {"base_url", "api_key_env", "price_provider"}
         if unknown:
             raise SettingsError(f"{origin}: [providers.{name}] has unknown keys {sorted(unknown)}")
+        for option in ("api_key_env", "price_provider"):
+            if table.get(option) is not None and not isinstance(table[option], str):
+                raise SettingsError(f"{origin}: [providers.{name}] {option} must be a string")
         providers[name] = ProviderConfig(
             name=name,
             base_url=table["base_url"].rstrip("/"),

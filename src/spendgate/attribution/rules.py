@@ -20,7 +20,14 @@ FEATURE_HEADER = "x-spendgate-feature"
 CUSTOMER_HEADER = "x-spendgate-customer"
 TRACE_HEADER = "x-spendgate-trace-id"
 TAGS_HEADER = "x-spendgate-tags"
-ATTRIBUTION_HEADERS = (PROJECT_HEADER, TEAM_HEADER, FEATURE_HEADER, CUSTOMER_HEADER, TRACE_HEADER, TAGS_HEADER)
+ATTRIBUTION_HEADERS = (
+    PROJECT_HEADER,
+    TEAM_HEADER,
+    FEATURE_HEADER,
+    CUSTOMER_HEADER,
+    TRACE_HEADER,
+    TAGS_HEADER,
+)
 
 
 class AttributionError(ValueError):
@@ -50,7 +57,9 @@ def parse_tags(value: str) -> dict[str, str]:
         name, sep, tag_value = part.partition("=")
         name, tag_value = name.strip(), tag_value.strip()
         if not sep or not name:
-            raise AttributionError(f"{TAGS_HEADER}: expected key=value pairs separated by commas, got {part!r}")
+            raise AttributionError(
+                f"{TAGS_HEADER}: expected key=value pairs separated by commas, got {part!r}"
+            )
         tags[name] = tag_value
     return tags
 

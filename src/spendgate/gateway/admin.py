@@ -1,11 +1,11 @@
 """The admin API: the CLI's management commands over HTTP, guarded by SPENDGATE_ADMIN_KEY.
 
-    GET  /admin/teams                      POST /admin/teams     {"name", "cost_center"?}
-    GET  /admin/projects                   POST /admin/projects  {"name", "team"}
-    GET  /admin/keys                       POST /admin/keys      {"name", "project"?, "lock"?, "environment"?}
-    POST /admin/keys/NAME/revoke
-    GET  /admin/report?by=team,project&since=YYYY-MM-DD&until=YYYY-MM-DD
-    GET  /admin/events?limit=N
+GET  /admin/teams                      POST /admin/teams     {"name", "cost_center"?}
+GET  /admin/projects                   POST /admin/projects  {"name", "team"}
+GET  /admin/keys                       POST /admin/keys      {"name", "project"?, "lock"?, "environment"?}
+POST /admin/keys/NAME/revoke
+GET  /admin/report?by=team,project&since=YYYY-MM-DD&until=YYYY-MM-DD
+GET  /admin/events?limit=N
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from urllib.parse import parse_qs
 import orjson
 
 from spendgate import management
-from spendgate.gateway.asgi import JSON_HEADERS, Receive, Scope, Send, read_body, request_headers, send_response
+from spendgate.gateway.asgi import (
+    JSON_HEADERS,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    request_headers,
+    send_response,
+)
 from spendgate.gateway.errors import OPENAI, GatewayError, authentication_error, invalid_request, not_found
 from spendgate.ledger.store import Store, StoreError
 from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions
@@ -46,10 +54,14 @@ class AdminAPI:
 
     def _authorize(self, headers: dict[str, str]) -> None:
         if not self.admin_key:
-            raise GatewayError(403, "permission_error", "the admin API is off: set SPENDGATE_ADMIN_KEY to turn it on")
+            raise GatewayError(
+                403, "permission_error", "the admin API is off: set SPENDGATE_ADMIN_KEY to turn it on"
+            )
         given = headers.get("authorization", "")[7:].strip()
         if not hmac.compare_digest(given.encode(), self.admin_key.encode()):
-            raise authentication_error("admin API: wrong or missing 'Authorization: Bearer <SPENDGATE_ADMIN_KEY>'")
+            raise authentication_error(
+                "admin API: wrong or missing 'Authorization: Bearer <SPENDGATE_ADMIN_KEY>'"
+            )
 
     async def _dispatch(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> tuple[int, Any]:
         method, path = scope["method"], scope["path"].rstrip("/")
@@ -59,7 +71,9 @@ class AdminAPI:
             if path == "/admin/teams" and method == "GET":
                 return 200, [management.team_as_json(t) for t in await asyncio.to_thread(store.list_teams)]
             if path == "/admin/projects" and method == "GET":
-                return 200, [management.project_as_json(p) for p in await asyncio.to_thread(store.list_projects)]
+                return 200, [
+                    management.project_as_json(p) for p in await asyncio.to_thread(store.list_projects)
+                ]
             if path == "/admin/keys" and method == "GET":
                 return 200, [management.key_as_json(k) for k in await asyncio.to_thread(store.list_keys)]
             if path == "/admin/events" and method == "GET":
@@ -84,7 +98,9 @@ class AdminAPI:
     async def _mutate(self, path: str, body: dict[str, Any]) -> Any:
         store = self.store
         if path == "/admin/teams":
-            team = await asyncio.to_thread(management.create_team, store, body.get("name", ""), body.get("cost_center"))
+            team = await asyncio.to_thread(
+                management.create_team, store, body.get("name", ""), body.get("cost_center")
+            )
             return management.team_as_json(team)
         if path == "/admin/projects":
             project = await asyncio.to_thread(

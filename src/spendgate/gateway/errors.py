@@ -44,7 +44,9 @@ def authentication_error(message: str) -> GatewayError:
 
 
 def request_too_large(limit: int) -> GatewayError:
-    return GatewayError(413, "request_too_large", f"request body is larger than the gateway's limit of {limit} bytes")
+    return GatewayError(
+        413, "request_too_large", f"request body is larger than the gateway's limit of {limit} bytes"
+    )
 
 
 def not_found(path: str) -> GatewayError:

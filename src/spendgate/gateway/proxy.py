@@ -57,10 +57,24 @@ from spendgate.usage import (
 log = logging.getLogger("spendgate.gateway")
 
 # Client headers worth passing on; everything else (its credentials above all) stays here.
-FORWARDED_REQUEST_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta", "accept", "idempotency-key")
+FORWARDED_REQUEST_HEADERS = (
+    "anthropic-version",
+    "anthropic-beta",
+    "openai-beta",
+    "accept",
+    "idempotency-key",
+)
 # Upstream response headers that describe the hop, not the payload.
 HOP_HEADERS = frozenset(
-    {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"content-encoding", b"server", b"date"}
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"content-length",
+        b"content-encoding",
+        b"server",
+        b"date",
+    }
 )
 
 
@@ -86,7 +100,9 @@ class Gateway:
             if authorization[:7].lower() == "bearer ":
                 secret = authorization[7:].strip()
         if not secret:
-            raise authentication_error("missing gateway key: send it as 'Authorization: Bearer sg-…' or 'x-api-key'")
+            raise authentication_error(
+                "missing gateway key: send it as 'Authorization: Bearer sg-…' or 'x-api-key'"
+            )
         key_hash = hash_key(secret)
         key = self.directory.keys_by_hash.get(key_hash)
         if key is None and self.refresh_directory is not None:
@@ -128,7 +144,10 @@ class Gateway:
             options = body.get("stream_options")
             if not (isinstance(options, dict) and options.get("include_usage") is True):
                 # Ask for usage on the client's behalf; the extra chunk is withheld from it.
-                body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+                body["stream_options"] = {
+                    **(options if isinstance(options, dict) else {}),
+                    "include_usage": True,
+                }
                 strip_usage = True
         if target.model_rewritten:
             body["model"] = target.model
@@ -174,11 +193,15 @@ class Gateway:
         assert self.session is not None
         try:
             response = await self.session.post(
-                upstream.url_for(route.path), data=raw, headers=_upstream_headers(upstream.auth_headers, headers)
+                upstream.url_for(route.path),
+                data=raw,
+                headers=_upstream_headers(upstream.auth_headers, headers),
             )
         except aiohttp.ClientConnectorError as exc:
             outcome.http_status = 502
-            await send_error(send, upstream_unreachable(upstream.name, str(exc.os_error or exc)), route.family, own)
+            await send_error(
+                send, upstream_unreachable(upstream.name, str(exc.os_error or exc)), route.family, own
+            )
             return
         except (TimeoutError, aiohttp.ServerTimeoutError):
             outcome.http_status, outcome.broken = 504, True
@@ -191,7 +214,9 @@ class Gateway:
             await send_error(send, upstream_unreachable(upstream.name, str(exc)), route.family, own)
             return
 
-        outcome.upstream_request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
+        outcome.upstream_request_id = response.headers.get("x-request-id") or response.headers.get(
+            "request-id"
+        )
         is_stream = ctx.stream and response.status == 200 and "text/event-stream" in response.content_type
         try:
             if is_stream:
@@ -214,7 +239,9 @@ class Gateway:
             payload = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
             outcome.http_status, outcome.broken = 502, True
-            await send_error(send, upstream_unreachable(route.family, f"answer cut short: {exc}"), route.family, own)
+            await send_error(
+                send, upstream_unreachable(route.family, f"answer cut short: {exc}"), route.family, own
+            )
             return
         outcome.http_status = response.status
         if response.status < 400:
@@ -274,7 +301,9 @@ class Gateway:
             if not disconnected.is_set():
                 # Never end a cut stream as if it had completed: the client gets an error
                 # event in its provider's stream shape, which the SDKs raise.
-                await send({"type": "http.response.body", "body": _stream_error(route.family), "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": _stream_error(route.family), "more_body": True}
+                )
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -316,7 +345,10 @@ def _stream_error(family: str) -> bytes:
     if family == ANTHROPIC:
         payload = {"type": "error", "error": {"type": "api_error", "message": message}}
         return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
-    payload = {"type": "error", "error": {"message": message, "type": "upstream_error", "code": "upstream_error"}}
+    payload = {
+        "type": "error",
+        "error": {"message": message, "type": "upstream_error", "code": "upstream_error"},
+    }
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
@@ -344,7 +376,9 @@ def _response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, byt
     return [(name, value) for name, value in response.raw_headers if name.lower() not in HOP_HEADERS]
 
 
-async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event, response: aiohttp.ClientResponse) -> None:
+async def _watch_disconnect(
+    receive: Receive, disconnected: asyncio.Event, response: aiohttp.ClientResponse
+) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":

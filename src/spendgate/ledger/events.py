@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,8 @@ def new_event_id(now: datetime) -> str:
 
 def format_ts(ts: datetime) -> str:
     """UTC, fixed width, so string order is time order in every backend."""
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC)
     return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -253,7 +253,8 @@ class SQLiteStore:
         with self._lock:
             self._conn.executescript(SCHEMA)
             self._conn.execute(
-                "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?), ('config_version', 0)",
+                "INSERT OR IGNORE INTO meta (name, value)"
+                " VALUES ('schema_version', ?), ('config_version', 0)",
                 (SCHEMA_VERSION,),
             )
 
@@ -282,7 +283,14 @@ class SQLiteStore:
     def create_team(self, name: str, cost_center: str | None = None) -> Team:
         if self._query("SELECT 1 FROM teams WHERE name = ?", (name,)):
             raise StoreError(f"team {name!r} already exists")
-        self._write([("INSERT INTO teams (name, cost_center, created_at) VALUES (?, ?, ?)", (name, cost_center, _now()))])
+        self._write(
+            [
+                (
+                    "INSERT INTO teams (name, cost_center, created_at) VALUES (?, ?, ?)",
+                    (name, cost_center, _now()),
+                )
+            ]
+        )
         return Team(name, cost_center)
 
     def list_teams(self) -> list[Team]:
@@ -293,7 +301,9 @@ class SQLiteStore:
             raise StoreError(f"unknown team {team!r}; create it first with `spendgate teams create {team}`")
         if self._query("SELECT 1 FROM projects WHERE name = ?", (name,)):
             raise StoreError(f"project {name!r} already exists")
-        self._write([("INSERT INTO projects (name, team, created_at) VALUES (?, ?, ?)", (name, team, _now()))])
+        self._write(
+            [("INSERT INTO projects (name, team, created_at) VALUES (?, ?, ?)", (name, team, _now()))]
+        )
         return Project(name, team)
 
     def list_projects(self) -> list[Project]:
@@ -307,9 +317,18 @@ class SQLiteStore:
         self._write(
             [
                 (
-                    "INSERT INTO gateway_keys (name, key_hash, key_prefix, environment, project, locked, created_at)"
+                    "INSERT INTO gateway_keys"
+                    " (name, key_hash, key_prefix, environment, project, locked, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key.name, key.key_hash, key.key_prefix, key.environment, key.project, int(key.locked), _now()),
+                    (
+                        key.name,
+                        key.key_hash,
+                        key.key_prefix,
+                        key.environment,
+                        key.project,
+                        int(key.locked),
+                        _now(),
+                    ),
                 )
             ]
         )
@@ -334,9 +353,13 @@ class SQLiteStore:
             # One read transaction, so the snapshot is consistent.
             self._conn.execute("BEGIN")
             try:
-                version = self._conn.execute("SELECT value FROM meta WHERE name = 'config_version'").fetchone()[0]
+                version = self._conn.execute(
+                    "SELECT value FROM meta WHERE name = 'config_version'"
+                ).fetchone()[0]
                 teams = [Team(r["name"], r["cost_center"]) for r in self._conn.execute("SELECT * FROM teams")]
-                projects = [Project(r["name"], r["team"]) for r in self._conn.execute("SELECT * FROM projects")]
+                projects = [
+                    Project(r["name"], r["team"]) for r in self._conn.execute("SELECT * FROM projects")
+                ]
                 keys = [_key(r) for r in self._conn.execute("SELECT * FROM gateway_keys")]
             finally:
                 self._conn.execute("COMMIT")
@@ -369,7 +392,8 @@ class SQLiteStore:
                 select.append(_DIMENSION_SQL[dim])
         where, where_params = _time_filter(query)
         aggregates = (
-            "decimal_sum(cost_usd), COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cached_input_tokens),"
+            "decimal_sum(cost_usd), COUNT(*), SUM(input_tokens), SUM(output_tokens),"
+            " SUM(cached_input_tokens),"
             " SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_usd IS NULL), SUM(estimated),"
             " SUM(status = 'error')"
         )

@@ -9,6 +9,7 @@ dropped; ``aclose`` drains everything on a clean shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,7 +58,9 @@ class EventWriter:
             except Exception:
                 # Put the batch back in front: order and completeness over speed.
                 self._pending[:0] = batch
-                log.exception("ledger write failed; %d events kept, retrying in %.2fs", len(self._pending), backoff)
+                log.exception(
+                    "ledger write failed; %d events kept, retrying in %.2fs", len(self._pending), backoff
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
@@ -67,10 +70,8 @@ class EventWriter:
     async def _run(self) -> None:
         assert self._wake is not None
         while not self._closing:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             await self.flush()
 

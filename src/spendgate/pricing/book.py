@@ -36,6 +36,8 @@ _LATEST = datetime.max.replace(tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class PricedUsage:
+    """What a request cost and the unit prices it was charged at."""
+
     cost: Decimal  # USD, exact
     rates: Rates  # the unit prices charged, with their source
 
@@ -133,7 +135,7 @@ class PriceBook:
         else:
             listed = self._list_sheet(provider_key, model_key, at)
             sheet = listed[0]
-        if False:  # the answer depended on the list price, so on its window too
+        if listed is not None:  # the answer depended on the list price, so on its window too
             valid_from = _later(valid_from, listed[1])
             valid_until = _earlier(valid_until, listed[2])
 
@@ -167,7 +169,7 @@ class PriceBook:
     ) -> None:
         cache = self._cache
         if key not in cache and len(cache) >= self._cache_size:
-            del cache[next(iter(cache))]  # evict the oldest entry: a bound, not an LRU
+            cache.pop(next(iter(cache)), None)  # evict the oldest entry: a bound, not an LRU
         cache[key] = (valid_from or _EARLIEST, valid_until or _LATEST, sheet)
 
 

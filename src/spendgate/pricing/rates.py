@@ -4,21 +4,24 @@ Only token prices and a per-request price are modelled. Other units genai-prices
 (web searches, audio seconds, images, characters, citation tokens…) are out of scope: the
 gateway's ``Usage`` does not count them, so they are never charged here.
 
-``cost`` is on the gateway's hot path, so it does integer arithmetic: every rate is kept as
-an integer number of 10**-scale dollars per million tokens, counts multiply and add as Python
-ints (exact, whatever the ambient decimal context), and one Decimal is built at the end.
+``cost`` is on the gateway's hot path, so it does integer arithmetic: a ``Rates`` keeps its
+prices as integers in one common unit (10**-k USD per million tokens, k the most decimal places
+among them), counts multiply and add as Python ints, and one Decimal is made at the end under
+an unlimited-precision context: exact, whatever the ambient decimal context says.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 
 from spendgate.usage.model import Usage
 
 __all__ = ("Rates", "cost")
 
 ZERO = Decimal(0)
+# Scaling an exact integer under this context can never round.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 # Per-token fields in the order of ``Rates._scaled`` (request_kusd is kept apart).
 _TOKEN_FIELDS = (
@@ -135,5 +138,4 @@ def cost(usage: Usage, rates: Rates) -> Decimal:
         total += reasoning_rate * reasoning
     if not total:
         return ZERO
-    # Building from text is exact regardless of the decimal context's precision.
-    return Decimal(f"{total}E{rates._exponent}")
+    return Decimal(total).scaleb(rates._exponent, _EXACT)

@@ -43,7 +43,7 @@ class PriceSheet:
     """Prices of one model, valid over ``[valid_from, valid_until)`` (None: unbounded).
 
     ``tiers`` holds ``(start, rates)`` in ascending ``start``: ``rates`` apply when the
-    request's input tokens exceed ``start``; ``base`` applies below every start.
+    request's input tokens exceed ``start``; ``base`` applies up to the first start.
     """
 
     base: Rates

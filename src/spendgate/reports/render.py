@@ -46,18 +46,30 @@ def _dim_text(dim: str, value: Any) -> str:
     return str(value)
 
 
-def report_table(result: ReportResult, console: Console, title: str | None = None) -> None:
+def report_table(
+    result: ReportResult, console: Console, title: str | None = None, *, token_columns: bool = True
+) -> None:
     table = Table(title=title, show_footer=True)
     total = result.total_cost_usd
     for i, dim in enumerate(result.by):
-        table.add_column(dim, footer="total" if i == 0 else "")
-    table.add_column("cost (USD)", justify="right", footer=format_usd(total))
-    table.add_column("share", justify="right", footer="100%" if total else "")
+        table.add_column(dim, footer="total" if i == 0 else "", no_wrap=True)
+    # Exact figures are never cut short: money columns don't wrap or truncate.
+    table.add_column("cost (USD)", justify="right", footer=format_usd(total), no_wrap=True)
+    table.add_column("share", justify="right", footer="100%" if total else "", no_wrap=True)
     table.add_column("requests", justify="right", footer=str(result.total_requests))
-    table.add_column("input tok", justify="right")
-    table.add_column("cached", justify="right")
-    table.add_column("cache write", justify="right")
-    table.add_column("output tok", justify="right")
+    optional = [
+        ("input tok", "input_tokens"),
+        ("cached", "cached_input_tokens"),
+        ("cache write", "cache_write_tokens"),
+        ("output tok", "output_tokens"),
+    ]
+    shown = [
+        (label, attr)
+        for label, attr in optional
+        if token_columns and any(getattr(row, attr) for row in result.rows)
+    ]
+    for label, _ in shown:
+        table.add_column(label, justify="right")
     for row in result.rows:
         share = f"{(row.cost_usd / total * 100):.1f}%" if total else "—"
         table.add_row(
@@ -65,10 +77,7 @@ def report_table(result: ReportResult, console: Console, title: str | None = Non
             format_usd(row.cost_usd),
             share,
             str(row.requests),
-            f"{row.input_tokens:,}",
-            f"{row.cached_input_tokens:,}",
-            f"{row.cache_write_tokens:,}",
-            f"{row.output_tokens:,}",
+            *(f"{getattr(row, attr):,}" for _, attr in shown),
         )
     console.print(table)
     if result.unpriced_requests:

@@ -27,7 +27,13 @@ PLAIN_DIMENSIONS = (
 TAG_PREFIX = "tag:"
 _TAG_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 
 
 class ReportError(ValueError):

@@ -1,8 +1,16 @@
 """A built-in simulated model provider: a fast, deterministic fake of the OpenAI and Anthropic APIs.
 
 Used by ``spendgate demo`` as the offline provider, by the tests as the upstream behind the
-gateway, and by the benchmarks as a static upstream. Requests steer it with a
-``[[sim key=value ...]]`` directive anywhere in their text (see :mod:`.plan` for the keys).
+gateway, and by the benchmarks as a static upstream. Requests steer it with the first
+``[[sim key=value ...]]`` directive anywhere in their raw body:
+
+- ``input``, ``cached``, ``cache_write``, ``cache_write_1h``, ``output``, ``reasoning``: token
+  counts, each in the provider's own convention (see :mod:`.plan`);
+- ``model``, ``text``: the model name echoed and the word the reply repeats;
+- ``status``: answer with that HTTP error; ``no_usage``: report no usage;
+- ``chunks``, ``break_after``, ``delay_ms``, ``chunk_delay_ms``: stream shape, failure and pacing.
+
+Unknown keys and malformed values are answered with a 400, so typos in tests are loud.
 """
 
 from spendgate.simulator.app import SimulatorApp, create_simulator_app

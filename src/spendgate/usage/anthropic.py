@@ -20,7 +20,7 @@ def _int(value: Any) -> int:
 
 
 def anthropic_usage(usage: Any) -> Usage | None:
-    if not isinstance(usage, dict) or "input_tokens" not in usage and "output_tokens" not in usage:
+    if not isinstance(usage, dict) or ("input_tokens" not in usage and "output_tokens" not in usage):
         return None
     cache_read = _int(usage.get("cache_read_input_tokens"))
     cache_write = _int(usage.get("cache_creation_input_tokens"))

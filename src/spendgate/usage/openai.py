@@ -19,13 +19,17 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+def _details(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def openai_usage(usage: Any) -> Usage | None:
     """Normalize an OpenAI ``usage`` object of any endpoint; None when absent or malformed."""
     if not isinstance(usage, dict):
         return None
     if "prompt_tokens" in usage:  # chat, completions, embeddings
-        input_details = usage.get("prompt_tokens_details") or {}
-        output_details = usage.get("completion_tokens_details") or {}
+        input_details = _details(usage.get("prompt_tokens_details"))
+        output_details = _details(usage.get("completion_tokens_details"))
         return Usage(
             input_tokens=_int(usage.get("prompt_tokens")),
             cached_input_tokens=_int(input_details.get("cached_tokens")),
@@ -33,8 +37,8 @@ def openai_usage(usage: Any) -> Usage | None:
             reasoning_tokens=_int(output_details.get("reasoning_tokens")),
         )
     if "input_tokens" in usage:  # Responses API
-        input_details = usage.get("input_tokens_details") or {}
-        output_details = usage.get("output_tokens_details") or {}
+        input_details = _details(usage.get("input_tokens_details"))
+        output_details = _details(usage.get("output_tokens_details"))
         return Usage(
             input_tokens=_int(usage.get("input_tokens")),
             cached_input_tokens=_int(input_details.get("cached_tokens")),
@@ -110,7 +114,8 @@ def _choices_chars(choices: Any) -> int:
                 value = delta.get(field)
                 if isinstance(value, str):
                     chars += len(value)
-            for call in delta.get("tool_calls") or ():
+            tool_calls = delta.get("tool_calls")
+            for call in tool_calls if isinstance(tool_calls, list) else ():
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict) and isinstance(function.get("arguments"), str):
                     chars += len(function["arguments"])

@@ -6,7 +6,8 @@ terminating blank line has arrived, and keeps only the unfinished tail.
 
 from __future__ import annotations
 
-_SEPARATORS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+# A blank line ends an event; lines may end in LF, CRLF or CR, mixed (the SSE spec).
+_SEPARATORS = (b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\r\n", b"\r\n\n")
 
 
 class SSESplitter:
