@@ -98,6 +98,24 @@ def demo(db: str | None, total_requests: int, seed: int) -> None:
     run_demo(db_url=db, total_requests=total_requests, seed=seed)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=4200, show_default=True, type=int)
+@click.option("--latency-ms", default=0.0, show_default=True, help="Delay before every answer.")
+def simulator(host: str, port: int, latency_ms: float) -> None:
+    """Run the built-in simulated provider (OpenAI + Anthropic shapes), for trying the gateway
+    without keys and for benchmarks. Point SPENDGATE_OPENAI_BASE_URL at http://HOST:PORT/v1 and
+    SPENDGATE_ANTHROPIC_BASE_URL at http://HOST:PORT."""
+    import uvicorn
+
+    from spendgate.server import uvicorn_config
+    from spendgate.simulator import create_simulator_app
+
+    app = create_simulator_app(default_latency_ms=latency_ms)
+    click.echo(f"simulated provider on http://{host}:{port} (OpenAI base URL: http://{host}:{port}/v1)")
+    uvicorn.Server(uvicorn_config(app, host, port, lifespan="off")).run()
+
+
 # --- teams, projects, keys ---------------------------------------------------------------
 @main.group()
 def teams() -> None:

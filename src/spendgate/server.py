@@ -11,19 +11,16 @@ from spendgate.settings import Settings
 
 
 def uvicorn_config(app, host: str, port: int, log_level: str = "warning", **kw) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_level=log_level,
-        access_log=False,
-        # Streams must not be cut by the server while a long generation runs.
-        timeout_keep_alive=30,
+    options = {
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "log_level": log_level,
+        "access_log": False,
+        "timeout_keep_alive": 30,
         **kw,
-    )
+    }
+    return uvicorn.Config(app, host=host, port=port, **options)
 
 
 def run_gateway(settings: Settings, log_level: str = "info") -> None:
