@@ -29,7 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "[[sim input=120 output=20]] hi"}]})
+BODY = json.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "[[sim input=120 output=20]] hi"}]}
+)
 STREAM_BODY = json.dumps(
     {
         "model": "gpt-4o-mini",
@@ -94,7 +96,18 @@ def main() -> None:
     db_url = f"sqlite:///{workdir / 'bench.db'}"
     key = json.loads(
         subprocess.run(
-            [sys.executable, "-m", "spendgate", "keys", "create", "--name", "bench", "--json", "--db", db_url],
+            [
+                sys.executable,
+                "-m",
+                "spendgate",
+                "keys",
+                "create",
+                "--name",
+                "bench",
+                "--json",
+                "--db",
+                db_url,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -109,7 +122,9 @@ def main() -> None:
         "SPENDGATE_DB": db_url,
     }
     simulator = subprocess.Popen(
-        [sys.executable, "-m", "spendgate", "simulator", "--port", str(sim_port)], env=env, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "spendgate", "simulator", "--port", str(sim_port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     gateway = subprocess.Popen(
         [sys.executable, "-m", "spendgate", "serve", "--port", str(gateway_port), "--log-level", "warning"],
