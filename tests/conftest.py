@@ -6,6 +6,7 @@ ledger in a temporary folder; the clients are the official SDKs.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -144,3 +145,30 @@ def make_gateway(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[...,
 @pytest.fixture
 def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
     return make_gateway()
+
+
+def _service_or_skip(name: str, url: str, probe: Callable[[], None]) -> str:
+    """Tests use real servers. Absent outside CI: skipped with the reason. Under CI: a failure."""
+    try:
+        probe()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} at {url} is required under CI and is not reachable: {exc}")
+        pytest.skip(f"{name} at {url} is not reachable ({exc}); start it to run these tests")
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("SPENDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+    def probe() -> None:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=1)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    return _service_or_skip("Redis", url, probe)

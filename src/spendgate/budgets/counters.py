@@ -1,0 +1,216 @@
+"""Budget counters: spent and reserved dollars per budget window, and the reservations
+that hold them, behind one small interface with an in-process and a Redis implementation.
+
+Enforcement by reservation: before a request goes upstream its worst-case cost is reserved
+against every budget that applies, in ONE atomic step that also checks the limits (no
+check-then-spend race); afterwards the reservation is settled (actual cost moves to spent,
+the rest is released) or released outright. Every reservation also has a deadline, so one
+whose process died cannot hold money forever.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One budget window a request is charged against."""
+
+    counter: str  # "<budget name>@<window key>"
+    limit: Decimal
+    blocking: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CounterState:
+    counter: str
+    spent: Decimal
+    reserved: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The blocking budget window that would be passed."""
+
+    counter: str
+    limit: Decimal
+    spent: Decimal
+    reserved: Decimal
+
+
+def would_pass(limit: Decimal, spent: Decimal, reserved: Decimal, amount: Decimal) -> bool:
+    """A blocking budget refuses once spent plus in-flight reservations would pass the limit,
+    and always once it is spent (so a request of unknown price cannot slip through)."""
+    return spent >= limit or spent + reserved + amount > limit
+
+
+class CounterStore(Protocol):
+    async def missing(self, counters: Sequence[str]) -> list[str]:
+        """Counters that have never been loaded (their window's spend must come from the ledger)."""
+        ...
+
+    async def load(self, counter: str, spent: Decimal) -> None:
+        """Set a counter's spent from the ledger, unless another process already did."""
+        ...
+
+    async def reserve(self, request_id: str, charges: Sequence[Charge], amount: Decimal, ttl: float) -> Refused | None:
+        """All or nothing: refuse (changing nothing) if a blocking charge would pass its
+        limit, else add ``amount`` to every charge's reserved, for at most ``ttl`` seconds."""
+        ...
+
+    async def settle(self, request_id: str, cost: Decimal) -> list[CounterState]:
+        """End a reservation: release it and add the actual ``cost`` to its counters' spent.
+        A second settle (or a settle after release or expiry) changes nothing."""
+        ...
+
+    async def release(self, request_id: str) -> None:
+        """End a reservation without spend (the request never reached a provider)."""
+        ...
+
+    async def states(self, counters: Sequence[str]) -> dict[str, CounterState]: ...
+
+    async def purge_expired(self) -> int:
+        """Drop reservations past their deadline; returns how many."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _Reservation:
+    counters: tuple[str, ...]
+    amount: Decimal
+    deadline: float
+
+
+class InProcessCounters:
+    """Counters for a single gateway process. Every method runs to completion without an
+    ``await`` in between, so on one event loop each call is atomic."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self._spent: dict[str, Decimal] = {}
+        self._reserved: dict[str, Decimal] = {}
+        self._reservations: dict[str, _Reservation] = {}
+        self._clock = clock
+        self.expired = 0
+
+    async def missing(self, counters: Sequence[str]) -> list[str]:
+        return [c for c in counters if c not in self._spent]
+
+    async def load(self, counter: str, spent: Decimal) -> None:
+        self._spent.setdefault(counter, spent)
+
+    async def reserve(self, request_id: str, charges: Sequence[Charge], amount: Decimal, ttl: float) -> Refused | None:
+        self._purge(self._clock())
+        for charge in charges:
+            spent = self._spent.get(charge.counter, ZERO)
+            reserved = self._reserved.get(charge.counter, ZERO)
+            if charge.blocking and would_pass(charge.limit, spent, reserved, amount):
+                return Refused(charge.counter, charge.limit, spent, reserved)
+        counters = tuple(charge.counter for charge in charges)
+        for counter in counters:
+            self._reserved[counter] = self._reserved.get(counter, ZERO) + amount
+        self._reservations[request_id] = _Reservation(counters, amount, self._clock() + ttl)
+        return None
+
+    def _end(self, request_id: str) -> _Reservation | None:
+        reservation = self._reservations.pop(request_id, None)
+        if reservation is not None:
+            for counter in reservation.counters:
+                self._reserved[counter] = self._reserved.get(counter, ZERO) - reservation.amount
+        return reservation
+
+    async def settle(self, request_id: str, cost: Decimal) -> list[CounterState]:
+        reservation = self._end(request_id)
+        if reservation is None:
+            return []
+        states = []
+        for counter in reservation.counters:
+            spent = self._spent[counter] = self._spent.get(counter, ZERO) + cost
+            states.append(CounterState(counter, spent, self._reserved.get(counter, ZERO)))
+        return states
+
+    async def release(self, request_id: str) -> None:
+        self._end(request_id)
+
+    async def states(self, counters: Sequence[str]) -> dict[str, CounterState]:
+        return {
+            c: CounterState(c, self._spent.get(c, ZERO), self._reserved.get(c, ZERO))
+            for c in counters
+        }
+
+    def _purge(self, now: float) -> int:
+        expired = [rid for rid, r in self._reservations.items() if r.deadline <= now]
+        for request_id in expired:
+            self._end(request_id)
+        self.expired += len(expired)
+        return len(expired)
+
+    async def purge_expired(self) -> int:
+        return self._purge(self._clock())
+
+    async def close(self) -> None:
+        return None
+
+
+class RateLimiter(Protocol):
+    async def admit(self, limits: Sequence[tuple[str, int | None, int | None]], tokens: int, now: float) -> float | None:
+        """Count one request of ``tokens`` (estimated) against each ``(scope, rpm, tpm)``
+        for the minute of ``now``; None when admitted, else seconds until it may retry.
+        A refused request counts nothing."""
+        ...
+
+    async def add_tokens(self, scopes: Sequence[str], tokens: int, now: float) -> None:
+        """Correct the minute's token count once the actual usage is known (may be negative)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def minute_of(now: float) -> int:
+    return int(now // 60)
+
+
+class InProcessRateLimiter:
+    """Fixed one-minute windows per scope, for a single gateway process."""
+
+    def __init__(self) -> None:
+        self._requests: dict[tuple[str, int], int] = {}
+        self._tokens: dict[tuple[str, int], int] = {}
+
+    async def admit(self, limits: Sequence[tuple[str, int | None, int | None]], tokens: int, now: float) -> float | None:
+        minute = minute_of(now)
+        self._forget_before(minute)
+        for scope, rpm, tpm in limits:
+            key = (scope, minute)
+            if rpm is not None and self._requests.get(key, 0) + 1 > rpm:
+                return 60 - now % 60
+            if tpm is not None and self._tokens.get(key, 0) + tokens > tpm:
+                return 60 - now % 60
+        for scope, _, _ in limits:
+            key = (scope, minute)
+            self._requests[key] = self._requests.get(key, 0) + 1
+            self._tokens[key] = self._tokens.get(key, 0) + tokens
+        return None
+
+    async def add_tokens(self, scopes: Sequence[str], tokens: int, now: float) -> None:
+        minute = minute_of(now)
+        for scope in scopes:
+            key = (scope, minute)
+            self._tokens[key] = self._tokens.get(key, 0) + tokens
+
+    def _forget_before(self, minute: int) -> None:
+        if len(self._requests) > 1024:
+            for store in (self._requests, self._tokens):
+                for key in [k for k in store if k[1] < minute]:
+                    del store[key]
+
+    async def close(self) -> None:
+        return None

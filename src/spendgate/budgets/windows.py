@@ -1,0 +1,50 @@
+"""Budget periods as calendar windows in a timezone (pure).
+
+Spend is kept per window, keyed by the window, so a new period simply starts at zero:
+there is no reset job to forget, fail or run twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    key: str  # e.g. "2026-11-23", "2026-W48", "2026-11", "total"
+    start: datetime | None  # aware UTC; None for a lifetime total
+    end: datetime | None  # exclusive
+
+    def contains(self, at: datetime) -> bool:
+        return (self.start is None or self.start <= at) and (self.end is None or at < self.end)
+
+    def elapsed_fraction(self, now: datetime) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        total = (self.end - self.start).total_seconds()
+        return min(max((now - self.start).total_seconds() / total, 0.0), 1.0)
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    # Local midnight of that day, as a UTC instant (DST-safe: built from the local date).
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
+def window_for(period: str, timezone: str, now: datetime) -> Window:
+    if period == "total":
+        return Window("total", None, None)
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone).date()
+    if period == "day":
+        return Window(local.isoformat(), _midnight(local, zone), _midnight(local + timedelta(days=1), zone))
+    if period == "week":
+        monday = local - timedelta(days=local.weekday())
+        year, week, _ = monday.isocalendar()
+        return Window(f"{year}-W{week:02d}", _midnight(monday, zone), _midnight(monday + timedelta(days=7), zone))
+    if period == "month":
+        first = local.replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        return Window(first.strftime("%Y-%m"), _midnight(first, zone), _midnight(following, zone))
+    raise ValueError(f"unknown period {period!r}")

@@ -1,0 +1,94 @@
+"""The counter store contract, held by every implementation (in-process and Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from spendgate.budgets.counters import Charge, CounterStore, InProcessCounters
+
+D = Decimal
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def counters(request):
+    if request.param == "memory":
+        store: CounterStore = InProcessCounters()
+    else:
+        redis_url = request.getfixturevalue("redis_url")
+        from spendgate.budgets.redis_counters import RedisCounters
+
+        store = await RedisCounters.connect(redis_url, namespace=f"sgtest-{id(request)}")
+    yield store
+    if request.param == "redis":
+        await store.flush_namespace()  # type: ignore[attr-defined]
+    await store.close()
+
+
+async def test_reserve_settle_release(counters: CounterStore) -> None:
+    charge = Charge("b@2026-11", D(10), True)
+    assert await counters.missing(["b@2026-11"]) == ["b@2026-11"]
+    await counters.load("b@2026-11", D("1.5"))
+    await counters.load("b@2026-11", D("99"))  # first load wins
+    assert await counters.missing(["b@2026-11"]) == []
+    assert await counters.reserve("r1", [charge], D(3), ttl=60) is None
+    state = (await counters.states(["b@2026-11"]))["b@2026-11"]
+    assert (state.spent, state.reserved) == (D("1.5"), D(3))
+    [settled] = await counters.settle("r1", D("0.000000075"))
+    assert (settled.spent, settled.reserved) == (D("1.500000075"), D(0))
+    assert await counters.settle("r1", D(5)) == []  # settling twice changes nothing
+    assert await counters.reserve("r2", [charge], D(2), ttl=60) is None
+    await counters.release("r2")
+    state = (await counters.states(["b@2026-11"]))["b@2026-11"]
+    assert (state.spent, state.reserved) == (D("1.500000075"), D(0))
+
+
+async def test_refusal_is_all_or_nothing_and_names_the_budget(counters: CounterStore) -> None:
+    roomy, tight, soft = (
+        Charge("roomy@t", D(100), True),
+        Charge("tight@t", D(5), True),
+        Charge("soft@t", D(1), False),
+    )
+    for charge in (roomy, tight, soft):
+        await counters.load(charge.counter, D(0))
+    assert await counters.reserve("a", [roomy, tight, soft], D(4), ttl=60) is None
+    refused = await counters.reserve("b", [roomy, tight, soft], D(2), ttl=60)
+    assert refused is not None
+    assert (refused.counter, refused.limit, refused.spent, refused.reserved) == ("tight@t", D(5), D(0), D(4))
+    states = await counters.states(["roomy@t", "tight@t", "soft@t"])
+    assert [states[c].reserved for c in ("roomy@t", "tight@t", "soft@t")] == [D(4), D(4), D(4)]
+    # A soft budget never refuses, even far past its limit.
+    assert await counters.reserve("c", [soft], D(50), ttl=60) is None
+
+
+async def test_an_exhausted_budget_refuses_even_a_free_request(counters: CounterStore) -> None:
+    charge = Charge("x@t", D(1), True)
+    await counters.load("x@t", D(1))
+    assert await counters.reserve("free", [charge], D(0), ttl=60) is not None
+
+
+async def test_expired_reservations_are_released(counters: CounterStore) -> None:
+    charge = Charge("e@t", D(10), True)
+    await counters.load("e@t", D(0))
+    assert await counters.reserve("dead", [charge], D(9), ttl=0.05) is None
+    assert await counters.reserve("blocked", [charge], D(2), ttl=60) is not None
+    await asyncio.sleep(0.1)
+    assert await counters.purge_expired() == 1
+    assert (await counters.states(["e@t"]))["e@t"].reserved == D(0)
+    assert await counters.settle("dead", D(9)) == []  # a late settle of an expired one is ignored
+    assert await counters.reserve("alive", [charge], D(2), ttl=60) is None
+
+
+async def test_concurrent_reservations_never_pass_the_limit(counters: CounterStore) -> None:
+    charge = Charge("c@t", D("1.00"), True)
+    await counters.load("c@t", D("0.70"))
+    results = await asyncio.gather(
+        *(counters.reserve(f"r{i}", [charge], D("0.07"), ttl=60) for i in range(40))
+    )
+    admitted = [i for i, refused in enumerate(results) if refused is None]
+    assert len(admitted) == 4  # 0.70 + 4 x 0.07 = 0.98; a fifth would make 1.05
+    for i in admitted:
+        await counters.settle(f"r{i}", D("0.07"))
+    assert (await counters.states(["c@t"]))["c@t"].spent == D("0.98")
