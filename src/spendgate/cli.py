@@ -256,11 +256,13 @@ def report(store: Store, by: str, since: str | None, until: str | None, fmt: str
 
 
 @main.command()
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @db_options
-def events(store: Store, limit: int, fmt: str) -> None:
+def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
     """Ledger events, newest first."""
+    fmt = "json" if as_json else fmt
     items = store.list_events(limit)
     if fmt == "json":
         _print_json(items)

@@ -105,7 +105,12 @@ EVENT_TABLE_COLUMNS = (
 def events_table(events: list[dict[str, Any]], console: Console) -> None:
     table = Table()
     for column in EVENT_TABLE_COLUMNS:
-        table.add_column(column, justify="right" if column.endswith(("tokens", "usd")) else "left")
+        table.add_column(
+            column,
+            justify="right" if column.endswith(("tokens", "usd")) else "left",
+            # Exact figures are never cut short (as in the report table).
+            no_wrap=column == "cost_usd",
+        )
     for event in events:
         cells = []
         for column in EVENT_TABLE_COLUMNS:
