@@ -114,7 +114,7 @@ def make_gateway(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[...,
         credentials: dict[str, str] | None = None,
         **settings_kwargs: Any,
     ) -> Gateway:
-        db_url = f"sqlite:///{tmp_path / f'ledger{len(running)}.db'}"
+        db_url = settings_kwargs.pop("db", None) or f"sqlite:///{tmp_path / f'ledger{len(running)}.db'}"
         values: dict[str, Any] = {
             "db": db_url,
             "openai_base_url": f"{simulator.url}/v1",

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spendgate import management
+from spendgate.budgets.model import BudgetError
 from spendgate.ledger.store import Store, StoreError, open_store
 from spendgate.reports.render import events_table, report_csv, report_json, report_table
 from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions
@@ -30,12 +31,8 @@ def _settings(db: str | None, config: str | None, **flags: Any) -> Settings:
 def db_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--db and --config on every command, resolved into a Store the command can use."""
 
-    @click.option(
-        "--db", "db", default=None, help="Database URL (default: SPENDGATE_DB or sqlite:///./spendgate.db)."
-    )
-    @click.option(
-        "--config", "config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML)."
-    )
+    @click.option("--db", "db", default=None, help="Database URL (default: SPENDGATE_DB or sqlite:///./spendgate.db).")
+    @click.option("--config", "config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML).")
     @functools.wraps(func)
     def wrapper(db: str | None, config: str | None, **kwargs: Any) -> Any:
         settings = _settings(db, config)
@@ -45,7 +42,7 @@ def db_options(func: Callable[..., Any]) -> Callable[..., Any]:
             raise click.UsageError(str(exc)) from exc
         try:
             return func(store, **kwargs)
-        except (StoreError, ReportError) as exc:
+        except (StoreError, ReportError, BudgetError) as exc:
             raise click.ClickException(str(exc)) from exc
         finally:
             store.close()
@@ -239,9 +236,7 @@ def _date(value: str | None, option: str) -> date | None:
 @click.option("--by", "by", default="project", show_default=True, help="Dimensions, comma-separated.")
 @click.option("--since", default=None, help="First day, YYYY-MM-DD (UTC).")
 @click.option("--until", default=None, help="Last day, inclusive, YYYY-MM-DD (UTC).")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @db_options
 def report(store: Store, by: str, since: str | None, until: str | None, fmt: str) -> None:
     """Spend grouped by any combination of dimensions, exact to the last digit."""
@@ -268,3 +263,14 @@ def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
         _print_json(items)
     else:
         events_table(items, Console())
+
+
+def _register_feature_commands() -> None:
+    # Feature areas keep their commands in their own modules; they are attached here.
+    from spendgate.cli_budgets import budgets, limits, policies
+
+    for group in (budgets, limits, policies):
+        main.add_command(group)
+
+
+_register_feature_commands()

@@ -93,6 +93,7 @@ class Settings:
     admin_key: str | None = None
     flush_interval: float = 0.2
     refresh_interval: float = 1.0
+    reservation_ttl: float = 3600.0
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # Provider credentials stay in the environment they came from; the gateway reads them
     # through this mapping only to put them on upstream requests.

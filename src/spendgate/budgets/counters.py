@@ -141,10 +141,7 @@ class InProcessCounters:
         self._end(request_id)
 
     async def states(self, counters: Sequence[str]) -> dict[str, CounterState]:
-        return {
-            c: CounterState(c, self._spent.get(c, ZERO), self._reserved.get(c, ZERO))
-            for c in counters
-        }
+        return {c: CounterState(c, self._spent.get(c, ZERO), self._reserved.get(c, ZERO)) for c in counters}
 
     def _purge(self, now: float) -> int:
         expired = [rid for rid, r in self._reservations.items() if r.deadline <= now]
@@ -161,7 +158,9 @@ class InProcessCounters:
 
 
 class RateLimiter(Protocol):
-    async def admit(self, limits: Sequence[tuple[str, int | None, int | None]], tokens: int, now: float) -> float | None:
+    async def admit(
+        self, limits: Sequence[tuple[str, int | None, int | None]], tokens: int, now: float
+    ) -> float | None:
         """Count one request of ``tokens`` (estimated) against each ``(scope, rpm, tpm)``
         for the minute of ``now``; None when admitted, else seconds until it may retry.
         A refused request counts nothing."""
@@ -185,7 +184,9 @@ class InProcessRateLimiter:
         self._requests: dict[tuple[str, int], int] = {}
         self._tokens: dict[tuple[str, int], int] = {}
 
-    async def admit(self, limits: Sequence[tuple[str, int | None, int | None]], tokens: int, now: float) -> float | None:
+    async def admit(
+        self, limits: Sequence[tuple[str, int | None, int | None]], tokens: int, now: float
+    ) -> float | None:
         minute = minute_of(now)
         self._forget_before(minute)
         for scope, rpm, tpm in limits:

@@ -54,14 +54,10 @@ class AdminAPI:
 
     def _authorize(self, headers: dict[str, str]) -> None:
         if not self.admin_key:
-            raise GatewayError(
-                403, "permission_error", "the admin API is off: set SPENDGATE_ADMIN_KEY to turn it on"
-            )
+            raise GatewayError(403, "permission_error", "the admin API is off: set SPENDGATE_ADMIN_KEY to turn it on")
         given = headers.get("authorization", "")[7:].strip()
         if not hmac.compare_digest(given.encode(), self.admin_key.encode()):
-            raise authentication_error(
-                "admin API: wrong or missing 'Authorization: Bearer <SPENDGATE_ADMIN_KEY>'"
-            )
+            raise authentication_error("admin API: wrong or missing 'Authorization: Bearer <SPENDGATE_ADMIN_KEY>'")
 
     async def _dispatch(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> tuple[int, Any]:
         method, path = scope["method"], scope["path"].rstrip("/")
@@ -71,9 +67,7 @@ class AdminAPI:
             if path == "/admin/teams" and method == "GET":
                 return 200, [management.team_as_json(t) for t in await asyncio.to_thread(store.list_teams)]
             if path == "/admin/projects" and method == "GET":
-                return 200, [
-                    management.project_as_json(p) for p in await asyncio.to_thread(store.list_projects)
-                ]
+                return 200, [management.project_as_json(p) for p in await asyncio.to_thread(store.list_projects)]
             if path == "/admin/keys" and method == "GET":
                 return 200, [management.key_as_json(k) for k in await asyncio.to_thread(store.list_keys)]
             if path == "/admin/events" and method == "GET":
@@ -98,9 +92,7 @@ class AdminAPI:
     async def _mutate(self, path: str, body: dict[str, Any]) -> Any:
         store = self.store
         if path == "/admin/teams":
-            team = await asyncio.to_thread(
-                management.create_team, store, body.get("name", ""), body.get("cost_center")
-            )
+            team = await asyncio.to_thread(management.create_team, store, body.get("name", ""), body.get("cost_center"))
             return management.team_as_json(team)
         if path == "/admin/projects":
             project = await asyncio.to_thread(

@@ -11,11 +11,17 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import aiohttp
 import orjson
 
 from spendgate.attribution import Directory
+from spendgate.budgets.counters import InProcessCounters, InProcessRateLimiter
+from spendgate.budgets.enforcer import Enforcer
+from spendgate.budgets.model import Scope as BudgetScope
+from spendgate.budgets.rules import Rules
+from spendgate.budgets.windows import Window
 from spendgate.gateway.admin import AdminAPI
 from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Send, send_error, send_response
 from spendgate.gateway.directory import DirectoryRefresher
@@ -57,13 +63,28 @@ class SpendgateApp:
             upstream_timeout=settings.upstream_timeout,
             directory=Directory(),
         )
-        self.refresher = DirectoryRefresher(store, self._apply_directory, interval=settings.refresh_interval)
+        # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).
+        self.enforcer = Enforcer(
+            InProcessCounters(),
+            InProcessRateLimiter(),
+            self._ledger_spend,
+            reservation_ttl=settings.reservation_ttl,
+        )
+        self.gateway.enforcer = self.enforcer
+        self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
         self.admin = AdminAPI(store, settings.admin_key, self.refresher.reload_soon)
         self.loop: asyncio.AbstractEventLoop | None = None
 
-    def _apply_directory(self, directory: Directory) -> None:
+    def _apply_config(self, directory: Directory, rules: Rules) -> None:
         self.gateway.directory = directory
+        self.enforcer.rules = rules
+
+    async def _ledger_spend(self, scope: BudgetScope, window: Window) -> Decimal:
+        """A budget window's spend so far, from the ledger: what this process buffered is
+        written first, so the sum includes it."""
+        await self.writer.flush()
+        return await asyncio.to_thread(self.store.spend, scope, window.start, window.end)
 
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -76,11 +97,18 @@ class SpendgateApp:
         self.gateway.session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
+        if self.settings.redis_url:
+            from spendgate.budgets.redis_counters import RedisCounters, RedisRateLimiter
+
+            self.enforcer.counters = await RedisCounters.connect(self.settings.redis_url)
+            self.enforcer.limiter = await RedisRateLimiter.connect(self.settings.redis_url)
         self.writer.start()
         self.refresher.start()
+        self.enforcer.start()
 
     async def shutdown(self) -> None:
         await self.refresher.aclose()
+        await self.enforcer.aclose()
         if self.gateway.session is not None:
             await self.gateway.session.close()
         await self.writer.aclose()

@@ -56,7 +56,5 @@ async def send_response(send: Send, status: int, headers: Iterable[tuple[bytes, 
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(
-    send: Send, error: GatewayError, shape: str, extra: Iterable[tuple[bytes, bytes]] = ()
-) -> None:
+async def send_error(send: Send, error: GatewayError, shape: str, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
     await send_response(send, error.status, [*JSON_HEADERS, *error.headers, *extra], error.body(shape))

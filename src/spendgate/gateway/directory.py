@@ -1,4 +1,5 @@
-"""Keeps the gateway's in-memory snapshot of teams, projects and keys current.
+"""Keeps the gateway's in-memory snapshot of teams, projects and keys — and of the
+enforcement rules (budgets, limits, policies) — current.
 
 The request path reads the snapshot only. A background task asks the store for its
 config version every ``interval`` seconds (one tiny query) and reloads when it changed,
@@ -16,13 +17,14 @@ import logging
 from collections.abc import Callable
 
 from spendgate.attribution import Directory
+from spendgate.budgets.rules import Rules
 from spendgate.ledger.store import Store
 
 log = logging.getLogger("spendgate.directory")
 
 
 class DirectoryRefresher:
-    def __init__(self, store: Store, apply: Callable[[Directory], None], *, interval: float = 1.0) -> None:
+    def __init__(self, store: Store, apply: Callable[[Directory, Rules], None], *, interval: float = 1.0) -> None:
         self.store = store
         self.apply = apply
         self.interval = interval
@@ -30,17 +32,20 @@ class DirectoryRefresher:
         self._inflight: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
+    def _load(self) -> tuple[Directory, Rules]:
+        return self.store.load_directory(), self.store.load_rules()
+
     def load_now(self) -> Directory:
         """Synchronous first load, at start-up."""
-        directory = self.store.load_directory()
+        directory, rules = self._load()
         self._version = directory.version
-        self.apply(directory)
+        self.apply(directory, rules)
         return directory
 
     async def _reload(self) -> None:
-        directory = await asyncio.to_thread(self.store.load_directory)
+        directory, rules = await asyncio.to_thread(self._load)
         self._version = directory.version
-        self.apply(directory)
+        self.apply(directory, rules)
 
     async def _reload_if_changed(self) -> None:
         version = await asyncio.to_thread(self.store.config_version)

@@ -6,9 +6,13 @@ Anthropic: ``{"type": "error", "error": {"type", "message"}}``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import orjson
+
+from spendgate.budgets.enforcer import BudgetExceeded, PolicyViolation, RateLimited, Refusal
+from spendgate.money import format_usd
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
@@ -44,9 +48,7 @@ def authentication_error(message: str) -> GatewayError:
 
 
 def request_too_large(limit: int) -> GatewayError:
-    return GatewayError(
-        413, "request_too_large", f"request body is larger than the gateway's limit of {limit} bytes"
-    )
+    return GatewayError(413, "request_too_large", f"request body is larger than the gateway's limit of {limit} bytes")
 
 
 def not_found(path: str) -> GatewayError:
@@ -63,3 +65,41 @@ def upstream_unreachable(provider: str, reason: str) -> GatewayError:
 
 def upstream_timeout(provider: str, seconds: float) -> GatewayError:
     return GatewayError(504, "upstream_error", f"{provider} did not answer within {seconds:g}s")
+
+
+def refusal_error(refusal: Refusal) -> GatewayError:
+    """Budget, rate-limit and policy refusals, saying exactly which rule refused and why."""
+    if isinstance(refusal, PolicyViolation):
+        return invalid_request(
+            f"requests from {refusal.environment} keys must carry {', '.join(refusal.missing)}: "
+            f"missing {', '.join(refusal.missing)} (set the x-spendgate-* headers)"
+        )
+    if isinstance(refusal, RateLimited):
+        seconds = max(1, math.ceil(refusal.retry_after))
+        return GatewayError(
+            429,
+            "rate_limit_exceeded",
+            f"rate limit on {refusal.scope} reached; retry in {seconds}s",
+            headers=((b"retry-after", str(seconds).encode()),),
+        )
+    assert isinstance(refusal, BudgetExceeded)
+    budget, window = refusal.budget, refusal.window
+    resets = window.end.strftime("%Y-%m-%dT%H:%M:%SZ") if window.end else "never (a lifetime budget)"
+    message = (
+        f"budget {budget.name!r} ({budget.scope}, {budget.period}) is exhausted: "
+        f"spent ${format_usd(refusal.spent)} and ${format_usd(refusal.reserved)} in flight "
+        f"of its ${format_usd(budget.limit_usd)} limit; this request could cost up to "
+        f"${format_usd(refusal.requested)}; it resets {resets}"
+    )
+    details = {
+        "budget": {
+            "name": budget.name,
+            "scope": str(budget.scope),
+            "period": budget.period,
+            "limit_usd": format_usd(budget.limit_usd),
+            "spent_usd": format_usd(refusal.spent),
+            "reserved_usd": format_usd(refusal.reserved),
+            "resets_at": window.end.strftime("%Y-%m-%dT%H:%M:%SZ") if window.end else None,
+        }
+    }
+    return GatewayError(402, "budget_exceeded", message, details=details)

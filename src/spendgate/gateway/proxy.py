@@ -14,12 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import orjson
 
-from spendgate.attribution import AttributionError, Directory, GatewayKey, attribute, hash_key
+from spendgate.attribution import Attribution, AttributionError, Directory, GatewayKey, attribute, hash_key
+from spendgate.budgets.enforcer import Admission, Enforcer, Refusal
+from spendgate.budgets.estimate import reservation_tokens
 from spendgate.gateway.accounting import Outcome, RequestContext, settle
 from spendgate.gateway.asgi import (
     JSON_HEADERS,
@@ -36,12 +39,13 @@ from spendgate.gateway.errors import (
     GatewayError,
     authentication_error,
     invalid_request,
+    refusal_error,
     upstream_timeout,
     upstream_unreachable,
 )
 from spendgate.gateway.routes import INCLUDE_USAGE_KINDS, Route
 from spendgate.gateway.upstream import Target, Upstreams
-from spendgate.ledger.events import new_event_id
+from spendgate.ledger.events import UsageEvent, new_event_id
 from spendgate.ledger.writer import EventWriter
 from spendgate.money import format_usd
 from spendgate.pricing import PriceBook
@@ -50,6 +54,7 @@ from spendgate.usage import (
     MessagesStreamObserver,
     ResponsesStreamObserver,
     SSESplitter,
+    Usage,
     anthropic_response_usage,
     openai_response_usage,
 )
@@ -91,6 +96,7 @@ class Gateway:
     directory: Directory
     session: aiohttp.ClientSession | None = None
     refresh_directory: Callable[[], Any] | None = None  # awaitable factory, for unknown keys
+    enforcer: Enforcer | None = None
 
     # --- refusals ----------------------------------------------------------------------
     async def authenticate(self, headers: dict[str, str]) -> GatewayKey:
@@ -100,9 +106,7 @@ class Gateway:
             if authorization[:7].lower() == "bearer ":
                 secret = authorization[7:].strip()
         if not secret:
-            raise authentication_error(
-                "missing gateway key: send it as 'Authorization: Bearer sg-…' or 'x-api-key'"
-            )
+            raise authentication_error("missing gateway key: send it as 'Authorization: Bearer sg-…' or 'x-api-key'")
         key_hash = hash_key(secret)
         key = self.directory.keys_by_hash.get(key_hash)
         if key is None and self.refresh_directory is not None:
@@ -134,6 +138,9 @@ class Gateway:
                 raise invalid_request("'model' is required and must be a string")
             target = self.upstreams.resolve(route, model)
             self.upstreams.check_credentials(target.upstream)
+            now = self.clock()
+            request_id = new_event_id(now)
+            admission = await self._admit(request_id, route, target, body, attribution, now)
         except GatewayError as error:
             await send_error(send, error, route.family)
             return
@@ -154,9 +161,8 @@ class Gateway:
         if strip_usage or target.model_rewritten:
             raw = orjson.dumps(body)
 
-        now = self.clock()
         ctx = RequestContext(
-            request_id=new_event_id(now),
+            request_id=request_id,
             started=now,
             started_perf=time.perf_counter(),
             endpoint=route.path,
@@ -167,11 +173,44 @@ class Gateway:
             body=body,
         )
         outcome = Outcome(http_status=502)
+        budget_headers = _budget_headers(admission)
         try:
-            await self._forward(send, receive, route, target, ctx, raw, headers, outcome, strip_usage)
+            await self._forward(send, receive, route, target, ctx, raw, headers, outcome, strip_usage, budget_headers)
         finally:
-            # Whatever happened (cancellation included), the request is in the ledger once.
-            self.writer.record(outcome.event or settle(ctx, outcome, self.prices))
+            # Whatever happened (cancellation included), the request is in the ledger once,
+            # and its reservation is settled at the cost the ledger records.
+            event = outcome.event or settle(ctx, outcome, self.prices)
+            self.writer.record(event)
+            if admission is not None:
+                await self._settle_budgets(admission, event)
+
+    async def _admit(
+        self, request_id: str, route: Route, target: Target, body: dict, owner: Attribution, now: datetime
+    ) -> Admission | None:
+        enforcer = self.enforcer
+        if enforcer is None:
+            return None
+        input_tokens, output_tokens = reservation_tokens(route.kind, target.model, body)
+        worst = self.prices.price(
+            target.upstream.name,
+            target.model,
+            Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+            now,
+        )
+        try:
+            return await enforcer.admit(
+                request_id, owner, worst.cost if worst else Decimal(0), input_tokens + output_tokens, now
+            )
+        except Refusal as refusal:
+            raise refusal_error(refusal) from refusal
+
+    async def _settle_budgets(self, admission: Admission, event: UsageEvent) -> None:
+        assert self.enforcer is not None
+        try:
+            await self.enforcer.settle(admission, event.cost_usd, event.input_tokens + event.output_tokens)
+        except Exception:
+            # The ledger has the event; counters are rebuilt from it if they drift.
+            log.exception("could not settle budget reservation %s", admission.request_id)
 
     async def _forward(
         self,
@@ -184,11 +223,13 @@ class Gateway:
         headers: dict[str, str],
         outcome: Outcome,
         strip_usage: bool,
+        budget_headers: list[tuple[bytes, bytes]],
     ) -> None:
         upstream = target.upstream
         own = [
             (b"x-spendgate-request-id", ctx.request_id.encode()),
             (b"x-spendgate-project", (ctx.attribution.project or "unallocated").encode()),
+            *budget_headers,
         ]
         assert self.session is not None
         try:
@@ -199,9 +240,7 @@ class Gateway:
             )
         except aiohttp.ClientConnectorError as exc:
             outcome.http_status = 502
-            await send_error(
-                send, upstream_unreachable(upstream.name, str(exc.os_error or exc)), route.family, own
-            )
+            await send_error(send, upstream_unreachable(upstream.name, str(exc.os_error or exc)), route.family, own)
             return
         except (TimeoutError, aiohttp.ServerTimeoutError):
             outcome.http_status, outcome.broken = 504, True
@@ -214,9 +253,7 @@ class Gateway:
             await send_error(send, upstream_unreachable(upstream.name, str(exc)), route.family, own)
             return
 
-        outcome.upstream_request_id = response.headers.get("x-request-id") or response.headers.get(
-            "request-id"
-        )
+        outcome.upstream_request_id = response.headers.get("x-request-id") or response.headers.get("request-id")
         is_stream = ctx.stream and response.status == 200 and "text/event-stream" in response.content_type
         try:
             if is_stream:
@@ -239,9 +276,7 @@ class Gateway:
             payload = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
             outcome.http_status, outcome.broken = 502, True
-            await send_error(
-                send, upstream_unreachable(route.family, f"answer cut short: {exc}"), route.family, own
-            )
+            await send_error(send, upstream_unreachable(route.family, f"answer cut short: {exc}"), route.family, own)
             return
         outcome.http_status = response.status
         if response.status < 400:
@@ -301,9 +336,7 @@ class Gateway:
             if not disconnected.is_set():
                 # Never end a cut stream as if it had completed: the client gets an error
                 # event in its provider's stream shape, which the SDKs raise.
-                await send(
-                    {"type": "http.response.body", "body": _stream_error(route.family), "more_body": True}
-                )
+                await send({"type": "http.response.body", "body": _stream_error(route.family), "more_body": True})
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -338,6 +371,17 @@ class Gateway:
             await send_error(send, upstream_timeout(upstream.name, self.upstream_timeout), route.family)
         except aiohttp.ClientError as exc:
             await send_error(send, upstream_unreachable(upstream.name, str(exc)), route.family)
+
+
+def _budget_headers(admission: Admission | None) -> list[tuple[bytes, bytes]]:
+    """The nearest budget (least remaining) and what remains of it, for the client."""
+    if admission is None or admission.nearest is None:
+        return []
+    name, remaining = admission.nearest
+    return [
+        (b"x-spendgate-budget", name.encode()),
+        (b"x-spendgate-budget-remaining-usd", format_usd(max(remaining, Decimal(0))).encode()),
+    ]
 
 
 def _stream_error(family: str) -> bytes:
@@ -376,9 +420,7 @@ def _response_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, byt
     return [(name, value) for name, value in response.raw_headers if name.lower() not in HOP_HEADERS]
 
 
-async def _watch_disconnect(
-    receive: Receive, disconnected: asyncio.Event, response: aiohttp.ClientResponse
-) -> None:
+async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event, response: aiohttp.ClientResponse) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":

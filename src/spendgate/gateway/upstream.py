@@ -84,9 +84,7 @@ class Upstreams:
         prefix, slash, rest = model.partition("/")
         if slash and prefix in self.custom:
             if route.family != OPENAI:
-                raise invalid_request(
-                    f"provider {prefix!r} is OpenAI-compatible; call it through /v1/chat/completions"
-                )
+                raise invalid_request(f"provider {prefix!r} is OpenAI-compatible; call it through /v1/chat/completions")
             return Target(self.custom[prefix], rest, True)
         if slash and prefix == route.family and rest:
             upstream = self.openai if route.family == OPENAI else self.anthropic

@@ -20,6 +20,7 @@ import orjson
 
 from spendgate.attribution.model import Directory, GatewayKey, Project, Team
 from spendgate.ledger.events import UsageEvent, format_ts
+from spendgate.ledger.sqlite_budgets import BUDGETS_SCHEMA, SQLiteBudgetsMixin
 from spendgate.ledger.store import StoreError
 from spendgate.money import format_usd
 from spendgate.reports.spec import TAG_PREFIX, ReportQuery, ReportResult, ReportRow
@@ -115,8 +116,7 @@ EVENT_COLUMNS = (
     "upstream_request_id",
 )
 _INSERT_EVENT = (
-    f"INSERT OR IGNORE INTO usage_events ({', '.join(EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
+    f"INSERT OR IGNORE INTO usage_events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
 )
 
 # Report dimension -> SQL expression over usage_events.
@@ -223,7 +223,10 @@ def event_as_json(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteBudgetsMixin):
+    # Feature areas add their tables here (see the mixins this class is built from).
+    EXTRA_SCHEMAS: tuple[str, ...] = (BUDGETS_SCHEMA,)
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
@@ -252,9 +255,10 @@ class SQLiteStore:
     def _migrate(self) -> None:
         with self._lock:
             self._conn.executescript(SCHEMA)
+            for extra in self.EXTRA_SCHEMAS:
+                self._conn.executescript(extra)
             self._conn.execute(
-                "INSERT OR IGNORE INTO meta (name, value)"
-                " VALUES ('schema_version', ?), ('config_version', 0)",
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?), ('config_version', 0)",
                 (SCHEMA_VERSION,),
             )
 
@@ -301,9 +305,7 @@ class SQLiteStore:
             raise StoreError(f"unknown team {team!r}; create it first with `spendgate teams create {team}`")
         if self._query("SELECT 1 FROM projects WHERE name = ?", (name,)):
             raise StoreError(f"project {name!r} already exists")
-        self._write(
-            [("INSERT INTO projects (name, team, created_at) VALUES (?, ?, ?)", (name, team, _now()))]
-        )
+        self._write([("INSERT INTO projects (name, team, created_at) VALUES (?, ?, ?)", (name, team, _now()))])
         return Project(name, team)
 
     def list_projects(self) -> list[Project]:
@@ -353,13 +355,9 @@ class SQLiteStore:
             # One read transaction, so the snapshot is consistent.
             self._conn.execute("BEGIN")
             try:
-                version = self._conn.execute(
-                    "SELECT value FROM meta WHERE name = 'config_version'"
-                ).fetchone()[0]
+                version = self._conn.execute("SELECT value FROM meta WHERE name = 'config_version'").fetchone()[0]
                 teams = [Team(r["name"], r["cost_center"]) for r in self._conn.execute("SELECT * FROM teams")]
-                projects = [
-                    Project(r["name"], r["team"]) for r in self._conn.execute("SELECT * FROM projects")
-                ]
+                projects = [Project(r["name"], r["team"]) for r in self._conn.execute("SELECT * FROM projects")]
                 keys = [_key(r) for r in self._conn.execute("SELECT * FROM gateway_keys")]
             finally:
                 self._conn.execute("COMMIT")

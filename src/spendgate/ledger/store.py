@@ -7,9 +7,13 @@ admin API manage teams, projects and keys and read reports.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from spendgate.attribution.model import Directory, GatewayKey, Project, Team
+from spendgate.budgets.model import Scope
+from spendgate.budgets.rules import Rules
 from spendgate.ledger.events import UsageEvent
 from spendgate.reports.spec import ReportQuery, ReportResult
 
@@ -32,6 +36,11 @@ class Store(Protocol):
         ...
 
     def load_directory(self) -> Directory: ...
+    def load_rules(self) -> Rules: ...
+    def spend(self, scope: Scope, start: datetime | None, end: datetime | None) -> Decimal:
+        """The ledger's exact spend in a scope over [start, end)."""
+        ...
+
     def append_events(self, events: Sequence[UsageEvent]) -> int:
         """Store events; an id already stored is ignored. Returns how many were new."""
         ...

@@ -31,8 +31,13 @@ def tokens_for_chars(chars: int) -> int:
     return -(-chars // CHARS_PER_TOKEN)
 
 
+def text_chars(body: dict[str, Any]) -> int:
+    """Characters of text a request sends (messages, prompt, system, tools…)."""
+    return sum(_text_chars(body.get(field)) for field in _TEXT_FIELDS)
+
+
 def estimate_input_tokens(body: dict[str, Any]) -> int:
-    chars = sum(_text_chars(body.get(field)) for field in _TEXT_FIELDS)
+    chars = text_chars(body)
     messages = body.get("messages")
     framing = TOKENS_PER_MESSAGE * len(messages) if isinstance(messages, list) else 0
     return tokens_for_chars(chars) + framing

@@ -1,0 +1,26 @@
+"""The enforcement rules in force: budgets, rate limits, tag policies (an immutable
+snapshot, swapped whole on refresh like the key directory)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spendgate.attribution import Attribution
+from spendgate.budgets.model import Budget, Policy, RateLimit
+
+
+@dataclass(frozen=True)
+class Rules:
+    budgets: tuple[Budget, ...] = ()
+    limits: tuple[RateLimit, ...] = ()
+    policies: dict[str, Policy] = field(default_factory=dict)  # by environment
+
+    def budgets_for(self, owner: Attribution) -> list[Budget]:
+        return [b for b in self.budgets if b.scope.matches(owner)]
+
+    def limits_for(self, owner: Attribution) -> list[RateLimit]:
+        return [limit for limit in self.limits if limit.scope.matches(owner)]
+
+    def missing_dimensions(self, owner: Attribution) -> list[str]:
+        policy = self.policies.get(owner.environment or "")
+        return policy.missing(owner) if policy else []

@@ -1,0 +1,33 @@
+"""A budget's state in its current window, for `budgets list` and the admin API (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from spendgate.alerts.rules import iso_utc, projected_spend
+from spendgate.budgets.model import Budget
+from spendgate.budgets.windows import Window
+from spendgate.money import format_usd
+
+
+def budget_status(budget: Budget, window: Window, spent: Decimal, reserved: Decimal, now: datetime) -> dict[str, Any]:
+    projected = projected_spend(spent, window, now)
+    remaining = budget.limit_usd - spent - reserved
+    return {
+        "name": budget.name,
+        "scope": str(budget.scope),
+        "period": budget.period,
+        "timezone": budget.timezone,
+        "window": window.key,
+        "period_start": iso_utc(window.start),
+        "period_end": iso_utc(window.end),
+        "limit_usd": format_usd(budget.limit_usd),
+        "spent_usd": format_usd(spent),
+        "reserved_usd": format_usd(reserved),
+        "remaining_usd": format_usd(max(remaining, Decimal(0))),
+        "projected_usd": format_usd(projected) if projected is not None else None,
+        "alert_at": list(budget.alert_at),
+        "soft": budget.soft,
+    }

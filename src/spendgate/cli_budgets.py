@@ -1,0 +1,212 @@
+"""`spendgate budgets | limits | policies`: the enforcement rules, managed from the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import click
+
+from spendgate.budgets.enforcer import counter_key
+from spendgate.budgets.model import (
+    Budget,
+    Policy,
+    RateLimit,
+    Scope,
+    check_timezone,
+    parse_alerts,
+    parse_limit,
+)
+from spendgate.budgets.status import budget_status
+from spendgate.budgets.windows import window_for
+from spendgate.cli import _print_json, _table, db_options
+from spendgate.ledger.store import Store
+
+
+@click.group()
+def budgets() -> None:
+    """Spend limits per scope and calendar period; blocking (402) or soft (alerts only)."""
+
+
+@budgets.command("create")
+@click.option(
+    "--scope",
+    required=True,
+    help="org, team:NAME, project:NAME, key:NAME, customer:ID, feature:NAME, tag:K=V",
+)
+@click.option("--limit", "limit", required=True, help="USD per period, e.g. 250 or 99.50")
+@click.option("--period", type=click.Choice(["day", "week", "month", "total"]), default="month", show_default=True)
+@click.option("--timezone", default="UTC", show_default=True, help="IANA timezone of the calendar periods")
+@click.option("--alert-at", default=None, help="Alert thresholds in percent (default 50,80,100; '' for none)")
+@click.option("--soft", is_flag=True, help="Only alert; never refuse")
+@click.option("--name", default=None, help="Default: SCOPE-PERIOD")
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def budgets_create(
+    store: Store,
+    scope: str,
+    limit: str,
+    period: str,
+    timezone: str,
+    alert_at: str | None,
+    soft: bool,
+    name: str | None,
+    as_json: bool,
+) -> None:
+    parsed = Scope.parse(scope)
+    budget = Budget(
+        name=name or f"{str(parsed).replace(':', '-')}-{period}",
+        scope=parsed,
+        limit_usd=parse_limit(limit),
+        period=period,
+        timezone=check_timezone(timezone),
+        alert_at=parse_alerts(alert_at),
+        soft=soft,
+    )
+    store.create_budget(budget)
+    if as_json:
+        now = datetime.now(UTC)
+        _print_json(budget_status(budget, window_for(period, timezone, now), Decimal(0), Decimal(0), now))
+    else:
+        kind = "soft" if soft else "blocking"
+        click.echo(f"budget {budget.name} created: {kind}, ${limit} per {period} on {parsed}")
+
+
+def _reserved(settings_redis: str | None, keys: list[str]) -> dict[str, Decimal]:
+    """In-flight reservations live in the gateways' counters: readable here only when they
+    are shared (Redis); a single in-process gateway's are not visible to the CLI."""
+    if not settings_redis or not keys:
+        return {}
+    from spendgate.budgets.redis_counters import RedisCounters
+
+    async def read() -> dict[str, Decimal]:
+        counters = await RedisCounters.connect(settings_redis)
+        try:
+            states = await counters.states(keys)
+            return {key: state.reserved for key, state in states.items()}
+        finally:
+            await counters.close()
+
+    return asyncio.run(read())
+
+
+@budgets.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--redis-url", default=None, envvar="SPENDGATE_REDIS_URL", help="To show in-flight reservations")
+@db_options
+def budgets_list(store: Store, as_json: bool, redis_url: str | None) -> None:
+    """Each budget's current window: spent (from the ledger), reserved, remaining, projected."""
+    now = datetime.now(UTC)
+    items = store.list_budgets()
+    windows = {b.name: window_for(b.period, b.timezone, now) for b in items}
+    reserved = _reserved(redis_url, [counter_key(b, windows[b.name]) for b in items])
+    rows = [
+        budget_status(
+            b,
+            windows[b.name],
+            store.spend(b.scope, windows[b.name].start, windows[b.name].end),
+            reserved.get(counter_key(b, windows[b.name]), Decimal(0)),
+            now,
+        )
+        for b in items
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    _table(
+        ["budget", "scope", "window", "limit", "spent", "reserved", "remaining", "projected", "kind"],
+        [
+            [
+                r["name"],
+                r["scope"],
+                r["window"],
+                r["limit_usd"],
+                r["spent_usd"],
+                r["reserved_usd"],
+                r["remaining_usd"],
+                r["projected_usd"],
+                "soft" if r["soft"] else "blocking",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@budgets.command("delete")
+@click.argument("name")
+@db_options
+def budgets_delete(store: Store, name: str) -> None:
+    store.delete_budget(name)
+    click.echo(f"budget {name} deleted")
+
+
+@click.group()
+def limits() -> None:
+    """Requests and tokens per minute per scope (429 with retry-after)."""
+
+
+@limits.command("create")
+@click.option("--scope", required=True)
+@click.option("--rpm", type=click.IntRange(min=1), default=None, help="Requests per minute")
+@click.option("--tpm", type=click.IntRange(min=1), default=None, help="Tokens (input + output) per minute")
+@db_options
+def limits_create(store: Store, scope: str, rpm: int | None, tpm: int | None) -> None:
+    limit = store.create_limit(RateLimit(Scope.parse(scope), rpm, tpm))
+    click.echo(f"limit on {limit.scope}: rpm {rpm or '—'}, tpm {tpm or '—'}")
+
+
+@limits.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def limits_list(store: Store, as_json: bool) -> None:
+    items = store.list_limits()
+    if as_json:
+        _print_json([{"scope": str(i.scope), "rpm": i.rpm, "tpm": i.tpm} for i in items])
+    else:
+        _table(["scope", "rpm", "tpm"], [[str(i.scope), i.rpm, i.tpm] for i in items])
+
+
+@limits.command("delete")
+@click.argument("scope")
+@db_options
+def limits_delete(store: Store, scope: str) -> None:
+    store.delete_limit(str(Scope.parse(scope)))
+    click.echo(f"limit on {scope} deleted")
+
+
+@click.group()
+def policies() -> None:
+    """Dimensions every request from an environment's keys must carry (400 otherwise)."""
+
+
+@policies.command("require")
+@click.option("--environment", required=True)
+@click.option("--dimensions", required=True, help="Comma-separated: project, team, feature, customer, trace, tag:NAME")
+@db_options
+def policies_require(store: Store, environment: str, dimensions: str) -> None:
+    dims = tuple(d.strip() for d in dimensions.split(",") if d.strip())
+    store.create_policy(Policy(environment, dims))
+    click.echo(f"requests from {environment} keys must carry: {', '.join(dims)}")
+
+
+@policies.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def policies_list(store: Store, as_json: bool) -> None:
+    items = store.list_policies()
+    if as_json:
+        _print_json([{"environment": p.environment, "dimensions": list(p.dimensions)} for p in items])
+    else:
+        _table(["environment", "required dimensions"], [[p.environment, ", ".join(p.dimensions)] for p in items])
+
+
+@policies.command("delete")
+@click.argument("environment")
+@db_options
+def policies_delete(store: Store, environment: str) -> None:
+    store.delete_policy(environment)
+    click.echo(f"policy for {environment} deleted")
+
+
+__all__ = ["budgets", "limits", "policies"]

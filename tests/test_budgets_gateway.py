@@ -1,0 +1,245 @@
+"""Budgets, rate limits and policies enforced by the running gateway (in-process counters)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
+from spendgate.budgets.windows import window_for
+from tests.conftest import Gateway
+
+# A long prompt whose real token count (the simulator's: raw bytes / 4) is below the
+# gateway's reservation estimate (text / 3): every reservation covers the actual cost.
+FILLER = "spend " * 500
+
+
+def _ask(output: int = 200, extra: str = "") -> dict:
+    return {
+        "model": "gpt-4o-mini",
+        "max_tokens": output,
+        "messages": [{"role": "user", "content": f"[[sim output={output} {extra}]] {FILLER}"}],
+    }
+
+
+def _setup(gateway: Gateway, **budget_kwargs) -> str:
+    gateway.team("payments")
+    gateway.project("checkout", team="payments")
+    key = gateway.key("checkout-key", project="checkout")
+    budget = Budget(**{"name": "payments-monthly", "scope": Scope.parse("team:payments"), **budget_kwargs})
+    gateway.store.create_budget(budget)
+    gateway.wait_for_directory()
+    return key
+
+
+def _counter_states(gateway: Gateway) -> dict:
+    return asyncio.run_coroutine_threadsafe(
+        gateway.app.enforcer.counters.states(list(gateway.app.enforcer.counters._spent)),  # type: ignore[attr-defined]
+        gateway.app.loop,
+    ).result(5)
+
+
+def _ledger_spend(gateway: Gateway, scope: str, at: datetime, period: str = "month") -> Decimal:
+    gateway.flush()
+    window = window_for(period, "UTC", at)
+    return gateway.store.spend(Scope.parse(scope), window.start, window.end)
+
+
+def test_sequential_spend_stops_at_the_limit_with_a_402_naming_the_budget(gateway: Gateway) -> None:
+    key = _setup(gateway, limit_usd=Decimal("0.001"))
+    client = gateway.openai(key)
+    answered = 0
+    with pytest.raises(openai.APIStatusError) as refused:
+        for _ in range(50):
+            client.chat.completions.create(**_ask())
+            answered += 1
+    assert refused.value.status_code == 402
+    error = refused.value.body
+    assert error["type"] == "budget_exceeded" and error["code"] == "budget_exceeded"
+    assert "'payments-monthly'" in error["message"] and "team:payments" in error["message"]
+    budget = error["budget"]
+    assert (budget["name"], budget["scope"], budget["limit_usd"]) == ("payments-monthly", "team:payments", "0.001")
+    assert budget["resets_at"].endswith("T00:00:00Z") and budget["resets_at"][8:10] == "01"
+    spent = _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+    assert Decimal(budget["spent_usd"]) == spent
+    assert answered >= 2 and spent <= Decimal("0.001")  # stopped before passing the limit
+    assert len(gateway.sim.log.records) == answered  # the refused request reached no provider
+    # The same budget holds on the Anthropic endpoint, in Anthropic's shape.
+    with pytest.raises(anthropic.APIStatusError) as refused_anthropic:
+        gateway.anthropic(key).messages.create(
+            model="claude-haiku-4-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert refused_anthropic.value.status_code == 402
+    assert refused_anthropic.value.body["error"]["type"] == "budget_exceeded"
+
+
+def test_responses_carry_the_nearest_budgets_remaining_amount(gateway: Gateway) -> None:
+    key = _setup(gateway, limit_usd=Decimal(5))
+    gateway.store.create_budget(Budget(name="tight", scope=Scope.parse("project:checkout"), limit_usd=Decimal(1)))
+    gateway.wait_for_directory()
+    raw = gateway.openai(key).chat.completions.with_raw_response.create(**_ask())
+    assert raw.headers["x-spendgate-budget"] == "tight"
+    remaining = Decimal(raw.headers["x-spendgate-budget-remaining-usd"])
+    assert Decimal("0.99") < remaining < Decimal(1)  # this request's reservation already counted
+
+
+async def test_a_burst_of_40_never_overspends(gateway: Gateway) -> None:
+    key = _setup(gateway, limit_usd=Decimal("0.01"))
+    client = gateway.async_openai(key)
+    async with client:
+        # Spend most of the budget first, sequentially.
+        first = await client.chat.completions.with_raw_response.create(**_ask())
+        cost = Decimal(first.headers["x-spendgate-cost-usd"])
+        while _ledger_spend(gateway, "team:payments", datetime.now(UTC)) + 4 * cost < Decimal("0.01"):
+            await client.chat.completions.create(**_ask())
+        before = _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+
+        async def one() -> int:
+            try:
+                await client.chat.completions.create(**_ask())
+                return 200
+            except openai.APIStatusError as exc:
+                return exc.status_code
+
+        statuses = await asyncio.gather(*(one() for _ in range(40)))
+    assert set(statuses) == {200, 402}
+    after = _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+    assert after <= Decimal("0.01"), f"overspent: {after}"
+    assert after - before == cost * statuses.count(200)
+    assert 1 <= statuses.count(200) <= 4
+
+
+def test_no_reservation_outlives_its_request(gateway: Gateway) -> None:
+    key = _setup(gateway, limit_usd=Decimal(10))
+    client = gateway.openai(key)
+    client.chat.completions.create(**_ask())
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(**_ask(extra="status=500"))
+    with pytest.raises((openai.APIError, httpx.HTTPError)):
+        for _ in client.chat.completions.create(**_ask(extra="break_after=2 chunks=6"), stream=True):
+            pass
+    stream = client.chat.completions.create(**_ask(extra="chunks=40 chunk_delay_ms=30"), stream=True)
+    next(iter(stream))
+    stream.close()  # the client walks away
+    gateway.events()  # flushed: every request has settled
+    deadline = datetime.now() + timedelta(seconds=5)
+    states = _counter_states(gateway)
+    while any(s.reserved for s in states.values()) and datetime.now() < deadline:
+        states = _counter_states(gateway)
+    [state] = states.values()
+    assert state.reserved == 0
+    assert state.spent == _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+
+
+def test_windows_roll_over_without_any_reset_job(make_gateway) -> None:
+    now = {"t": datetime(2026, 3, 7, 23, 0, tzinfo=UTC)}
+    gateway = make_gateway(clock=lambda: now["t"])
+    key = _setup(gateway, limit_usd=Decimal("0.0008"), period="day", timezone="Europe/Paris")
+    client = gateway.openai(key)
+    # 23:00 UTC on 7 March is already 8 March in Paris: that day's window.
+    with pytest.raises(openai.APIStatusError) as refused:
+        for _ in range(20):
+            client.chat.completions.create(**_ask())
+    assert refused.value.status_code == 402
+    assert refused.value.body["budget"]["resets_at"] == "2026-03-08T23:00:00Z"
+    previous_day = window_for("day", "Europe/Paris", now["t"])
+    now["t"] = datetime(2026, 3, 8, 23, 0, tzinfo=UTC)  # midnight in Paris: a new day
+    raw = client.chat.completions.with_raw_response.create(**_ask())  # admitted again
+    day = window_for("day", "Europe/Paris", now["t"])
+    gateway.flush()
+    scope = Scope.parse("team:payments")
+    assert gateway.store.spend(scope, day.start, day.end) == Decimal(raw.headers["x-spendgate-cost-usd"])
+    assert 0 < gateway.store.spend(scope, previous_day.start, previous_day.end) <= Decimal("0.0008")
+
+
+def test_soft_budgets_never_refuse(gateway: Gateway) -> None:
+    key = _setup(gateway, limit_usd=Decimal("0.0001"), soft=True)
+    client = gateway.openai(key)
+    for _ in range(5):
+        client.chat.completions.create(**_ask())
+    assert _ledger_spend(gateway, "team:payments", datetime.now(UTC)) > Decimal("0.0001")
+
+
+def test_budget_spent_equals_the_ledger_for_its_scope_and_window(gateway: Gateway) -> None:
+    key = _setup(gateway, limit_usd=Decimal(100))
+    gateway.team("growth")
+    gateway.project("search", team="growth")
+    other = gateway.key("search-key", project="search")
+    gateway.store.create_budget(Budget(name="vip", scope=Scope.parse("customer:acme"), limit_usd=Decimal(100)))
+    gateway.store.create_budget(Budget(name="org", scope=Scope.parse("org"), limit_usd=Decimal(100)))
+    gateway.wait_for_directory()
+    for i in range(12):
+        headers = {"x-spendgate-customer": "acme"} if i % 3 == 0 else {}
+        gateway.openai(key if i % 2 else other, default_headers=headers).chat.completions.create(**_ask(10 + i))
+    states = _counter_states(gateway)
+    at = datetime.now(UTC)
+    by_name = {counter.split("|")[0]: state.spent for counter, state in states.items()}
+    assert by_name["payments-monthly"] == _ledger_spend(gateway, "team:payments", at)
+    assert by_name["vip"] == _ledger_spend(gateway, "customer:acme", at)
+    assert by_name["org"] == _ledger_spend(gateway, "org", at)
+    assert by_name["org"] > by_name["payments-monthly"] > 0
+
+
+def test_counters_are_rebuilt_from_the_ledger_after_a_restart(make_gateway) -> None:
+    first = make_gateway()
+    key = _setup(first, limit_usd=Decimal("0.001"))
+    with pytest.raises(openai.APIStatusError):
+        for _ in range(20):
+            first.openai(key).chat.completions.create(**_ask())
+    first.flush()
+    # A new gateway process on the same ledger (fresh counters) keeps refusing.
+    second = make_gateway(db=first.db_url)
+    with pytest.raises(openai.APIStatusError) as refused:
+        second.openai(key).chat.completions.create(**_ask())
+    assert refused.value.status_code == 402
+
+
+def test_rate_limits_refuse_with_429_and_retry_after(gateway: Gateway) -> None:
+    key = _setup(gateway, limit_usd=Decimal(100))
+    gateway.store.create_limit(RateLimit(Scope.parse("key:checkout-key"), rpm=3))
+    gateway.wait_for_directory()
+    client = gateway.openai(key)
+    for _ in range(3):
+        client.chat.completions.create(**_ask())
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(**_ask())
+    assert limited.value.body["type"] == "rate_limit_exceeded"
+    assert 1 <= int(limited.value.response.headers["retry-after"]) <= 60
+    with pytest.raises(anthropic.RateLimitError):
+        gateway.anthropic(key).messages.create(
+            model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert len(gateway.sim.log.records) == 3
+    # A refused request holds no budget reservation either.
+    assert all(s.reserved == 0 for s in _counter_states(gateway).values())
+
+
+def test_token_rate_limit(gateway: Gateway) -> None:
+    key = _setup(gateway, limit_usd=Decimal(100))
+    gateway.store.create_limit(RateLimit(Scope.parse("project:checkout"), tpm=3000))
+    gateway.wait_for_directory()
+    client = gateway.openai(key)
+    client.chat.completions.create(**_ask(output=100))  # ~1,100 tokens reserved, fewer used
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(**_ask(output=2500))
+
+
+def test_policies_require_dimensions_per_environment(gateway: Gateway) -> None:
+    gateway.store.create_policy(Policy("production", ("feature", "customer")))
+    production = gateway.key("prod")
+    staging = gateway.key("stage", environment="staging")
+    gateway.wait_for_directory()
+    with pytest.raises(openai.BadRequestError) as refused:
+        gateway.openai(production, default_headers={"x-spendgate-feature": "search"}).chat.completions.create(**_ask())
+    assert "missing customer" in refused.value.body["message"]
+    gateway.openai(
+        production, default_headers={"x-spendgate-feature": "search", "x-spendgate-customer": "acme"}
+    ).chat.completions.create(**_ask())
+    gateway.openai(staging).chat.completions.create(**_ask())  # other environments are free
+    assert len(gateway.sim.log.records) == 2
