@@ -1,0 +1,132 @@
+"""Budget arithmetic, pure: scopes, calendar windows in a timezone, estimates, policies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from spendgate.attribution import Attribution
+from spendgate.budgets.estimate import max_output_tokens, reservation_tokens
+from spendgate.budgets.model import Budget, BudgetError, Policy, RateLimit, Scope, parse_alerts, parse_limit
+from spendgate.budgets.rules import Rules
+from spendgate.budgets.windows import window_for
+
+OWNER = Attribution(
+    project="checkout",
+    team="payments",
+    cost_center=None,
+    environment="production",
+    key="web",
+    feature="refunds",
+    customer="acme",
+    trace_id=None,
+    tags={"agent": "copilot"},
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "matches"),
+    [
+        ("org", True),
+        ("team:payments", True),
+        ("team:growth", False),
+        ("project:checkout", True),
+        ("key:web", True),
+        ("customer:acme", True),
+        ("customer:globex", False),
+        ("feature:refunds", True),
+        ("tag:agent=copilot", True),
+        ("tag:agent=other", False),
+        ("tag:tier=gold", False),
+    ],
+)
+def test_scopes_match_the_owner(text: str, matches: bool) -> None:
+    scope = Scope.parse(text)
+    assert str(scope) == text
+    assert scope.matches(OWNER) is matches
+
+
+@pytest.mark.parametrize("bad", ["", "teams:x", "team:", "tag:novalue", "tag:=x", "colour:red"])
+def test_bad_scopes_are_refused(bad: str) -> None:
+    with pytest.raises(BudgetError):
+        Scope.parse(bad)
+
+
+def test_limits_and_alerts_parse_exactly() -> None:
+    assert parse_limit("99.50") == Decimal("99.50")
+    for bad in ("0", "-1", "abc", "NaN", "Infinity"):
+        with pytest.raises(BudgetError):
+            parse_limit(bad)
+    assert parse_alerts(None) == (50, 80, 100)
+    assert parse_alerts("100, 50,80,50") == (50, 80, 100)
+    assert parse_alerts("") == ()
+    with pytest.raises(BudgetError):
+        parse_alerts("fifty")
+    with pytest.raises(BudgetError):
+        Budget(name="b", scope=Scope.parse("org"), limit_usd=Decimal(1), period="fortnight")
+    with pytest.raises(BudgetError):
+        RateLimit(Scope.parse("org"))
+
+
+def test_day_week_month_windows_in_a_timezone() -> None:
+    at = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)  # Tuesday 24th already in Tokyo
+    day = window_for("day", "Asia/Tokyo", at)
+    assert day.key == "2026-11-24"
+    assert (day.start, day.end) == (datetime(2026, 11, 23, 15, tzinfo=UTC), datetime(2026, 11, 24, 15, tzinfo=UTC))
+    week = window_for("week", "UTC", at)
+    assert week.key == "2026-W48" and week.start == datetime(2026, 11, 23, tzinfo=UTC)
+    assert week.end - week.start == timedelta(days=7)
+    month = window_for("month", "America/New_York", datetime(2026, 12, 1, 3, tzinfo=UTC))
+    assert month.key == "2026-11"  # still November in New York
+    assert month.end == datetime(2026, 12, 1, 5, tzinfo=UTC)
+    total = window_for("total", "UTC", at)
+    assert (total.key, total.start, total.end) == ("total", None, None)
+    assert total.contains(at) and day.contains(day.start) and not day.contains(day.end)
+
+
+def test_a_day_with_a_dst_change_is_23_or_25_hours_long() -> None:
+    spring = window_for("day", "Europe/Paris", datetime(2026, 3, 29, 12, tzinfo=UTC))
+    assert spring.end - spring.start == timedelta(hours=23)
+    autumn = window_for("day", "Europe/Paris", datetime(2026, 10, 25, 12, tzinfo=UTC))
+    assert autumn.end - autumn.start == timedelta(hours=25)
+
+
+def test_consecutive_windows_tile_time() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for period in ("day", "week", "month"):
+        window = window_for(period, "Australia/Sydney", at)
+        for _ in range(30):
+            following = window_for(period, "Australia/Sydney", window.end)
+            assert following.start == window.end and following.key != window.key
+            window = following
+
+
+def test_rules_pick_what_applies() -> None:
+    rules = Rules(
+        budgets=(
+            Budget(name="a", scope=Scope.parse("team:payments"), limit_usd=Decimal(1)),
+            Budget(name="b", scope=Scope.parse("team:growth"), limit_usd=Decimal(1)),
+            Budget(name="c", scope=Scope.parse("tag:agent=copilot"), limit_usd=Decimal(1)),
+        ),
+        limits=(RateLimit(Scope.parse("org"), rpm=10),),
+        policies={"production": Policy("production", ("feature", "customer", "trace", "tag:agent"))},
+    )
+    assert [b.name for b in rules.budgets_for(OWNER)] == ["a", "c"]
+    assert len(rules.limits_for(OWNER)) == 1
+    assert rules.missing_dimensions(OWNER) == ["trace"]
+    with pytest.raises(BudgetError):
+        Policy("production", ("colour",))
+
+
+def test_reservation_estimate_is_an_upper_bound_on_output_and_generous_on_input() -> None:
+    body = {"messages": [{"role": "user", "content": "x" * 300}], "max_tokens": 50}
+    input_tokens, output_tokens = reservation_tokens("chat", "gpt-4o", body)
+    assert output_tokens == 50
+    assert input_tokens >= 300 // 3
+    assert max_output_tokens("gpt-4o-2024-08-06", {}) == 16_384
+    assert max_output_tokens("gpt-4.1-mini", {}) == 32_768
+    assert max_output_tokens("o3-mini", {"max_completion_tokens": 7}) == 7
+    assert max_output_tokens("mystery-model", {}) == 16_384
+    assert reservation_tokens("embeddings", "text-embedding-3-small", {"input": "abc"})[1] == 0
