@@ -277,3 +277,16 @@ def test_with_overrides_ignores_none() -> None:
     settings = Settings().with_overrides(port=9000, db=None)
     assert settings.port == 9000
     assert settings.db == Settings().db
+
+
+def test_every_setting_has_a_field_and_every_field_a_setting() -> None:
+    from dataclasses import fields
+
+    from spendgate.settings import SETTINGS, Settings
+
+    table = {s.name: s for s in SETTINGS}
+    assert set(table) == {f.name for f in fields(Settings)} - {"providers", "credentials"}
+    defaults = Settings()
+    for name, setting in table.items():
+        assert getattr(defaults, name) == setting.default, name
+        assert setting.env == f"SPENDGATE_{name.upper()}", name

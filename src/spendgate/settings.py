@@ -75,6 +75,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "refresh_interval", "SPENDGATE_REFRESH_INTERVAL", 1.0, float, "seconds between key/project reloads"
     ),
+    Setting(
+        "reservation_ttl",
+        "SPENDGATE_RESERVATION_TTL",
+        3600.0,
+        float,
+        "seconds before the budget reservation of a request that never settled is released",
+    ),
 )
 
 
