@@ -15,6 +15,7 @@ from spendgate.budgets.model import (
     RateLimit,
     Scope,
     check_timezone,
+    default_budget_name,
     parse_alerts,
     parse_limit,
 )
@@ -56,7 +57,7 @@ def budgets_create(
 ) -> None:
     parsed = Scope.parse(scope)
     budget = Budget(
-        name=name or f"{str(parsed).replace(':', '-')}-{period}",
+        name=name or default_budget_name(parsed, period),
         scope=parsed,
         limit_usd=parse_limit(limit),
         period=period,

@@ -169,3 +169,23 @@ class Policy:
             elif not present[dimension]:
                 missing.append(dimension)
         return missing
+
+
+def default_budget_name(scope: Scope, period: str) -> str:
+    return f"{str(scope).replace(':', '-')}-{period}"
+
+
+def budget_from_request(body: dict) -> Budget:
+    """A budget from the admin API's JSON (the same rules as the CLI's options)."""
+    scope = Scope.parse(str(body.get("scope", "")))
+    period = str(body.get("period", "month"))
+    alert_at = body.get("alert_at")
+    return Budget(
+        name=str(body.get("name") or default_budget_name(scope, period)),
+        scope=scope,
+        limit_usd=parse_limit(str(body.get("limit_usd", ""))),
+        period=period,
+        timezone=check_timezone(str(body.get("timezone", "UTC"))),
+        alert_at=parse_alerts(",".join(str(v) for v in alert_at) if isinstance(alert_at, list) else None),
+        soft=bool(body.get("soft", False)),
+    )

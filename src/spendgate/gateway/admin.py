@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from spendgate import management
+from spendgate.budgets.model import BudgetError, budget_from_request
 from spendgate.gateway.asgi import (
     JSON_HEADERS,
     Receive,
@@ -31,16 +32,25 @@ from spendgate.gateway.asgi import (
 )
 from spendgate.gateway.errors import OPENAI, GatewayError, authentication_error, invalid_request, not_found
 from spendgate.ledger.store import Store, StoreError
+from spendgate.money import format_usd
 from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions
 
 MAX_ADMIN_BODY = 64 * 1024
 
 
 class AdminAPI:
-    def __init__(self, store: Store, admin_key: str | None, on_change: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        admin_key: str | None,
+        on_change: Callable[[], Awaitable[None]],
+        budget_statuses: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
+    ) -> None:
         self.store = store
         self.admin_key = admin_key
         self.on_change = on_change
+        # The live view (this gateway's in-flight reservations included), from the enforcer.
+        self.budget_statuses = budget_statuses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -73,6 +83,8 @@ class AdminAPI:
             if path == "/admin/events" and method == "GET":
                 limit = int(query.get("limit", "50"))
                 return 200, await asyncio.to_thread(store.list_events, limit)
+            if path == "/admin/budgets" and method == "GET" and self.budget_statuses is not None:
+                return 200, await self.budget_statuses()
             if path == "/admin/report" and method == "GET":
                 report_query = ReportQuery(
                     by=parse_dimensions(query.get("by")),
@@ -85,7 +97,7 @@ class AdminAPI:
                 result = await self._mutate(path, body)
                 await self.on_change()
                 return 201, result
-        except (StoreError, ReportError, ValueError) as exc:
+        except (StoreError, ReportError, BudgetError, ValueError) as exc:
             raise invalid_request(str(exc)) from exc
         raise not_found(path)
 
@@ -110,6 +122,10 @@ class AdminAPI:
                 )
             )
             return new_key.as_json()
+        if path == "/admin/budgets":
+            budget = budget_from_request(body)
+            await asyncio.to_thread(store.create_budget, budget)
+            return {"name": budget.name, "scope": str(budget.scope), "limit_usd": format_usd(budget.limit_usd)}
         if path.startswith("/admin/keys/") and path.endswith("/revoke"):
             name = path[len("/admin/keys/") : -len("/revoke")]
             return management.key_as_json(await asyncio.to_thread(store.revoke_key, name))

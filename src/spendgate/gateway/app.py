@@ -18,10 +18,11 @@ import orjson
 
 from spendgate.attribution import Directory
 from spendgate.budgets.counters import InProcessCounters, InProcessRateLimiter
-from spendgate.budgets.enforcer import Enforcer
+from spendgate.budgets.enforcer import Enforcer, counter_key
 from spendgate.budgets.model import Scope as BudgetScope
 from spendgate.budgets.rules import Rules
-from spendgate.budgets.windows import Window
+from spendgate.budgets.status import budget_status
+from spendgate.budgets.windows import Window, window_for
 from spendgate.gateway.admin import AdminAPI
 from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Send, send_error, send_response
 from spendgate.gateway.directory import DirectoryRefresher
@@ -73,7 +74,7 @@ class SpendgateApp:
         self.gateway.enforcer = self.enforcer
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
-        self.admin = AdminAPI(store, settings.admin_key, self.refresher.reload_soon)
+        self.admin = AdminAPI(store, settings.admin_key, self.refresher.reload_soon, self._budget_statuses)
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def _apply_config(self, directory: Directory, rules: Rules) -> None:
@@ -85,6 +86,18 @@ class SpendgateApp:
         written first, so the sum includes it."""
         await self.writer.flush()
         return await asyncio.to_thread(self.store.spend, scope, window.start, window.end)
+
+    async def _budget_statuses(self) -> list[dict]:
+        """Each budget's window as this gateway sees it: spent from the ledger (exact),
+        reserved from the live counters (in-flight requests included)."""
+        now = self.gateway.clock()
+        rows = []
+        for budget in self.enforcer.rules.budgets:
+            window = window_for(budget.period, budget.timezone, now)
+            spent = await self._ledger_spend(budget.scope, window)
+            state = (await self.enforcer.counters.states([counter_key(budget, window)]))[counter_key(budget, window)]
+            rows.append(budget_status(budget, window, spent, state.reserved, now))
+        return rows
 
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
