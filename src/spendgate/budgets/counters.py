@@ -109,6 +109,8 @@ class InProcessCounters:
 
     async def reserve(self, request_id: str, charges: Sequence[Charge], amount: Decimal, ttl: float) -> Refused | None:
         self._purge(self._clock())
+        if request_id in self._reservations:
+            return None  # a retried reserve of a live reservation reserves nothing twice
         for charge in charges:
             spent = self._spent.get(charge.counter, ZERO)
             reserved = self._reserved.get(charge.counter, ZERO)
