@@ -29,9 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BODY = json.dumps(
-    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "[[sim input=120 output=20]] hi"}]}
-)
+BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "[[sim input=120 output=20]] hi"}]})
 STREAM_BODY = json.dumps(
     {
         "model": "gpt-4o-mini",

@@ -93,9 +93,7 @@ def test_every_dimension_reaches_the_report(gateway: Gateway) -> None:
 
     _call(gateway, locked, {"x-spendgate-project": "search", "x-spendgate-feature": "refunds"})  # rule 1
     _call(gateway, default, {"x-spendgate-project": "checkout", "x-spendgate-customer": "acme"})  # rule 2
-    _call(
-        gateway, default, {"x-spendgate-trace-id": "trace-1", "x-spendgate-tags": "agent=reranker"}
-    )  # rule 3
+    _call(gateway, default, {"x-spendgate-trace-id": "trace-1", "x-spendgate-tags": "agent=reranker"})  # rule 3
     _call(gateway, loose, {"x-spendgate-team": "growth"})  # rule 4, with a team
     _call(gateway, loose)  # rule 4, nothing at all
 
@@ -103,9 +101,7 @@ def test_every_dimension_reaches_the_report(gateway: Gateway) -> None:
     assert by_project == {"checkout": 2, "search": 1, "unallocated": 2}
     by_team = {row["team"]: row["requests"] for row in gateway.report("team")["rows"]}
     assert by_team == {"payments": 2, "growth": 2, None: 1}
-    by_key_env = {
-        (r["key"], r["environment"]): r["requests"] for r in gateway.report("key", "environment")["rows"]
-    }
+    by_key_env = {(r["key"], r["environment"]): r["requests"] for r in gateway.report("key", "environment")["rows"]}
     assert by_key_env == {
         ("checkout-locked", "production"): 1,
         ("search-default", "staging"): 2,
@@ -122,10 +118,7 @@ def test_every_dimension_reaches_the_report(gateway: Gateway) -> None:
     assert models == {("openai", "gpt-4o-mini"): 5}
 
     # Every request's cost is counted once, whatever the grouping.
-    totals = {
-        gateway.report(*by)["total_cost_usd"]
-        for by in [("project",), ("team",), ("key",), ("tag:agent",), ()]
-    }
+    totals = {gateway.report(*by)["total_cost_usd"] for by in [("project",), ("team",), ("key",), ("tag:agent",), ()]}
     assert len(totals) == 1
 
 

@@ -146,9 +146,7 @@ def test_keys_create_prints_the_secret_once(org: str) -> None:
 
 
 def test_keys_create_json(org: str) -> None:
-    data = json.loads(
-        ok(org, "keys", "create", "--name", "bot", "--project", "checkout", "--lock", "--json").stdout
-    )
+    data = json.loads(ok(org, "keys", "create", "--name", "bot", "--project", "checkout", "--lock", "--json").stdout)
     assert data["name"] == "bot"
     assert data["key"].startswith("sg-")
     assert len(data["key"]) > 40
@@ -160,9 +158,7 @@ def test_keys_create_json(org: str) -> None:
 
 def test_keys_list_never_shows_the_secret_and_revoke(org: str) -> None:
     secret = json.loads(ok(org, "keys", "create", "--name", "a", "--json").stdout)["key"]
-    other = json.loads(ok(org, "keys", "create", "--name", "b", "--project", "checkout", "--json").stdout)[
-        "key"
-    ]
+    other = json.loads(ok(org, "keys", "create", "--name", "b", "--project", "checkout", "--json").stdout)["key"]
 
     table = ok(org, "keys", "list").stdout
     listed = ok(org, "keys", "list", "--json").stdout
@@ -346,9 +342,7 @@ def test_report_table(ledger: str) -> None:
 
 
 def test_report_since_until(ledger: str) -> None:
-    data = json.loads(
-        ok(ledger, "report", "--since", "2025-03-02", "--until", "2025-03-02", "--format", "json").stdout
-    )
+    data = json.loads(ok(ledger, "report", "--since", "2025-03-02", "--until", "2025-03-02", "--format", "json").stdout)
     assert [(r["project"], r["cost_usd"]) for r in data["rows"]] == [("support", "0.001225")]
     data = json.loads(ok(ledger, "report", "--since", "2025-03-02", "--format", "json").stdout)
     assert data["total_cost_usd"] == "0.00127"

@@ -65,9 +65,7 @@ def test_anthropic_stream_broken_keeps_the_exact_input_side(gateway: Gateway, ke
 def test_client_disconnect_mid_stream_is_incomplete(gateway: Gateway, key: str, family: str) -> None:
     directive = "[[sim input=200 output=400 chunks=40 chunk_delay_ms=50]]"
     if family == "openai":
-        stream = gateway.openai(key).chat.completions.create(
-            model="gpt-4o", messages=_user(directive), stream=True
-        )
+        stream = gateway.openai(key).chat.completions.create(model="gpt-4o", messages=_user(directive), stream=True)
     else:
         stream = gateway.anthropic(key).messages.create(
             model="claude-haiku-4-5", max_tokens=400, messages=_user(directive), stream=True
@@ -87,9 +85,7 @@ def test_client_disconnect_mid_stream_is_incomplete(gateway: Gateway, key: str, 
 
 
 @pytest.mark.parametrize("status", [400, 429, 500])
-def test_upstream_errors_pass_through_unchanged_and_are_recorded(
-    gateway: Gateway, key: str, status: int
-) -> None:
+def test_upstream_errors_pass_through_unchanged_and_are_recorded(gateway: Gateway, key: str, status: int) -> None:
     direct = httpx.post(
         f"{gateway.sim.url}/v1/chat/completions",
         json={"model": "gpt-4o", "messages": _user(f"[[sim status={status}]]")},
@@ -125,9 +121,7 @@ def _closed_port() -> int:
 
 def test_unreachable_upstream_is_502_in_provider_shape(make_gateway) -> None:
     port = _closed_port()
-    gateway = make_gateway(
-        openai_base_url=f"http://127.0.0.1:{port}/v1", anthropic_base_url=f"http://127.0.0.1:{port}"
-    )
+    gateway = make_gateway(openai_base_url=f"http://127.0.0.1:{port}/v1", anthropic_base_url=f"http://127.0.0.1:{port}")
     key = gateway.key("k")
     with pytest.raises(openai.APIStatusError) as error:
         gateway.openai(key).chat.completions.create(model="gpt-4o", messages=_user("hi"))
@@ -143,9 +137,7 @@ def test_upstream_timeout_is_504_and_recorded_incomplete(make_gateway) -> None:
     gateway = make_gateway(upstream_timeout=0.3)
     key = gateway.key("k")
     with pytest.raises(openai.APIStatusError) as error:
-        gateway.openai(key).chat.completions.create(
-            model="gpt-4o", messages=_user("[[sim delay_ms=2000 input=99]]")
-        )
+        gateway.openai(key).chat.completions.create(model="gpt-4o", messages=_user("[[sim delay_ms=2000 input=99]]"))
     assert error.value.status_code == 504 and error.value.body["type"] == "upstream_error"
     [event] = gateway.events()
     assert (event["status"], event["http_status"], event["estimated"]) == ("incomplete", 504, True)

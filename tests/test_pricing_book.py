@@ -42,9 +42,7 @@ def genai_total(usage: Usage, model: str, provider: str, at: datetime) -> Decima
         cache_read_tokens=usage.cached_input_tokens,
         output_tokens=usage.output_tokens,
     )
-    return genai_prices.calc_price(
-        genai_usage, model, provider_id=provider, genai_request_timestamp=at
-    ).total_price
+    return genai_prices.calc_price(genai_usage, model, provider_id=provider, genai_request_timestamp=at).total_price
 
 
 # --- genai-prices lookups ---------------------------------------------------------------
@@ -168,9 +166,7 @@ def sweep(start: datetime, hours: int, step_minutes: int) -> list[datetime]:
     return [start + timedelta(minutes=step_minutes * i) for i in range(steps + 1)]
 
 
-@pytest.mark.parametrize(
-    "model", ["deepseek-chat", "deepseek-reasoner", "deepseek-v4-flash", "deepseek-v4-pro"]
-)
+@pytest.mark.parametrize("model", ["deepseek-chat", "deepseek-reasoner", "deepseek-v4-flash", "deepseek-v4-pro"])
 def test_time_of_day_prices_through_one_cached_book(model: str) -> None:
     """Peak/off-peak prices change twice a day: a cached window must end at the next change."""
     book = PriceBook(genai_provider_ids={"deepseek": "deepseek"})
@@ -216,9 +212,7 @@ def synthetic_book() -> tuple[PriceBook, Provider, ModelInfo]:
             ),
         ],
     )
-    provider = Provider(
-        id="synthetic", name="Synthetic", api_pattern="https://synthetic.invalid", models=[model]
-    )
+    provider = Provider(id="synthetic", name="Synthetic", api_pattern="https://synthetic.invalid", models=[model])
     snapshot = DataSnapshot(providers=[provider], from_auto_update=False)
     return PriceBook(genai_provider_ids={"synth": "synthetic"}, snapshot=snapshot), provider, model
 
@@ -226,9 +220,7 @@ def synthetic_book() -> tuple[PriceBook, Provider, ModelInfo]:
 def test_synthetic_time_of_day_wrapping_midnight_in_another_zone() -> None:
     book, provider, model = synthetic_book()
     instants = sweep(utc(2026, 5, 1, 0, 1), 72, 5)
-    instants += [
-        utc(2026, 5, d, h) - timedelta(microseconds=e) for d in (1, 2, 3) for h in (0, 4, 20) for e in (0, 1)
-    ]
+    instants += [utc(2026, 5, d, h) - timedelta(microseconds=e) for d in (1, 2, 3) for h in (0, 4, 20) for e in (0, 1)]
     instants += list(reversed(instants))
     for at in instants:
         expected = model.calc_price(
@@ -333,9 +325,7 @@ def test_prefix_match() -> None:
 
 
 def test_discount_applies_to_every_list_price_including_tiers() -> None:
-    book = PriceBook(
-        [PriceOverride("anthropic", "claude-sonnet-4-5*", discount_percent=D(15), origin="p.toml#1")]
-    )
+    book = PriceBook([PriceOverride("anthropic", "claude-sonnet-4-5*", discount_percent=D(15), origin="p.toml#1")])
     usage = Usage(
         input_tokens=1000,
         cached_input_tokens=200,
@@ -347,9 +337,7 @@ def test_discount_applies_to_every_list_price_including_tiers() -> None:
     listed = PriceBook().price("anthropic", "claude-sonnet-4-5-20250929", usage, AT)
     assert small.cost == listed.cost * D("0.85")
     assert small.rates.input_mtok == D("2.55") and small.rates.cache_write_1h_mtok == D("5.1")
-    assert (
-        small.rates.source == "overrides p.toml#1 (..) 15% off genai-prices 0.2.3 anthropic/claude-sonnet-4-5"
-    )
+    assert small.rates.source == "overrides p.toml#1 (..) 15% off genai-prices 0.2.3 anthropic/claude-sonnet-4-5"
     large = book.price("anthropic", "claude-sonnet-4-5", Usage(input_tokens=300_000), AT)
     assert large.rates.input_mtok == D("5.1")  # the $6 tier, discounted
     assert large.rates.source.endswith("[input tokens > 200000]")

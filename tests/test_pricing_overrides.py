@@ -86,9 +86,7 @@ def test_optional_prices_default_to_their_parents(tmp_path: Path) -> None:
     (with_write,) = load_overrides(
         write(
             tmp_path,
-            entry(
-                provider='"acme"', model='"m"', input_mtok="3", output_mtok="12", cache_write_mtok='"3.75"'
-            ),
+            entry(provider='"acme"', model='"m"', input_mtok="3", output_mtok="12", cache_write_mtok='"3.75"'),
         )
     )
     assert with_write.rates.cache_write_1h_mtok == D("3.75")
@@ -121,9 +119,7 @@ def test_dates_toml_native_offsets_and_utc_default(tmp_path: Path) -> None:
         output_mtok="1",
         effective_from="2026-03-01",  # a TOML date, unquoted
         effective_until='"2026-03-02T02:00:00+02:00"',  # = midnight UTC
-    ) + entry(
-        provider='"p"', model='"m"', input_mtok="1", output_mtok="1", effective_from="2026-03-01T06:30:00"
-    )
+    ) + entry(provider='"p"', model='"m"', input_mtok="1", output_mtok="1", effective_from="2026-03-01T06:30:00")
     first, second = load_overrides(write(tmp_path, text))
     assert first.effective_from == datetime(2026, 3, 1, tzinfo=UTC)
     assert first.effective_until == datetime(2026, 3, 2, tzinfo=UTC)

@@ -34,9 +34,7 @@ def book() -> PriceBook:
 
 def test_gpt_4o_by_hand(book: PriceBook) -> None:
     # 600 uncached x $2.50 + 400 cached x $1.25 + 200 output x $10, per million.
-    priced = book.price(
-        "openai", "gpt-4o", Usage(input_tokens=1000, cached_input_tokens=400, output_tokens=200), AT
-    )
+    priced = book.price("openai", "gpt-4o", Usage(input_tokens=1000, cached_input_tokens=400, output_tokens=200), AT)
     assert priced is not None
     assert priced.cost == D("0.004")
     assert priced.rates.source == "genai-prices 0.2.3 openai/gpt-4o"
@@ -62,9 +60,7 @@ def test_claude_3_5_haiku_cache_reads_and_both_cache_write_ttls_by_hand(book: Pr
 
 
 def test_claude_sonnet_4_5_cliff_tier_above_200k_input_tokens(book: PriceBook) -> None:
-    at_threshold = book.price(
-        "anthropic", "claude-sonnet-4-5-20250929", Usage(200_000, output_tokens=1000), AT
-    )
+    at_threshold = book.price("anthropic", "claude-sonnet-4-5-20250929", Usage(200_000, output_tokens=1000), AT)
     above = book.price("anthropic", "claude-sonnet-4-5-20250929", Usage(200_001, output_tokens=1000), AT)
     assert at_threshold.cost == D("0.615")  # 200000 * $3 + 1000 * $15
     assert above.cost == D("1.222506")  # every token at the tier: 200001 * $6 + 1000 * $22.50
@@ -119,9 +115,7 @@ def test_inconsistent_usage_is_never_charged_negative() -> None:
     # More cache reads than input tokens: reads charged as reported, no negative uncached part.
     assert cost(Usage(input_tokens=10, cached_input_tokens=20), rates()) == D("0.00001")
     # More 1h writes than writes, more reasoning than output.
-    assert cost(Usage(input_tokens=5, cache_write_tokens=5, cache_write_1h_tokens=6), rates()) == D(
-        "0.000024"
-    )
+    assert cost(Usage(input_tokens=5, cache_write_tokens=5, cache_write_1h_tokens=6), rates()) == D("0.000024")
     assert cost(Usage(output_tokens=1, reasoning_tokens=2), rates()) == D("0.000018")
 
 

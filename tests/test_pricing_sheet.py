@@ -47,9 +47,7 @@ SHAPES = {
     "only input and output": ModelPrice(input_mtok=D("2"), output_mtok=D("6")),
     "input only (embeddings)": ModelPrice(input_mtok=D("0.02")),
     "tiers starting at different sizes per unit": ModelPrice(
-        input_mtok=TieredPrices(
-            base=D("1"), tiers=[Tier(start=300, price=D("3")), Tier(start=100, price=D("2"))]
-        ),
+        input_mtok=TieredPrices(base=D("1"), tiers=[Tier(start=300, price=D("3")), Tier(start=100, price=D("2"))]),
         cache_read_mtok=TieredPrices(base=D("0.1"), tiers=[Tier(start=200, price=D("0.2"))]),
         cache_write_mtok=D("1.25"),
         output_mtok=TieredPrices(base=D("4"), tiers=[Tier(start=100, price=D("8"))]),

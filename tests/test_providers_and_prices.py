@@ -21,9 +21,7 @@ def _chat(gateway: Gateway, key: str, model: str, directive: str = "[[sim input=
 
 
 def _local_provider(gateway_sim_url: str) -> dict[str, ProviderConfig]:
-    return {
-        "local": ProviderConfig(name="local", base_url=f"{gateway_sim_url}/v1", api_key_env="LOCAL_LLM_KEY")
-    }
+    return {"local": ProviderConfig(name="local", base_url=f"{gateway_sim_url}/v1", api_key_env="LOCAL_LLM_KEY")}
 
 
 def test_unknown_model_is_recorded_flagged_unpriced_never_zero(gateway: Gateway) -> None:
@@ -61,9 +59,7 @@ def test_openai_compatible_provider_by_prefix(make_gateway, simulator) -> None:
     assert (event["provider"], event["model"], event["priced"]) == ("local", "llama-3.1-8b", False)
 
 
-def test_overrides_price_private_models_and_negotiated_rates_by_date(
-    make_gateway, simulator, tmp_path: Path
-) -> None:
+def test_overrides_price_private_models_and_negotiated_rates_by_date(make_gateway, simulator, tmp_path: Path) -> None:
     prices = tmp_path / "prices.toml"
     prices.write_text(
         """

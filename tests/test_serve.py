@@ -41,9 +41,7 @@ def test_sigterm_flushes_every_buffered_event(tmp_path: Path, simulator: Simulat
     _spendgate("teams", "create", "ops", "--config", str(config), env=env)
     _spendgate("projects", "create", "bot", "--team", "ops", "--config", str(config), env=env)
     key = json.loads(
-        _spendgate(
-            "keys", "create", "--name", "bot", "--project", "bot", "--json", "--config", str(config), env=env
-        )
+        _spendgate("keys", "create", "--name", "bot", "--project", "bot", "--json", "--config", str(config), env=env)
     )["key"]
 
     server = subprocess.Popen(
@@ -75,9 +73,7 @@ def test_sigterm_flushes_every_buffered_event(tmp_path: Path, simulator: Simulat
     # uvicorn re-raises the signal once it has shut down cleanly.
     assert server.returncode in (0, -signal.SIGTERM), output
     assert "25 events written" in output
-    report = json.loads(
-        _spendgate("report", "--by", "project", "--format", "json", "--config", str(config), env=env)
-    )
+    report = json.loads(_spendgate("report", "--by", "project", "--format", "json", "--config", str(config), env=env))
     assert report["rows"][0]["project"] == "bot"
     assert report["total_requests"] == 25
     assert report["rows"][0]["input_tokens"] == sum(range(1, 26))

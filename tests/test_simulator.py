@@ -101,9 +101,7 @@ def chat_usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0
     }
 
 
-def claude_usage(
-    input_tokens: int, output: int, read: int = 0, write: int = 0, write_1h: int = 0
-) -> dict[str, Any]:
+def claude_usage(input_tokens: int, output: int, read: int = 0, write: int = 0, write_1h: int = 0) -> dict[str, Any]:
     return {
         "input_tokens": input_tokens,
         "output_tokens": output,
@@ -116,9 +114,7 @@ def claude_usage(
     }
 
 
-async def raw_post(
-    url: str, path: str, body: dict[str, Any], headers: dict[str, str]
-) -> tuple[int, Any, bytes]:
+async def raw_post(url: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any, bytes]:
     async with (
         aiohttp.ClientSession() as session,
         session.post(url + path, json=body, headers=headers) as response,
@@ -433,9 +429,7 @@ def test_messages_create(claude: anthropic.Anthropic, app: Any) -> None:
 
 def test_messages_create_stream_events(claude: anthropic.Anthropic, app: Any) -> None:
     events = list(
-        claude.messages.create(
-            model=CLAUDE_MODEL, max_tokens=100, messages=user(CLAUDE_DIRECTIVE), stream=True
-        )
+        claude.messages.create(model=CLAUDE_MODEL, max_tokens=100, messages=user(CLAUDE_DIRECTIVE), stream=True)
     )
     assert [event.type for event in events] == [
         "message_start",
@@ -454,9 +448,7 @@ def test_messages_create_stream_events(claude: anthropic.Anthropic, app: Any) ->
 
 async def test_messages_wire_event_names(url: str) -> None:
     body = {"model": CLAUDE_MODEL, "max_tokens": 5, "messages": user("[[sim chunks=2]]"), "stream": True}
-    _, _, raw = await raw_post(
-        url, "/v1/messages", body, {"x-api-key": "k", "anthropic-version": "2023-06-01"}
-    )
+    _, _, raw = await raw_post(url, "/v1/messages", body, {"x-api-key": "k", "anthropic-version": "2023-06-01"})
     assert sse_event_names(raw) == [
         "message_start",
         "content_block_start",
@@ -471,9 +463,7 @@ async def test_messages_wire_event_names(url: str) -> None:
 
 
 def test_messages_stream_helper(claude: anthropic.Anthropic) -> None:
-    with claude.messages.stream(
-        model=CLAUDE_MODEL, max_tokens=100, messages=user(CLAUDE_DIRECTIVE)
-    ) as stream:
+    with claude.messages.stream(model=CLAUDE_MODEL, max_tokens=100, messages=user(CLAUDE_DIRECTIVE)) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text == "ok ok ok ok" == final.content[0].text
@@ -489,9 +479,7 @@ async def test_async_messages(aclaude: anthropic.AsyncAnthropic) -> None:
         final = await stream.get_final_message()
     assert deltas == ["ok", " ok", " ok"]
     assert (final.usage.input_tokens, final.usage.output_tokens) == (4, 2)
-    message = await aclaude.messages.create(
-        model=CLAUDE_MODEL, max_tokens=10, messages=user("[[sim input=8]]")
-    )
+    message = await aclaude.messages.create(model=CLAUDE_MODEL, max_tokens=10, messages=user("[[sim input=8]]"))
     assert message.usage.input_tokens == 8 and message.usage.output_tokens == 10
 
 
@@ -524,9 +512,7 @@ def test_break_after_breaks_anthropic_stream_mid_way(claude: anthropic.Anthropic
     received = []
     with (
         pytest.raises((anthropic.APIConnectionError, httpx2.TransportError)),
-        claude.messages.stream(
-            model=CLAUDE_MODEL, max_tokens=9, messages=user("[[sim break_after=1]]")
-        ) as stream,
+        claude.messages.stream(model=CLAUDE_MODEL, max_tokens=9, messages=user("[[sim break_after=1]]")) as stream,
     ):
         received.extend(stream.text_stream)
     assert received == ["ok"]
@@ -558,9 +544,7 @@ def test_rate_limit_error(oai: openai.OpenAI, claude: anthropic.Anthropic, app: 
     with pytest.raises(anthropic.RateLimitError):
         claude.messages.create(model=CLAUDE_MODEL, max_tokens=5, messages=user("[[sim status=429]]"))
     with pytest.raises(anthropic.OverloadedError) as overloaded:
-        claude.messages.create(
-            model=CLAUDE_MODEL, max_tokens=5, messages=user("[[sim status=529]]"), stream=True
-        )
+        claude.messages.create(model=CLAUDE_MODEL, max_tokens=5, messages=user("[[sim status=529]]"), stream=True)
     assert overloaded.value.body["error"]["type"] == "overloaded_error"
     with pytest.raises(openai.InternalServerError):
         oai.responses.create(model="gpt-4.1", input="[[sim status=500]]")

@@ -144,9 +144,7 @@ def test_openai_chat_usage_with_details() -> None:
             "completion_tokens_details": {"reasoning_tokens": 256, "audio_tokens": 0},
         }
     )
-    assert usage == Usage(
-        input_tokens=1200, cached_input_tokens=1024, output_tokens=300, reasoning_tokens=256
-    )
+    assert usage == Usage(input_tokens=1200, cached_input_tokens=1024, output_tokens=300, reasoning_tokens=256)
     assert usage.uncached_input_tokens == 176
     assert usage.total_tokens == 1500
 
@@ -165,9 +163,7 @@ def test_openai_responses_api_usage() -> None:
             "total_tokens": 2900,
         }
     )
-    assert usage == Usage(
-        input_tokens=2000, cached_input_tokens=1536, output_tokens=900, reasoning_tokens=640
-    )
+    assert usage == Usage(input_tokens=2000, cached_input_tokens=1536, output_tokens=900, reasoning_tokens=640)
 
 
 @pytest.mark.parametrize(
@@ -300,13 +296,7 @@ CHAT_STREAM = [
     sse(chat_chunk({"content": "Hello"})),
     sse(chat_chunk({"content": ", wörld"})),
     sse(
-        chat_chunk(
-            {
-                "tool_calls": [
-                    {"index": 0, "id": "c1", "function": {"name": "lookup", "arguments": '{"q": 1}'}}
-                ]
-            }
-        )
+        chat_chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "lookup", "arguments": '{"q": 1}'}}]})
     ),
     sse(chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]})),
     sse(chat_chunk({}, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])),
@@ -384,9 +374,7 @@ def test_responses_observer_usage_from_final_event(final: str) -> None:
         responses_event(final, response={"model": "gpt-5-mini-2025-08-07", "usage": RESPONSES_USAGE}),
     ]
     assert all(observer.observe(event) for event in stream)
-    assert observer.usage == Usage(
-        input_tokens=40, cached_input_tokens=32, output_tokens=12, reasoning_tokens=4
-    )
+    assert observer.usage == Usage(input_tokens=40, cached_input_tokens=32, output_tokens=12, reasoning_tokens=4)
     assert observer.model == "gpt-5-mini-2025-08-07"
     assert observer.output_chars == 5
 
@@ -421,9 +409,7 @@ def anthropic_stream(with_delta: bool) -> list[bytes]:
         ),
         sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, "x"),
         sse({"type": "ping"}, event="ping"),
-        sse(
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}, "x"
-        ),
+        sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}}, "x"),
         sse(
             {
                 "type": "content_block_delta",
@@ -459,9 +445,7 @@ def anthropic_stream(with_delta: bool) -> list[bytes]:
 def test_messages_observer_combines_start_and_delta() -> None:
     observer = MessagesStreamObserver()
     assert all(observer.observe(event) for event in anthropic_stream(with_delta=True))
-    assert observer.usage == Usage(
-        input_tokens=630, cached_input_tokens=500, cache_write_tokens=100, output_tokens=42
-    )
+    assert observer.usage == Usage(input_tokens=630, cached_input_tokens=500, cache_write_tokens=100, output_tokens=42)
     assert observer.partial_usage == observer.usage
     assert observer.model == "claude-haiku-4-5-20251001"
     assert observer.output_chars == len("Hello") + len('{"a"') + len("hm")
@@ -479,9 +463,7 @@ def test_messages_observer_partial_usage_when_cut_before_message_delta() -> None
 
 def test_messages_observer_delta_restating_input_and_null_fields() -> None:
     observer = MessagesStreamObserver()
-    observer.observe(
-        sse({"type": "message_start", "message": {"usage": {"input_tokens": 10, "output_tokens": 1}}})
-    )
+    observer.observe(sse({"type": "message_start", "message": {"usage": {"input_tokens": 10, "output_tokens": 1}}}))
     observer.observe(
         sse(
             {
@@ -502,9 +484,7 @@ def test_messages_observer_nothing_seen() -> None:
 
 
 # --- estimates --------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("chars", "tokens"), [(0, 0), (1, 1), (3, 1), (4, 1), (5, 2), (8, 2), (9, 3), (4001, 1001)]
-)
+@pytest.mark.parametrize(("chars", "tokens"), [(0, 0), (1, 1), (3, 1), (4, 1), (5, 2), (8, 2), (9, 3), (4001, 1001)])
 def test_tokens_for_chars(chars: int, tokens: int) -> None:
     assert tokens_for_chars(chars) == tokens
 

@@ -62,9 +62,7 @@ def _body(request: PlannedRequest) -> tuple[str, dict]:
     }
 
 
-async def _drive(
-    gateway_url: str, keys: dict[str, str], plan: list[PlannedRequest], clock: ReplayClock
-) -> int:
+async def _drive(gateway_url: str, keys: dict[str, str], plan: list[PlannedRequest], clock: ReplayClock) -> int:
     console_progress = Progress(
         TextColumn("[bold]replaying a month of traffic"),
         BarColumn(),
@@ -146,9 +144,7 @@ def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 
     console.print(f"• gateway listening on {gateway.url}")
     try:
         keys = _setup(store)
-        console.print(
-            f"• {len(TEAMS)} teams, {len(AGENTS)} agents with their own keys, 1 shared key with no project"
-        )
+        console.print(f"• {len(TEAMS)} teams, {len(AGENTS)} agents with their own keys, 1 shared key with no project")
         plan = plan_month(total_requests, start, seed)
         failures = asyncio.run(_drive(gateway.url, keys, plan, clock))
     finally:
@@ -163,9 +159,7 @@ def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 
         title="Spend by team and project",
         token_columns=False,
     )
-    report_table(
-        store.report(ReportQuery(by=("model", "provider"))), console, title="Top models", token_columns=False
-    )
+    report_table(store.report(ReportQuery(by=("model", "provider"))), console, title="Top models", token_columns=False)
     total = by_team.total_cost_usd
     unallocated = sum((r.cost_usd for r in by_team.rows if r.dims["team"] is None), Decimal(0))
     share = unallocated / total * 100 if total else 0

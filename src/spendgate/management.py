@@ -23,9 +23,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 def check_name(kind: str, name: str) -> str:
     if not _NAME.match(name or ""):
-        raise StoreError(
-            f"{kind} name {name!r}: use 1-64 letters, digits, '_', '.', '-' (not starting with a symbol)"
-        )
+        raise StoreError(f"{kind} name {name!r}: use 1-64 letters, digits, '_', '.', '-' (not starting with a symbol)")
     return name
 
 

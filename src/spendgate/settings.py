@@ -44,9 +44,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("db", "SPENDGATE_DB", "sqlite:///./spendgate.db", str, "ledger database URL"),
     Setting("redis_url", "SPENDGATE_REDIS_URL", None, str, "shared counters for several gateway replicas"),
-    Setting(
-        "openai_base_url", "SPENDGATE_OPENAI_BASE_URL", "https://api.openai.com/v1", str, "OpenAI upstream"
-    ),
+    Setting("openai_base_url", "SPENDGATE_OPENAI_BASE_URL", "https://api.openai.com/v1", str, "OpenAI upstream"),
     Setting(
         "anthropic_base_url",
         "SPENDGATE_ANTHROPIC_BASE_URL",
@@ -64,17 +62,11 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "largest request body (413 above)",
     ),
-    Setting(
-        "upstream_timeout", "SPENDGATE_UPSTREAM_TIMEOUT", 600.0, float, "seconds to wait for upstream data"
-    ),
+    Setting("upstream_timeout", "SPENDGATE_UPSTREAM_TIMEOUT", 600.0, float, "seconds to wait for upstream data"),
     Setting("connect_timeout", "SPENDGATE_CONNECT_TIMEOUT", 10.0, float, "seconds to connect upstream"),
-    Setting(
-        "admin_key", "SPENDGATE_ADMIN_KEY", None, str, "bearer token for the /admin API (off when unset)"
-    ),
+    Setting("admin_key", "SPENDGATE_ADMIN_KEY", None, str, "bearer token for the /admin API (off when unset)"),
     Setting("flush_interval", "SPENDGATE_FLUSH_INTERVAL", 0.2, float, "seconds between ledger batch writes"),
-    Setting(
-        "refresh_interval", "SPENDGATE_REFRESH_INTERVAL", 1.0, float, "seconds between key/project reloads"
-    ),
+    Setting("refresh_interval", "SPENDGATE_REFRESH_INTERVAL", 1.0, float, "seconds between key/project reloads"),
     Setting(
         "reservation_ttl",
         "SPENDGATE_RESERVATION_TTL",
@@ -124,9 +116,7 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
     try:
         return setting.kind(value)
     except (TypeError, ValueError) as exc:
-        raise SettingsError(
-            f"{origin}: {setting.name} must be {setting.kind.__name__}, got {value!r}"
-        ) from exc
+        raise SettingsError(f"{origin}: {setting.name} must be {setting.kind.__name__}, got {value!r}") from exc
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

@@ -57,9 +57,7 @@ def parse_tags(value: str) -> dict[str, str]:
         name, sep, tag_value = part.partition("=")
         name, tag_value = name.strip(), tag_value.strip()
         if not sep or not name:
-            raise AttributionError(
-                f"{TAGS_HEADER}: expected key=value pairs separated by commas, got {part!r}"
-            )
+            raise AttributionError(f"{TAGS_HEADER}: expected key=value pairs separated by commas, got {part!r}")
         tags[name] = tag_value
     return tags
 

@@ -58,9 +58,7 @@ class EventWriter:
             except Exception:
                 # Put the batch back in front: order and completeness over speed.
                 self._pending[:0] = batch
-                log.exception(
-                    "ledger write failed; %d events kept, retrying in %.2fs", len(self._pending), backoff
-                )
+                log.exception("ledger write failed; %d events kept, retrying in %.2fs", len(self._pending), backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue

@@ -26,9 +26,7 @@ from spendgate.usage.model import Usage
 
 __all__ = ("DEFAULT_GENAI_PROVIDER_IDS", "PriceBook", "PricedUsage")
 
-DEFAULT_GENAI_PROVIDER_IDS: Mapping[str, str | None] = MappingProxyType(
-    {"openai": "openai", "anthropic": "anthropic"}
-)
+DEFAULT_GENAI_PROVIDER_IDS: Mapping[str, str | None] = MappingProxyType({"openai": "openai", "anthropic": "anthropic"})
 # Open window ends, as instants, so the cache check is two plain comparisons.
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.max.replace(tzinfo=UTC)
@@ -127,9 +125,7 @@ class PriceBook:
                 listed = self._list_sheet(provider_key, model_key, at)
             percent = override.discount_percent
             if listed[0] is not None and percent is not None:
-                sheet = listed[0].discounted(
-                    percent, f"overrides {override.origin} ({override.period}) {percent}% off"
-                )
+                sheet = listed[0].discounted(percent, f"overrides {override.origin} ({override.period}) {percent}% off")
                 break
             # A discount on a model genai-prices cannot price: fall through to earlier entries.
         else:
@@ -173,9 +169,7 @@ class PriceBook:
         cache[key] = (valid_from or _EARLIEST, valid_until or _LATEST, sheet)
 
 
-def _steady_window(
-    overrides: Sequence[PriceOverride], at: datetime
-) -> tuple[datetime | None, datetime | None]:
+def _steady_window(overrides: Sequence[PriceOverride], at: datetime) -> tuple[datetime | None, datetime | None]:
     """The span around ``at`` in which no matching override starts or stops being in effect."""
     valid_from: datetime | None = None
     valid_until: datetime | None = None

@@ -100,9 +100,7 @@ def _describe(conditional: ConditionalPrice | None) -> str:
     return ""
 
 
-def _steady_window(
-    conditionals: list[ConditionalPrice], at: datetime
-) -> tuple[datetime | None, datetime | None]:
+def _steady_window(conditionals: list[ConditionalPrice], at: datetime) -> tuple[datetime | None, datetime | None]:
     """The span around ``at`` in which no constraint becomes active or inactive."""
     at = at.astimezone(UTC)
     boundaries: list[datetime] = []

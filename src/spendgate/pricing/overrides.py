@@ -60,9 +60,7 @@ _PRICE_FIELDS = (
     "reasoning_mtok",
     "request_kusd",
 )
-_FIELDS = frozenset(
-    {"provider", "model", "effective_from", "effective_until", "discount_percent", *_PRICE_FIELDS}
-)
+_FIELDS = frozenset({"provider", "model", "effective_from", "effective_until", "discount_percent", *_PRICE_FIELDS})
 
 
 class PriceFileError(ValueError):
@@ -159,9 +157,7 @@ def load_overrides(path: str | os.PathLike[str]) -> tuple[PriceOverride, ...]:
         raise PriceFileError(path, None, 'expected an object with a "price" list')
     unknown = sorted(set(document) - {"price"})
     if unknown:
-        raise PriceFileError(
-            path, None, f"unknown top-level key(s) {', '.join(unknown)}; entries go in [[price]]"
-        )
+        raise PriceFileError(path, None, f"unknown top-level key(s) {', '.join(unknown)}; entries go in [[price]]")
     entries = document.get("price", [])
     if not isinstance(entries, list):
         raise PriceFileError(path, None, '"price" must be a list of entries ([[price]] in TOML)')

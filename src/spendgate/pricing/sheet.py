@@ -74,15 +74,11 @@ class PriceSheet:
         return replace(
             self,
             base=self.base.discounted(percent, f"{source} {self.base.source}"),
-            tiers=tuple(
-                (start, rates.discounted(percent, f"{source} {rates.source}")) for start, rates in self.tiers
-            ),
+            tiers=tuple((start, rates.discounted(percent, f"{source} {rates.source}")) for start, rates in self.tiers),
         )
 
     @classmethod
-    def flat(
-        cls, rates: Rates, valid_from: datetime | None = None, valid_until: datetime | None = None
-    ) -> PriceSheet:
+    def flat(cls, rates: Rates, valid_from: datetime | None = None, valid_until: datetime | None = None) -> PriceSheet:
         """Untiered prices, e.g. an override entry's."""
         return cls(rates, (), valid_from, valid_until)
 
@@ -102,9 +98,7 @@ class PriceSheet:
         free. A model with no prices at all (e.g. OpenAI moderation) is free.
         """
         prices = {
-            key: value
-            for key, value in vars(model_price).items()
-            if value is not None and not key.startswith("_")
+            key: value for key, value in vars(model_price).items() if value is not None and not key.startswith("_")
         }
         if prices and prices.keys().isdisjoint(_PRICED_HERE):
             return None
@@ -117,9 +111,7 @@ class PriceSheet:
             }
         )
         base = _rates_above(prices, None, source)
-        tiers = tuple(
-            (start, _rates_above(prices, start, f"{source} [input tokens > {start}]")) for start in starts
-        )
+        tiers = tuple((start, _rates_above(prices, start, f"{source} [input tokens > {start}]")) for start in starts)
         return cls(base, tiers, valid_from, valid_until)
 
 

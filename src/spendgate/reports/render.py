@@ -64,9 +64,7 @@ def report_table(
         ("output tok", "output_tokens"),
     ]
     shown = [
-        (label, attr)
-        for label, attr in optional
-        if token_columns and any(getattr(row, attr) for row in result.rows)
+        (label, attr) for label, attr in optional if token_columns and any(getattr(row, attr) for row in result.rows)
     ]
     for label, _ in shown:
         table.add_column(label, justify="right")

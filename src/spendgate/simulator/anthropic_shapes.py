@@ -130,6 +130,4 @@ MODELS_LIST_BODY = orjson.dumps(
 
 def error_body(status: int, message: str, request_id: str) -> bytes:
     error_type = ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
-    return orjson.dumps(
-        {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
-    )
+    return orjson.dumps({"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id})

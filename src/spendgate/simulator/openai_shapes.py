@@ -95,9 +95,7 @@ def chat_completion(plan: Plan, completion_id: str, created: int) -> dict[str, A
     return completion
 
 
-def chat_completion_stream(
-    plan: Plan, completion_id: str, created: int, *, include_usage: bool
-) -> EventStream:
+def chat_completion_stream(plan: Plan, completion_id: str, created: int, *, include_usage: bool) -> EventStream:
     """Chunks as OpenAI streams them. With ``include_usage`` every chunk carries ``"usage": null``
     and one extra last chunk, with no choices, carries the usage; without it there is no usage."""
     include_usage = include_usage and not plan.no_usage
@@ -161,9 +159,7 @@ def text_completion(plan: Plan, completion_id: str, created: int) -> dict[str, A
     return completion
 
 
-def text_completion_stream(
-    plan: Plan, completion_id: str, created: int, *, include_usage: bool
-) -> EventStream:
+def text_completion_stream(plan: Plan, completion_id: str, created: int, *, include_usage: bool) -> EventStream:
     include_usage = include_usage and not plan.no_usage
 
     def chunk(text: str, finish_reason: str | None) -> bytes:
@@ -251,9 +247,7 @@ def response_object(
     }
 
 
-def response_stream(
-    plan: Plan, response_id: str, item_id: str, created: int, request: dict[str, Any]
-) -> EventStream:
+def response_stream(plan: Plan, response_id: str, item_id: str, created: int, request: dict[str, Any]) -> EventStream:
     """Typed events as the Responses API streams them; ``response.completed`` carries the usage."""
     sequence = iter(range(1_000_000))
 
@@ -269,9 +263,7 @@ def response_stream(
         event("response.output_item.added", output_index=0, item=_message_item(item_id, None)),
         event("response.content_part.added", **location, part=_output_text_part("")),
     ]
-    deltas = [
-        event("response.output_text.delta", **location, delta=text, logprobs=[]) for text in plan.text_deltas
-    ]
+    deltas = [event("response.output_text.delta", **location, delta=text, logprobs=[]) for text in plan.text_deltas]
     completed = response_object(plan, response_id, item_id, created, request)
     closing = [
         event("response.output_text.done", **location, text=text, logprobs=[]),

@@ -93,9 +93,7 @@ def default_output_tokens(request: dict[str, Any]) -> int:
     return DEFAULT_OUTPUT_TOKENS
 
 
-def make_plan(
-    raw: bytes, request: dict[str, Any], provider: Provider, *, default_latency_ms: float = 0.0
-) -> Plan:
+def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, default_latency_ms: float = 0.0) -> Plan:
     """Build the plan for a request whose raw body is ``raw`` and parsed body is ``request``.
 
     Raises :class:`DirectiveError` for unknown keys or malformed values.
