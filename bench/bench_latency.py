@@ -1,6 +1,6 @@
 """Added latency of the gateway per request, against the built-in simulated provider.
 
-    python bench/bench_latency.py [--requests 5000]
+    python bench/bench_latency.py [--requests 5000] [--enforce] [--redis redis://127.0.0.1:6379/13]
 
 Starts `spendgate simulator` and `spendgate serve` (SQLite ledger, one worker each) as
 separate processes on loopback, then times the same small chat request sent sequentially
@@ -9,6 +9,10 @@ difference of the two distributions is what the gateway adds (authentication,
 attribution, JSON parse, upstream relay, usage parse, pricing, ledger enqueue). It also
 times the first byte of a stream both ways, and after a clean shutdown checks that the
 ledger holds exactly one event per request the gateway answered.
+
+With --enforce the key's requests are under two budgets (org and team, blocking) and a
+rate limit, so every request reserves, settles and is counted: what enforcement adds.
+With --redis those counters are shared in Redis, as several replicas would use them.
 
 Not a test: figures vary with the machine; nothing here asserts a speed.
 """
@@ -88,29 +92,30 @@ def ms(value: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--enforce", action="store_true", help="budgets and a rate limit on every request")
+    parser.add_argument("--redis", default=None, help="Redis URL for shared counters (emptied first!)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="spendgate-bench-"))
     db_url = f"sqlite:///{workdir / 'bench.db'}"
-    key = json.loads(
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "spendgate",
-                "keys",
-                "create",
-                "--name",
-                "bench",
-                "--json",
-                "--db",
-                db_url,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
+
+    def cli(*words: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "spendgate", *words, "--db", db_url], check=True, capture_output=True, text=True
         ).stdout
-    )["key"]
+
+    if args.enforce:
+        cli("teams", "create", "bench")
+        cli("projects", "create", "bench", "--team", "bench")
+        cli("budgets", "create", "--scope", "org", "--limit", "1000000", "--name", "org")
+        cli("budgets", "create", "--scope", "team:bench", "--limit", "1000000", "--period", "day", "--name", "team")
+        cli("limits", "create", "--scope", "team:bench", "--rpm", "10000000")
+    if args.redis:
+        import redis
+
+        redis.Redis.from_url(args.redis).flushdb()
+    project = ["--project", "bench"] if args.enforce else []
+    key = json.loads(cli("keys", "create", "--name", "bench", "--json", *project))["key"]
 
     sim_port, gateway_port = free_port(), free_port()
     env = {
@@ -118,6 +123,7 @@ def main() -> None:
         "SPENDGATE_OPENAI_BASE_URL": f"http://127.0.0.1:{sim_port}/v1",
         "OPENAI_API_KEY": "sk-bench-upstream",
         "SPENDGATE_DB": db_url,
+        **({"SPENDGATE_REDIS_URL": args.redis} if args.redis else {}),
     }
     simulator = subprocess.Popen(
         [sys.executable, "-m", "spendgate", "simulator", "--port", str(sim_port)],
