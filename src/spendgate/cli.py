@@ -2,65 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from datetime import date
-from typing import Any
 
 import click
-import orjson
 from rich.console import Console
-from rich.table import Table
 
 from spendgate import management
-from spendgate.budgets.model import BudgetError
-from spendgate.ledger.store import Store, StoreError, open_store
+from spendgate.cli_budgets import budgets, limits, policies
+from spendgate.cli_support import db_options, print_json, print_table, settings_from
+from spendgate.cli_webhooks import alerts, webhooks
+from spendgate.ledger.store import Store
 from spendgate.reports.render import events_table, report_csv, report_json, report_table
-from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions
-from spendgate.settings import Settings, SettingsError, load_settings
-
-
-def _settings(db: str | None, config: str | None, **flags: Any) -> Settings:
-    try:
-        return load_settings({"db": db, **flags}, config_path=config)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from exc
-
-
-def db_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--db and --config on every command, resolved into a Store the command can use."""
-
-    @click.option("--db", "db", default=None, help="Database URL (default: SPENDGATE_DB or sqlite:///./spendgate.db).")
-    @click.option("--config", "config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML).")
-    @functools.wraps(func)
-    def wrapper(db: str | None, config: str | None, **kwargs: Any) -> Any:
-        settings = _settings(db, config)
-        try:
-            store = open_store(settings.db)
-        except StoreError as exc:
-            raise click.UsageError(str(exc)) from exc
-        try:
-            return func(store, **kwargs)
-        except (StoreError, ReportError, BudgetError) as exc:
-            raise click.ClickException(str(exc)) from exc
-        finally:
-            store.close()
-
-    return wrapper
-
-
-def _print_json(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-
-
-def _table(columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table()
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("—" if v is None else str(v) for v in row))
-    Console().print(table)
+from spendgate.reports.spec import ReportQuery, parse_dimensions
 
 
 @click.group()
@@ -80,7 +34,7 @@ def serve(host: str | None, port: int | None, db: str | None, config: str | None
     """Run the gateway (and its admin API) on one port."""
     from spendgate.server import run_gateway
 
-    settings = _settings(db, config, host=host, port=port)
+    settings = settings_from(db, config, host=host, port=port)
     run_gateway(settings, log_level=log_level)
 
 
@@ -127,7 +81,7 @@ def teams() -> None:
 def teams_create(store: Store, name: str, cost_center: str | None, as_json: bool) -> None:
     team = management.create_team(store, name, cost_center)
     if as_json:
-        _print_json(management.team_as_json(team))
+        print_json(management.team_as_json(team))
     else:
         click.echo(f"team {team.name} created")
 
@@ -138,9 +92,9 @@ def teams_create(store: Store, name: str, cost_center: str | None, as_json: bool
 def teams_list(store: Store, as_json: bool) -> None:
     items = store.list_teams()
     if as_json:
-        _print_json([management.team_as_json(t) for t in items])
+        print_json([management.team_as_json(t) for t in items])
     else:
-        _table(["team", "cost center"], [[t.name, t.cost_center] for t in items])
+        print_table(["team", "cost center"], [[t.name, t.cost_center] for t in items])
 
 
 @main.group()
@@ -156,7 +110,7 @@ def projects() -> None:
 def projects_create(store: Store, name: str, team: str, as_json: bool) -> None:
     project = management.create_project(store, name, team)
     if as_json:
-        _print_json(management.project_as_json(project))
+        print_json(management.project_as_json(project))
     else:
         click.echo(f"project {project.name} created in team {project.team}")
 
@@ -167,9 +121,9 @@ def projects_create(store: Store, name: str, team: str, as_json: bool) -> None:
 def projects_list(store: Store, as_json: bool) -> None:
     items = store.list_projects()
     if as_json:
-        _print_json([management.project_as_json(p) for p in items])
+        print_json([management.project_as_json(p) for p in items])
     else:
-        _table(["project", "team"], [[p.name, p.team] for p in items])
+        print_table(["project", "team"], [[p.name, p.team] for p in items])
 
 
 @main.group()
@@ -189,7 +143,7 @@ def keys_create(
 ) -> None:
     new_key = management.create_key(store, name, project=project, lock=lock, environment=environment)
     if as_json:
-        _print_json(new_key.as_json())
+        print_json(new_key.as_json())
         return
     click.echo(f"key {name} created (environment {new_key.key.environment}, project {project or '—'})")
     click.echo(new_key.secret)
@@ -202,9 +156,9 @@ def keys_create(
 def keys_list(store: Store, as_json: bool) -> None:
     items = store.list_keys()
     if as_json:
-        _print_json([management.key_as_json(k) for k in items])
+        print_json([management.key_as_json(k) for k in items])
     else:
-        _table(
+        print_table(
             ["key", "prefix", "project", "locked", "environment", "revoked"],
             [[k.name, k.key_prefix, k.project, k.locked, k.environment, k.revoked] for k in items],
         )
@@ -217,7 +171,7 @@ def keys_list(store: Store, as_json: bool) -> None:
 def keys_revoke(store: Store, name: str, as_json: bool) -> None:
     key = store.revoke_key(name)
     if as_json:
-        _print_json(management.key_as_json(key))
+        print_json(management.key_as_json(key))
     else:
         click.echo(f"key {name} revoked")
 
@@ -260,17 +214,11 @@ def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
     fmt = "json" if as_json else fmt
     items = store.list_events(limit)
     if fmt == "json":
-        _print_json(items)
+        print_json(items)
     else:
         events_table(items, Console())
 
 
-def _register_feature_commands() -> None:
-    # Feature areas keep their commands in their own modules; they are attached here.
-    from spendgate.cli_budgets import budgets, limits, policies
-
-    for group in (budgets, limits, policies):
-        main.add_command(group)
-
-
-_register_feature_commands()
+# Feature areas keep their commands in their own modules.
+for group in (budgets, limits, policies, webhooks, alerts):
+    main.add_command(group)

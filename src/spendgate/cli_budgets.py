@@ -21,7 +21,7 @@ from spendgate.budgets.model import (
 )
 from spendgate.budgets.status import budget_status
 from spendgate.budgets.windows import window_for
-from spendgate.cli import _print_json, _table, db_options
+from spendgate.cli_support import db_options, print_json, print_table
 from spendgate.ledger.store import Store
 
 
@@ -68,7 +68,7 @@ def budgets_create(
     store.create_budget(budget)
     if as_json:
         now = datetime.now(UTC)
-        _print_json(budget_status(budget, window_for(period, timezone, now), Decimal(0), Decimal(0), now))
+        print_json(budget_status(budget, window_for(period, timezone, now), Decimal(0), Decimal(0), now))
     else:
         kind = "soft" if soft else "blocking"
         click.echo(f"budget {budget.name} created: {kind}, ${limit} per {period} on {parsed}")
@@ -113,9 +113,9 @@ def budgets_list(store: Store, as_json: bool, redis_url: str | None) -> None:
         for b in items
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _table(
+    print_table(
         ["budget", "scope", "window", "limit", "spent", "reserved", "remaining", "projected", "kind"],
         [
             [
@@ -163,9 +163,9 @@ def limits_create(store: Store, scope: str, rpm: int | None, tpm: int | None) ->
 def limits_list(store: Store, as_json: bool) -> None:
     items = store.list_limits()
     if as_json:
-        _print_json([{"scope": str(i.scope), "rpm": i.rpm, "tpm": i.tpm} for i in items])
+        print_json([{"scope": str(i.scope), "rpm": i.rpm, "tpm": i.tpm} for i in items])
     else:
-        _table(["scope", "rpm", "tpm"], [[str(i.scope), i.rpm, i.tpm] for i in items])
+        print_table(["scope", "rpm", "tpm"], [[str(i.scope), i.rpm, i.tpm] for i in items])
 
 
 @limits.command("delete")
@@ -197,9 +197,9 @@ def policies_require(store: Store, environment: str, dimensions: str) -> None:
 def policies_list(store: Store, as_json: bool) -> None:
     items = store.list_policies()
     if as_json:
-        _print_json([{"environment": p.environment, "dimensions": list(p.dimensions)} for p in items])
+        print_json([{"environment": p.environment, "dimensions": list(p.dimensions)} for p in items])
     else:
-        _table(["environment", "required dimensions"], [[p.environment, ", ".join(p.dimensions)] for p in items])
+        print_table(["environment", "required dimensions"], [[p.environment, ", ".join(p.dimensions)] for p in items])
 
 
 @policies.command("delete")

@@ -20,6 +20,7 @@ import orjson
 
 from spendgate.attribution.model import Directory, GatewayKey, Project, Team
 from spendgate.ledger.events import UsageEvent, format_ts
+from spendgate.ledger.sqlite_alerts import ALERTS_SCHEMA, SQLiteAlertsMixin
 from spendgate.ledger.sqlite_budgets import BUDGETS_SCHEMA, SQLiteBudgetsMixin
 from spendgate.ledger.store import StoreError
 from spendgate.money import format_usd
@@ -223,9 +224,9 @@ def event_as_json(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-class SQLiteStore(SQLiteBudgetsMixin):
+class SQLiteStore(SQLiteBudgetsMixin, SQLiteAlertsMixin):
     # Feature areas add their tables here (see the mixins this class is built from).
-    EXTRA_SCHEMAS: tuple[str, ...] = (BUDGETS_SCHEMA,)
+    EXTRA_SCHEMAS: tuple[str, ...] = (BUDGETS_SCHEMA, ALERTS_SCHEMA)
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)

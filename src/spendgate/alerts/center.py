@@ -1,0 +1,191 @@
+"""Where the gateway reports budget spend and refusals; alerts come out the other side.
+
+The gateway calls :meth:`AlertCenter.budget_spent` after each request settles and
+:meth:`AlertCenter.budget_refused` when a blocking budget turns a request away. Both only
+note the observation and return: deciding, storing and sending happen in background tasks,
+so the request path never waits on the database or a webhook.
+
+Observations are coalesced per budget window (the latest spend is all that matters, since
+crossed thresholds are derived from it; the first refusal is the one worth reporting), so a
+burst of traffic costs one evaluation and memory stays bounded by the number of budgets.
+Which alerts this process has already stored is remembered per budget, for its current
+window only, so the database is asked once per threshold per process, not per request;
+the database's uniqueness then settles races between replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from spendgate.alerts.dispatcher import AlertDispatcher, utc_now
+from spendgate.alerts.model import AlertStore
+from spendgate.alerts.rules import (
+    EXHAUSTED,
+    FORECAST_OVERRUN,
+    THRESHOLD_CROSSED,
+    crossed_thresholds,
+    exhausted_payload,
+    forecast_overrun,
+    forecast_payload,
+    new_alert_id,
+    threshold_payload,
+)
+from spendgate.budgets.model import Budget
+from spendgate.budgets.windows import Window
+
+log = logging.getLogger("spendgate.alerts")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    budget: Budget
+    window: Window
+    spent: Decimal
+    reserved: Decimal | None = None  # set when the budget refused a request
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    kind: str
+    threshold: int  # 0 when the kind has none
+    payload: dict[str, Any]
+
+
+def alerts_due(
+    seen: Observation,
+    now: datetime,
+    done: Collection[tuple[str, int]] = (),
+    new_id: Callable[[datetime], str] = new_alert_id,
+) -> list[NewAlert]:
+    """The alerts an observation calls for, less the (kind, threshold) pairs in ``done``."""
+    budget, window, spent = seen.budget, seen.window, seen.spent
+    if seen.reserved is not None:
+        if budget.soft or (EXHAUSTED, 0) in done:
+            return []  # a soft budget never refuses; only the first refusal is news
+        payload = exhausted_payload(budget, window, spent, seen.reserved, at=now, alert_id=new_id(now))
+        return [NewAlert(EXHAUSTED, 0, payload)]
+    due = [
+        NewAlert(THRESHOLD_CROSSED, pct, threshold_payload(budget, window, pct, spent, at=now, alert_id=new_id(now)))
+        for pct in crossed_thresholds(budget, spent)
+        if (THRESHOLD_CROSSED, pct) not in done
+    ]
+    if (FORECAST_OVERRUN, 0) not in done:
+        projected = forecast_overrun(budget, window, spent, now)
+        if projected is not None:
+            payload = forecast_payload(budget, window, spent, projected, at=now, alert_id=new_id(now))
+            due.append(NewAlert(FORECAST_OVERRUN, 0, payload))
+    return due
+
+
+class AlertCenter:
+    """Call ``budget_spent`` / ``budget_refused`` from the event loop's thread only."""
+
+    def __init__(
+        self, store: AlertStore, dispatcher: AlertDispatcher, *, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._pending: dict[tuple[str, str, str], Observation] = {}
+        # budget name -> (window key, {(kind, threshold)} stored for that window)
+        self._recorded: dict[str, tuple[str, set[tuple[str, int]]]] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    # --- the request path: note and return ---------------------------------------------
+    def budget_spent(self, budget: Budget, window: Window, spent: Decimal) -> None:
+        self._note(("spent", budget.name, window.key), Observation(budget, window, spent), latest=True)
+
+    def budget_refused(self, budget: Budget, window: Window, spent: Decimal, reserved: Decimal) -> None:
+        self._note(("refused", budget.name, window.key), Observation(budget, window, spent, reserved))
+
+    def _note(self, key: tuple[str, str, str], seen: Observation, *, latest: bool = False) -> None:
+        if latest or key not in self._pending:
+            self._pending[key] = seen
+        self._idle.clear()
+        self._wake.set()
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start evaluating, and the dispatcher (from inside the running event loop)."""
+        self._dispatcher.start()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="spendgate-alerts-evaluate")
+
+    async def flush(self) -> None:
+        """Wait until every observation noted so far has been evaluated and its alerts stored."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("the alert center is not running; call start() first")
+        await self._idle.wait()
+
+    async def aclose(self) -> None:
+        """Evaluate what is still noted, then stop, then close the dispatcher (which sends
+        what is due)."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self._dispatcher.aclose()
+
+    # --- the background side ---------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, {}
+            if batch:
+                try:
+                    await self._evaluate(list(batch.values()))
+                except Exception:
+                    log.exception("budget alert evaluation failed")
+            if not self._pending:
+                self._idle.set()
+                if self._closing:
+                    return
+
+    async def _evaluate(self, batch: Sequence[Observation]) -> None:
+        now = self._clock()
+        todo: list[tuple[set[tuple[str, int]], NewAlert, Observation]] = []
+        for seen in batch:
+            done = self._done(seen.budget.name, seen.window.key)
+            todo.extend((done, alert, seen) for alert in alerts_due(seen, now, done))
+        if not todo:
+            return
+        outcomes = await asyncio.to_thread(self._record, [(alert, seen) for _, alert, seen in todo], now)
+        for (done, alert, _), outcome in zip(todo, outcomes, strict=True):
+            if outcome is not None:  # stored now or earlier, by us or another replica: done
+                done.add((alert.kind, alert.threshold))
+        if any(outcomes):
+            self._dispatcher.wake()
+
+    def _record(self, todo: Sequence[tuple[NewAlert, Observation]], now: datetime) -> list[bool | None]:
+        # Runs in a worker thread. None marks a failure, tried again at the next observation.
+        outcomes: list[bool | None] = []
+        for alert, seen in todo:
+            try:
+                new = self._store.record_alert(
+                    alert.kind, seen.budget.name, seen.window.key, alert.threshold, alert.payload, now=now
+                )
+            except Exception:
+                log.exception("could not store the %s alert of budget %s", alert.kind, seen.budget.name)
+                new = None
+            outcomes.append(new)
+        return outcomes
+
+    def _done(self, budget: str, window_key: str) -> set[tuple[str, int]]:
+        # Only the current window is kept: a new window starts with nothing recorded.
+        current = self._recorded.get(budget)
+        if current is None or current[0] != window_key:
+            current = (window_key, set())
+            self._recorded[budget] = current
+        return current[1]

@@ -1,0 +1,218 @@
+"""What budget alerts say and when they are due (pure: no clock, no I/O, no database).
+
+Three alert kinds come from budgets:
+
+- ``budget.threshold_crossed``: spend reached one of the budget's ``alert_at`` percentages;
+- ``budget.forecast_overrun``: at the current burn rate the window will end over the limit;
+- ``budget.exhausted``: a blocking budget refused its first request in the window.
+
+Each is a JSON object posted to every webhook. Money is an exact decimal string and every
+instant is ISO-8601 UTC. A webhook with a secret receives the body signed with
+HMAC-SHA256 in ``x-spendgate-signature: sha256=<hex>``; a receiver checks it over the raw
+body, before parsing it, with a constant-time comparison::
+
+    import hashlib, hmac
+
+    def verified(raw_body: bytes, header: str, secret: str) -> bool:
+        expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(header, "sha256=" + expected)
+
+Each alert has a unique ``id``, the same on every retry of its delivery, so a receiver
+that may see a retry of a POST it already handled can drop the duplicate by id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from spendgate.budgets.model import Budget
+from spendgate.budgets.windows import Window
+from spendgate.money import format_usd
+
+THRESHOLD_CROSSED = "budget.threshold_crossed"
+FORECAST_OVERRUN = "budget.forecast_overrun"
+EXHAUSTED = "budget.exhausted"
+WEBHOOK_TEST = "webhook.test"
+WEBHOOK_FORMATS = ("json", "slack")
+SIGNATURE_HEADER = "x-spendgate-signature"
+
+# A projection needs both this share of the window and this much time behind it: one
+# hour into a month, ten dollars would "project" to 7,200 — noise, not a warning.
+MIN_ELAPSED_SHARE = 0.05
+MIN_ELAPSED = timedelta(hours=1)
+# Projections are estimates; a micro-dollar is finer than any budget is set in.
+PROJECTION_QUANTUM = Decimal("0.000001")
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class WebhookError(ValueError):
+    """A webhook that cannot be configured as asked."""
+
+
+# --- when alerts are due ----------------------------------------------------------------
+def crossed_thresholds(budget: Budget, spent: Decimal) -> list[int]:
+    """Every ``alert_at`` percentage that ``spent`` has reached, lowest first."""
+    # spent >= limit * pct / 100, multiplied out so no division can round.
+    return [pct for pct in sorted(budget.alert_at) if spent * 100 >= budget.limit_usd * pct]
+
+
+def projected_spend(spent: Decimal, window: Window, now: datetime) -> Decimal | None:
+    """Spend at the end of ``window`` if it goes on at the rate seen so far; None for a
+    lifetime window, or before both 5% of the window and an hour of it have gone by."""
+    if window.start is None or window.end is None:
+        return None
+    total = window.end - window.start
+    elapsed = min(now - window.start, total)
+    if elapsed < MIN_ELAPSED or elapsed < total * MIN_ELAPSED_SHARE:
+        return None
+    if elapsed == total:
+        return spent
+    projected = spent * (total // _MICROSECOND) / (elapsed // _MICROSECOND)
+    return projected.quantize(PROJECTION_QUANTUM, ROUND_HALF_EVEN)
+
+
+def forecast_overrun(budget: Budget, window: Window, spent: Decimal, now: datetime) -> Decimal | None:
+    """The projected spend when it passes the budget's limit, else None."""
+    projected = projected_spend(spent, window, now)
+    return projected if projected is not None and projected > budget.limit_usd else None
+
+
+# --- what alerts say --------------------------------------------------------------------
+def new_alert_id(now: datetime) -> str:
+    """Time-ordered (48-bit milliseconds, then 64 random bits), so ids sort like alerts."""
+    return f"alrt_{int(now.timestamp() * 1000):012x}{os.urandom(8).hex()}"
+
+
+def iso_utc(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def budget_json(budget: Budget, window: Window) -> dict[str, Any]:
+    return {
+        "name": budget.name,
+        "scope": str(budget.scope),
+        "limit_usd": format_usd(budget.limit_usd),
+        "period": budget.period,
+        "window": window.key,
+        "period_start": iso_utc(window.start),
+        "period_end": iso_utc(window.end),
+        "timezone": budget.timezone,
+        "soft": budget.soft,
+    }
+
+
+def _envelope(event: str, alert_id: str, at: datetime) -> dict[str, Any]:
+    return {"event": event, "id": alert_id, "at": iso_utc(at)}
+
+
+def threshold_payload(
+    budget: Budget, window: Window, threshold: int, spent: Decimal, *, at: datetime, alert_id: str
+) -> dict[str, Any]:
+    return {
+        **_envelope(THRESHOLD_CROSSED, alert_id, at),
+        "budget": budget_json(budget, window),
+        "threshold": threshold,
+        "threshold_usd": format_usd(budget.limit_usd * threshold / 100),
+        "spent_usd": format_usd(spent),
+    }
+
+
+def forecast_payload(
+    budget: Budget, window: Window, spent: Decimal, projected: Decimal, *, at: datetime, alert_id: str
+) -> dict[str, Any]:
+    return {
+        **_envelope(FORECAST_OVERRUN, alert_id, at),
+        "budget": budget_json(budget, window),
+        "spent_usd": format_usd(spent),
+        "projected_usd": format_usd(projected),
+    }
+
+
+def exhausted_payload(
+    budget: Budget, window: Window, spent: Decimal, reserved: Decimal, *, at: datetime, alert_id: str
+) -> dict[str, Any]:
+    return {
+        **_envelope(EXHAUSTED, alert_id, at),
+        "budget": budget_json(budget, window),
+        "spent_usd": format_usd(spent),
+        "reserved_usd": format_usd(reserved),
+    }
+
+
+def webhook_test_payload(webhook_id: str, *, at: datetime, alert_id: str) -> dict[str, Any]:
+    return {
+        **_envelope(WEBHOOK_TEST, alert_id, at),
+        "webhook": webhook_id,
+        "message": "Test from spendgate: this webhook receives budget alerts.",
+    }
+
+
+def summary(payload: dict[str, Any]) -> str:
+    """One line a person reads in a chat channel."""
+    event = payload.get("event")
+    if event == WEBHOOK_TEST:
+        return "spendgate webhook test: this webhook receives budget alerts."
+    budget = payload.get("budget", {})
+    who = f"Budget {budget.get('name')} ({budget.get('scope')})"
+    limit = f"${budget.get('limit_usd')}"
+    period = budget.get("period")
+    since = f" since {budget['period_start']}" if budget.get("period_start") else ""
+    if event == THRESHOLD_CROSSED:
+        return f"{who} crossed {payload['threshold']}%: ${payload['spent_usd']} spent of {limit} ({period}{since})."
+    if event == FORECAST_OVERRUN:
+        return (
+            f"{who} is on track to spend ${payload['projected_usd']} this {period}, over its {limit} limit"
+            f" (${payload['spent_usd']} spent{since})."
+        )
+    if event == EXHAUSTED:
+        return (
+            f"{who} is exhausted and refusing requests: ${payload['spent_usd']} spent"
+            f" + ${payload['reserved_usd']} in flight of {limit} ({period}{since})."
+        )
+    return f"spendgate alert {event}."
+
+
+def _mrkdwn_escape(text: str) -> str:
+    # Slack reads &, < and > as markup; scope values (customer ids, tags) are free text.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_body(payload: dict[str, Any]) -> dict[str, Any]:
+    """A Slack incoming-webhook message: ``text`` for notifications, ``blocks`` for display."""
+    line = summary(payload)
+    context = f"{payload.get('event')} · alert {payload.get('id')} · {payload.get('at')}"
+    return {
+        "text": line,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn_escape(line)}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": _mrkdwn_escape(context)}]},
+        ],
+    }
+
+
+# --- webhooks -----------------------------------------------------------------------------
+def sign(body: bytes, secret: str) -> str:
+    """HMAC-SHA256 of the exact body bytes, hex; sent as ``sha256=<hex>``."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def check_webhook(url: str, fmt: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookError(f"bad webhook URL {url!r}: use http(s)://host/path")
+    if fmt not in WEBHOOK_FORMATS:
+        raise WebhookError(f"bad webhook format {fmt!r}: one of {', '.join(WEBHOOK_FORMATS)}")
+
+
+def retry_delay(attempt: int, base: float = 2.0, cap: float = 600.0) -> float:
+    """Seconds before retrying after failed attempt number ``attempt`` (1, 2, …): 2, 4, 8…"""
+    # The exponent is bounded so a long-failing delivery cannot overflow the float.
+    return min(base * 2 ** min(max(attempt - 1, 0), 32), cap)

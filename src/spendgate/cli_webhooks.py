@@ -1,0 +1,119 @@
+"""`spendgate webhooks …` and `spendgate alerts …`: where budget alerts go, and what was sent."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import click
+
+from spendgate.alerts.model import AlertStore
+from spendgate.cli_support import db_options, print_json, print_table
+
+
+@click.group()
+def webhooks() -> None:
+    """Webhooks receiving budget alerts (JSON, or Slack incoming-webhook messages)."""
+
+
+@webhooks.command("add")
+@click.argument("url")
+@click.option("--secret", default=None, help="Sign each body with HMAC-SHA256 (x-spendgate-signature).")
+@click.option("--format", "fmt", type=click.Choice(["json", "slack"]), default="json", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def webhooks_add(store: AlertStore, url: str, secret: str | None, fmt: str, as_json: bool) -> None:
+    hook = store.add_webhook(url, secret, fmt)
+    if as_json:
+        print_json(hook)
+    else:
+        signed = "signed" if hook["has_secret"] else "unsigned"
+        click.echo(f"webhook {hook['id']} added: {hook['url']} ({hook['format']}, {signed})")
+
+
+@webhooks.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def webhooks_list(store: AlertStore, as_json: bool) -> None:
+    hooks = store.list_webhooks()
+    if as_json:
+        print_json(hooks)
+    else:
+        print_table(
+            ["id", "url", "format", "signed", "created"],
+            [[h["id"], h["url"], h["format"], h["has_secret"], h["created_at"]] for h in hooks],
+        )
+
+
+@webhooks.command("remove")
+@click.argument("id_or_url")
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def webhooks_remove(store: AlertStore, id_or_url: str, as_json: bool) -> None:
+    hook = store.remove_webhook(id_or_url)
+    if as_json:
+        print_json(hook)
+    else:
+        click.echo(f"webhook {hook['id']} removed ({hook['url']})")
+
+
+@webhooks.command("test")
+@click.argument("id_or_url")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the receiver.")
+@db_options
+def webhooks_test(store: AlertStore, id_or_url: str, timeout: float) -> None:
+    """Send a (signed, if it has a secret) `webhook.test` event now and show the answer."""
+    hook = store.webhook(id_or_url)
+    try:
+        status, answer = asyncio.run(_send_test(store, hook, timeout))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise click.ClickException(f"could not reach {hook['url']}: {exc or type(exc).__name__}") from exc
+    click.echo(f"{hook['url']} answered {status}")
+    if answer.strip():
+        click.echo(answer.strip()[:500])
+    if not 200 <= status < 300:
+        raise click.ClickException(f"the receiver refused the test event (HTTP {status})")
+
+
+async def _send_test(store: AlertStore, hook: dict[str, Any], timeout: float) -> tuple[int, str]:
+    from spendgate.alerts.dispatcher import AlertDispatcher
+
+    dispatcher = AlertDispatcher(store, timeout=timeout, lease_seconds=timeout + 1)
+    try:
+        return await dispatcher.send_test(hook)
+    finally:
+        await dispatcher.aclose()
+
+
+@click.group()
+def alerts() -> None:
+    """Budget alerts recorded (each threshold once per budget period) and their deliveries."""
+
+
+@alerts.command("list")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@db_options
+def alerts_list(store: AlertStore, limit: int, as_json: bool) -> None:
+    items = store.list_alerts(limit)
+    if as_json:
+        print_json(items)
+        return
+    rows = []
+    for alert in items:
+        payload = alert["payload"]
+        statuses = [d["status"] for d in alert["deliveries"]]
+        delivery = ", ".join(f"{statuses.count(s)} {s}" for s in ("delivered", "pending", "failed") if s in statuses)
+        rows.append(
+            [
+                alert["created_at"],
+                alert["kind"],
+                alert["budget"],
+                alert["window"],
+                f"{alert['threshold']}%" if alert["threshold"] else None,
+                payload.get("spent_usd"),
+                delivery or "no webhooks",
+            ]
+        )
+    print_table(["at", "event", "budget", "window", "threshold", "spent", "deliveries"], rows)
