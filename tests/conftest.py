@@ -1,18 +1,22 @@
 """Real servers on loopback: the simulated provider, and the gateway in front of it.
 
-The gateway under test is the real ASGI app under uvicorn in a thread, with a real SQLite
-ledger in a temporary folder; the clients are the official SDKs.
+The gateway under test is the real ASGI app under uvicorn in a thread, with a real ledger:
+every gateway test runs twice, on SQLite in a temporary folder and on PostgreSQL in a fresh
+schema of its own; the clients are the official SDKs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anthropic
 import openai
@@ -48,7 +52,7 @@ def simulator() -> Iterator[Simulator]:
 class Gateway:
     url: str
     app: SpendgateApp
-    store: SQLiteStore
+    store: Any  # SQLiteStore or PostgresStore: the backend this test runs on
     sim: Simulator
     db_url: str
     _clients: list[Any] = field(default_factory=list)
@@ -102,9 +106,31 @@ class Gateway:
         return self.store.report(ReportQuery(by=by)).as_json()
 
 
-@pytest.fixture
-def make_gateway(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[..., Gateway]]:
+BACKENDS = ("sqlite", "postgresql")
+
+
+def open_test_store(db_url: str) -> Any:
+    if db_url.startswith("sqlite:"):
+        return SQLiteStore.from_url(db_url)
+    from spendgate.ledger.postgres import PostgresStore
+
+    return PostgresStore(db_url)
+
+
+@pytest.fixture(params=BACKENDS)
+def make_gateway(
+    request: pytest.FixtureRequest, tmp_path: Path, simulator: Simulator
+) -> Iterator[Callable[..., Gateway]]:
+    """Gateways on the test's backend: each call gets a new empty ledger (a SQLite file, or a
+    PostgreSQL schema), unless ``db=`` names one (another gateway's ``db_url``)."""
     running: list[tuple[Any, Gateway]] = []
+    # Only PostgreSQL runs ask for (and so may skip on) the server.
+    new_postgres_db = request.getfixturevalue("postgres_db") if request.param == "postgresql" else None
+
+    def new_db_url() -> str:
+        if new_postgres_db is not None:
+            return new_postgres_db()
+        return f"sqlite:///{tmp_path / f'ledger{len(running)}.db'}"
 
     def make(
         *,
@@ -114,7 +140,7 @@ def make_gateway(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[...,
         credentials: dict[str, str] | None = None,
         **settings_kwargs: Any,
     ) -> Gateway:
-        db_url = settings_kwargs.pop("db", None) or f"sqlite:///{tmp_path / f'ledger{len(running)}.db'}"
+        db_url = settings_kwargs.pop("db", None) or new_db_url()
         values: dict[str, Any] = {
             "db": db_url,
             "openai_base_url": f"{simulator.url}/v1",
@@ -126,8 +152,10 @@ def make_gateway(tmp_path: Path, simulator: Simulator) -> Iterator[Callable[...,
             "flush_interval": 0.05,
             "refresh_interval": 0.2,
         }
+        # One spool folder per database, inside the test's own folder (never the cwd).
+        values["spool_dir"] = str(tmp_path / "spool" / hashlib.sha256(db_url.encode()).hexdigest()[:12])
         settings = Settings(**{**values, **settings_kwargs})
-        store = SQLiteStore.from_url(db_url)
+        store = open_test_store(db_url)
         app = create_app(settings, store=store, prices=prices, **({"clock": clock} if clock else {}))
         server = serve_in_thread(app, lifespan="on")
         gateway = Gateway(server.url, app, store, simulator, db_url)
@@ -172,3 +200,53 @@ def redis_url() -> str:
             client.close()
 
     return _service_or_skip("Redis", url, probe)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test server (SPENDGATE_TEST_POSTGRES_URL), probed once per session."""
+    url = os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+    def probe() -> None:
+        import psycopg
+
+        try:
+            psycopg.connect(url, connect_timeout=2).close()
+        except psycopg.Error as exc:
+            raise ConnectionError(" ".join(str(exc).split())) from None
+
+    return _service_or_skip("PostgreSQL", url, probe)
+
+
+def schema_url(server_url: str, schema: str) -> str:
+    """The server URL pointed at one schema (search_path), its connections named after it."""
+    options = quote(f"-csearch_path={schema}", safe="")
+    return f"{server_url}{'&' if '?' in server_url else '?'}options={options}&application_name={schema}"
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty PostgreSQL schemas (one per call) and returns a database URL for
+    each; they are dropped when the test ends, whatever connections the test left open."""
+    import psycopg
+
+    schemas: list[str] = []
+
+    def new() -> str:
+        schema = f"sgtest_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        schemas.append(schema)
+        return schema_url(postgres_url, schema)
+
+    yield new
+    if schemas:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                    (schema,),
+                )
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -15,6 +15,7 @@ import redis
 
 from tests.conftest import Simulator
 from tests.replicas import ReplicaSet, replica_env
+from tests.test_alerts_support import running_receiver
 
 FILLER = "spend " * 500
 
@@ -130,3 +131,27 @@ def test_rate_limits_hold_across_replicas(cluster: ReplicaSet) -> None:
         if int(time.time() // 60) == minute:
             break
     assert statuses.count(200) == 5 and statuses.count(429) == 7
+
+
+def _crossed(receiver) -> list[dict]:
+    return [r.json() for r in receiver.delivered() if r.json()["event"] == "budget.threshold_crossed"]
+
+
+def test_each_threshold_fires_once_across_replicas(cluster: ReplicaSet) -> None:
+    key = cluster.key  # type: ignore[attr-defined]
+    with running_receiver() as (receiver, url):
+        cluster.cli("webhooks", "add", f"{url}/hook", "--secret", "whsec-replicas")
+        # Soft: every request goes through, so spend sweeps past every threshold on both replicas.
+        cluster.cli(
+            "budgets", "create", "--scope", "team:payments", "--limit", "0.003", "--alert-at", "25,50,100", "--soft"
+        )
+        a, b = cluster.start(), cluster.start()
+        statuses = asyncio.run(_burst([a.url, b.url], key, 30))
+        assert set(statuses) == {200}
+        deadline = time.monotonic() + 15
+        while len(_crossed(receiver)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)  # room for a duplicate from the other replica, were there one
+    crossed = _crossed(receiver)
+    assert sorted(alert["threshold"] for alert in crossed) == [25, 50, 100]
+    assert len({alert["id"] for alert in crossed}) == 3

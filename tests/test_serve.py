@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import openai
@@ -78,3 +79,78 @@ def test_sigterm_flushes_every_buffered_event(tmp_path: Path, simulator: Simulat
     assert report["total_requests"] == 25
     assert report["rows"][0]["input_tokens"] == sum(range(1, 26))
     assert "sk-upstream" not in output and key not in output
+
+
+def test_workers_need_shared_counters(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "spendgate", "serve", "--workers", "2", "--db", f"sqlite:///{tmp_path / 'x.db'}"],
+        env={k: v for k, v in os.environ.items() if k != "SPENDGATE_REDIS_URL"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--workers > 1 needs SPENDGATE_REDIS_URL" in result.stderr
+
+
+def test_several_workers_share_one_budget_and_lose_nothing(
+    tmp_path: Path, simulator: Simulator, redis_url: str
+) -> None:
+    import redis
+
+    shared = redis_url.rsplit("/", 1)[0] + "/12"
+    redis.Redis.from_url(shared).flushdb()
+    port = _free_port()
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    env = {
+        **os.environ,
+        "SPENDGATE_OPENAI_BASE_URL": f"{simulator.url}/v1",
+        "OPENAI_API_KEY": "sk-upstream",
+        "SPENDGATE_REDIS_URL": shared,
+        "SPENDGATE_DB": db,
+        "SPENDGATE_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    _spendgate("teams", "create", "ops", env=env)
+    _spendgate("projects", "create", "bot", "--team", "ops", env=env)
+    key = json.loads(_spendgate("keys", "create", "--name", "bot", "--project", "bot", "--json", env=env))["key"]
+    _spendgate("budgets", "create", "--scope", "project:bot", "--limit", "0.0015", "--name", "bot", env=env)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "spendgate", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    statuses = []
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.models.list()
+                break
+            except openai.APIConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        for _ in range(30):  # new connections each time, so both workers take requests
+            fresh = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+            try:
+                fresh.chat.completions.create(
+                    model="gpt-4o-mini",
+                    max_tokens=100,
+                    messages=[{"role": "user", "content": "[[sim output=100]] " + "spend " * 300}],
+                )
+                statuses.append(200)
+            except openai.APIStatusError as exc:
+                statuses.append(exc.status_code)
+            finally:
+                fresh.close()
+        client.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert set(statuses) == {200, 402}, output
+    report = json.loads(_spendgate("report", "--by", "project", "--format", "json", env=env))
+    assert report["total_requests"] == statuses.count(200)  # every answered request, once
+    assert Decimal(report["total_cost_usd"]) <= Decimal("0.0015")

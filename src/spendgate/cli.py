@@ -12,6 +12,7 @@ from spendgate import management
 from spendgate.cli_budgets import budgets, limits, policies
 from spendgate.cli_support import db_options, print_json, print_table, settings_from
 from spendgate.cli_webhooks import alerts, webhooks
+from spendgate.ledger.postgres_cli import migrate_command
 from spendgate.ledger.store import Store
 from spendgate.reports.render import events_table, report_csv, report_json, report_table
 from spendgate.reports.spec import ReportQuery, parse_dimensions
@@ -30,12 +31,18 @@ def main() -> None:
 @click.option("--db", default=None, help="Database URL.")
 @click.option("--config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(host: str | None, port: int | None, db: str | None, config: str | None, log_level: str) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes (needs Redis).")
+def serve(host: str | None, port: int | None, db: str | None, config: str | None, log_level: str, workers: int) -> None:
     """Run the gateway (and its admin API) on one port."""
     from spendgate.server import run_gateway
+    from spendgate.settings import SettingsError
 
+    flags = {"db": db, "host": host, "port": port}
     settings = settings_from(db, config, host=host, port=port)
-    run_gateway(settings, log_level=log_level)
+    try:
+        run_gateway(settings, log_level=log_level, workers=workers, flags=flags, config_path=config)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @main.command()
@@ -220,5 +227,5 @@ def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
 
 
 # Feature areas keep their commands in their own modules.
-for group in (budgets, limits, policies, webhooks, alerts):
-    main.add_command(group)
+for command in (budgets, limits, policies, webhooks, alerts, migrate_command):
+    main.add_command(command)

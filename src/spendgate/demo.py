@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from spendgate import management
 from spendgate.demo_traffic import AGENTS, TEAMS, PlannedRequest, plan_month
 from spendgate.gateway import create_app
-from spendgate.ledger.sqlite import SQLiteStore
+from spendgate.ledger.store import Store, open_store
 from spendgate.reports.render import report_table
 from spendgate.reports.spec import ReportQuery
 from spendgate.settings import Settings
@@ -103,7 +103,7 @@ async def _drive(gateway_url: str, keys: dict[str, str], plan: list[PlannedReque
     return failures
 
 
-def _setup(store: SQLiteStore) -> dict[str, str]:
+def _setup(store: Store) -> dict[str, str]:
     """Teams, projects and one key per agent; plus a shared key with no project."""
     for team in TEAMS:
         management.create_team(store, team.name, team.cost_center)
@@ -125,7 +125,7 @@ def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 
     if db_url is None:
         db_path = Path(tempfile.mkdtemp(prefix="spendgate-demo-")) / "demo.db"
         db_url = f"sqlite:///{db_path}"
-    store = SQLiteStore.from_url(db_url)
+    store = open_store(db_url)
     console.print(f"[bold]spendgate demo[/bold] — ledger: {db_url}")
 
     console.print("• starting the simulated provider (OpenAI + Anthropic shapes) on loopback")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from typing import Any
 
 import uvicorn
 
-from spendgate.gateway import create_app
-from spendgate.settings import Settings
+from spendgate.gateway import SpendgateApp, create_app
+from spendgate.settings import Settings, SettingsError, load_settings
+
+# How `serve --workers N` hands its command line to the worker processes uvicorn starts:
+# each worker resolves the same flags, environment and config file into the same Settings.
+WORKER_FLAGS_ENV = "SPENDGATE_WORKER_FLAGS"
 
 
 def uvicorn_config(app, host: str, port: int, log_level: str = "warning", **kw) -> uvicorn.Config:
@@ -23,12 +30,51 @@ def uvicorn_config(app, host: str, port: int, log_level: str = "warning", **kw) 
     return uvicorn.Config(app, host=host, port=port, **options)
 
 
-def run_gateway(settings: Settings, log_level: str = "info") -> None:
+def _logging(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
-    logging.getLogger("spendgate").info(
-        "spendgate listening on http://%s:%d (ledger %s)", settings.host, settings.port, settings.db
-    )
+
+
+def run_gateway(
+    settings: Settings,
+    log_level: str = "info",
+    *,
+    workers: int = 1,
+    flags: dict[str, Any] | None = None,
+    config_path: str | None = None,
+) -> None:
+    _logging(log_level)
+    log = logging.getLogger("spendgate")
+    log.info("spendgate listening on http://%s:%d (ledger %s)", settings.host, settings.port, settings.db)
     # uvicorn turns SIGINT/SIGTERM into a graceful shutdown: the lifespan shutdown drains
-    # the ledger writer before the process exits.
-    uvicorn.Server(uvicorn_config(app, settings.host, settings.port, log_level=log_level)).run()
+    # the ledger writer before the process exits (in every worker).
+    if workers <= 1:
+        app = create_app(settings)
+        uvicorn.Server(uvicorn_config(app, settings.host, settings.port, log_level=log_level)).run()
+        return
+    if not settings.redis_url:
+        raise SettingsError(
+            "--workers > 1 needs SPENDGATE_REDIS_URL: budget and rate-limit counters must be shared by the "
+            "worker processes (Redis holds them; without it each worker would enforce its own budgets)"
+        )
+    os.environ[WORKER_FLAGS_ENV] = json.dumps({"flags": flags or {}, "config": config_path, "log_level": log_level})
+    log.info("starting %d worker processes", workers)
+    uvicorn.run(
+        "spendgate.server:worker_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level=log_level,
+        access_log=False,
+        timeout_keep_alive=30,
+    )
+
+
+def worker_app() -> SpendgateApp:
+    """The app of one `serve --workers N` process (uvicorn imports and calls this)."""
+    handed = json.loads(os.environ[WORKER_FLAGS_ENV])
+    _logging(handed["log_level"])
+    return create_app(load_settings(handed["flags"], config_path=handed["config"]))

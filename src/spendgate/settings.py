@@ -74,6 +74,27 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         "seconds before the budget reservation of a request that never settled is released",
     ),
+    Setting(
+        "spool_dir",
+        "SPENDGATE_SPOOL_DIR",
+        None,
+        str,
+        "local spool folder (default: `<db file>.spool` for SQLite, `./spendgate-spool` otherwise)",
+    ),
+    Setting(
+        "spool_fsync",
+        "SPENDGATE_SPOOL_FSYNC",
+        "interval",
+        str,
+        "when the spool is fsynced: `interval` (once per flush interval), `always` (every record), `never`",
+    ),
+    Setting(
+        "spool_memory_events",
+        "SPENDGATE_SPOOL_MEMORY_EVENTS",
+        10_000,
+        int,
+        "unshipped events kept in memory; past it they are read back from the spool",
+    ),
 )
 
 
@@ -93,6 +114,9 @@ class Settings:
     flush_interval: float = 0.2
     refresh_interval: float = 1.0
     reservation_ttl: float = 3600.0
+    spool_dir: str | None = None
+    spool_fsync: str = "interval"
+    spool_memory_events: int = 10_000
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # Provider credentials stay in the environment they came from; the gateway reads them
     # through this mapping only to put them on upstream requests.

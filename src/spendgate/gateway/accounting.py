@@ -15,6 +15,7 @@ from typing import Any
 
 from spendgate.attribution import Attribution
 from spendgate.ledger.events import STATUS_ERROR, STATUS_INCOMPLETE, STATUS_OK, UsageEvent
+from spendgate.ledger.spool import parse_ts
 from spendgate.pricing import PriceBook, PricedUsage
 from spendgate.usage import Usage, estimate_input_tokens, tokens_for_chars
 
@@ -41,7 +42,9 @@ class Outcome:
     output_chars: int = 0  # what was streamed, for estimates
     partial_usage: Usage | None = None  # the part of usage known before a stream broke
     upstream_request_id: str | None = None
-    event: UsageEvent | None = None  # set when settled early (to quote the cost in a header)
+    # Set once settled AND recorded, which happens before the answer's last bytes leave so a
+    # crash cannot separate "answered" from "recorded".
+    event: UsageEvent | None = None
 
 
 def estimate_usage(ctx: RequestContext, outcome: Outcome) -> Usage:
@@ -111,6 +114,59 @@ def settle(ctx: RequestContext, outcome: Outcome, prices: PriceBook) -> UsageEve
         latency_ms=round((time.perf_counter() - ctx.started_perf) * 1000, 3),
         upstream_request_id=outcome.upstream_request_id,
     )
+
+
+def begin_record(ctx: RequestContext) -> dict[str, Any]:
+    """What the spool keeps of a request about to go upstream: enough to record it as
+    ``incomplete`` should the process die before it ends (no prompt, an estimate of its size)."""
+    attribution = ctx.attribution
+    return {
+        "id": ctx.request_id,
+        "ts": ctx.started,  # orjson writes it (faster than format_ts)
+        "provider": ctx.provider,
+        "model": ctx.model,
+        "endpoint": ctx.endpoint,
+        "stream": ctx.stream,
+        "project": attribution.project,
+        "team": attribution.team,
+        "cost_center": attribution.cost_center,
+        "feature": attribution.feature,
+        "environment": attribution.environment,
+        "customer": attribution.customer,
+        "key": attribution.key,
+        "trace_id": attribution.trace_id,
+        "tags": dict(attribution.tags) if attribution.tags else None,
+        "input_tokens": estimate_input_tokens(ctx.body),
+    }
+
+
+def unfinished_event(begin: dict[str, Any], prices: PriceBook) -> UsageEvent:
+    """A request that was in flight when its gateway died: ``incomplete``, estimated input and
+    no output, priced at its start like any other (http_status 0: no answer is known)."""
+    attribution = Attribution(
+        project=begin.get("project"),
+        team=begin.get("team"),
+        cost_center=begin.get("cost_center"),
+        environment=begin.get("environment"),
+        key=begin.get("key"),
+        feature=begin.get("feature"),
+        customer=begin.get("customer"),
+        trace_id=begin.get("trace_id"),
+        tags=begin.get("tags") or None,
+    )
+    ctx = RequestContext(
+        request_id=begin["id"],
+        started=parse_ts(begin["ts"]),
+        started_perf=time.perf_counter(),
+        endpoint=begin["endpoint"],
+        provider=begin["provider"],
+        model=begin["model"],
+        stream=bool(begin.get("stream")),
+        attribution=attribution,
+        body={},
+    )
+    outcome = Outcome(http_status=0, broken=True, partial_usage=Usage(input_tokens=int(begin.get("input_tokens") or 0)))
+    return settle(ctx, outcome, prices)
 
 
 def _price(prices: PriceBook, ctx: RequestContext, model: str, usage: Usage) -> PricedUsage | None:

@@ -8,6 +8,7 @@ shutdown drains every buffered event.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from decimal import Decimal
 import aiohttp
 import orjson
 
+from spendgate.alerts.center import AlertCenter
+from spendgate.alerts.dispatcher import AlertDispatcher
 from spendgate.attribution import Directory
 from spendgate.budgets.counters import InProcessCounters, InProcessRateLimiter
 from spendgate.budgets.enforcer import Enforcer, counter_key
@@ -23,6 +26,7 @@ from spendgate.budgets.model import Scope as BudgetScope
 from spendgate.budgets.rules import Rules
 from spendgate.budgets.status import budget_status
 from spendgate.budgets.windows import Window, window_for
+from spendgate.gateway.accounting import unfinished_event
 from spendgate.gateway.admin import AdminAPI
 from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Send, send_error, send_response
 from spendgate.gateway.directory import DirectoryRefresher
@@ -30,6 +34,7 @@ from spendgate.gateway.errors import OPENAI, method_not_allowed, not_found
 from spendgate.gateway.proxy import Gateway
 from spendgate.gateway.routes import ROUTES
 from spendgate.gateway.upstream import Upstreams
+from spendgate.ledger.spool import spool_location
 from spendgate.ledger.store import Store, open_store
 from spendgate.ledger.writer import EventWriter
 from spendgate.pricing import PriceBook, load_overrides
@@ -54,7 +59,16 @@ class SpendgateApp:
         self.settings = settings
         self.store = store
         self.owns_store = False
-        self.writer = EventWriter(store, flush_interval=settings.flush_interval)
+        # The spool makes each request's usage durable locally before the ledger has it; start-up
+        # recovers what a killed process left there (requests in flight priced as incomplete).
+        self.writer = EventWriter(
+            store,
+            flush_interval=settings.flush_interval,
+            spool_dir=spool_location(settings.spool_dir, settings.db),
+            spool_fsync=settings.spool_fsync,
+            max_memory_events=settings.spool_memory_events,
+            unfinished_event=functools.partial(unfinished_event, prices=prices),
+        )
         self.gateway = Gateway(
             upstreams=upstreams,
             prices=prices,
@@ -65,10 +79,13 @@ class SpendgateApp:
             directory=Directory(),
         )
         # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).
+        # Alerts are evaluated and delivered in the background, never on the request path.
+        self.alerts = AlertCenter(store, AlertDispatcher(store, clock=clock), clock=clock)
         self.enforcer = Enforcer(
             InProcessCounters(),
             InProcessRateLimiter(),
             self._ledger_spend,
+            observer=self.alerts,
             reservation_ttl=settings.reservation_ttl,
         )
         self.gateway.enforcer = self.enforcer
@@ -118,6 +135,7 @@ class SpendgateApp:
         self.writer.start()
         self.refresher.start()
         self.enforcer.start()
+        self.alerts.start()
 
     async def shutdown(self) -> None:
         await self.refresher.aclose()
@@ -125,6 +143,7 @@ class SpendgateApp:
         if self.gateway.session is not None:
             await self.gateway.session.close()
         await self.writer.aclose()
+        await self.alerts.aclose()
         if self.owns_store:
             self.store.close()
         log.info("spendgate stopped; %d events written", self.writer.written)

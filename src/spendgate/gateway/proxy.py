@@ -23,7 +23,7 @@ import orjson
 from spendgate.attribution import Attribution, AttributionError, Directory, GatewayKey, attribute, hash_key
 from spendgate.budgets.enforcer import Admission, Enforcer, Refusal
 from spendgate.budgets.estimate import reservation_tokens
-from spendgate.gateway.accounting import Outcome, RequestContext, settle
+from spendgate.gateway.accounting import Outcome, RequestContext, begin_record, settle
 from spendgate.gateway.asgi import (
     JSON_HEADERS,
     Receive,
@@ -174,13 +174,18 @@ class Gateway:
         )
         outcome = Outcome(http_status=502)
         budget_headers = _budget_headers(admission)
+        # On local disk before a byte goes upstream: if this process dies mid-request, the
+        # restart records the request as incomplete rather than forgetting it.
+        self.writer.begin(request_id, begin_record(ctx))
         try:
             await self._forward(send, receive, route, target, ctx, raw, headers, outcome, strip_usage, budget_headers)
         finally:
             # Whatever happened (cancellation included), the request is in the ledger once,
             # and its reservation is settled at the cost the ledger records.
-            event = outcome.event or settle(ctx, outcome, self.prices)
-            self.writer.record(event)
+            event = outcome.event
+            if event is None:
+                event = settle(ctx, outcome, self.prices)
+                self.writer.record(event)
             if admission is not None:
                 await self._settle_budgets(admission, event)
 
@@ -257,7 +262,7 @@ class Gateway:
         is_stream = ctx.stream and response.status == 200 and "text/event-stream" in response.content_type
         try:
             if is_stream:
-                await self._relay_stream(send, receive, route, response, outcome, own, strip_usage)
+                await self._relay_stream(send, receive, route, response, ctx, outcome, own, strip_usage)
             else:
                 await self._relay_body(send, route, response, ctx, outcome, own)
         finally:
@@ -290,9 +295,10 @@ class Gateway:
                 outcome.output_chars = len(payload)
         headers = _response_headers(response)
         headers.extend(own)
-        # Settled before the response leaves, so the client is told the very figure the
-        # ledger records.
+        # Settled and recorded before the response leaves, so the client is told the very
+        # figure the ledger records, and nothing answered can be lost to a crash.
         event = outcome.event = settle(ctx, outcome, self.prices)
+        self.writer.record(event)
         if event.cost_usd is not None:
             headers.append((b"x-spendgate-cost-usd", format_usd(event.cost_usd).encode()))
         await send_response(send, response.status, headers, payload)
@@ -303,6 +309,7 @@ class Gateway:
         receive: Receive,
         route: Route,
         response: aiohttp.ClientResponse,
+        ctx: RequestContext,
         outcome: Outcome,
         own: list,
         strip_usage: bool,
@@ -325,6 +332,8 @@ class Gateway:
         try:
             async for chunk in response.content.iter_any():
                 kept = [event for event in splitter.feed(chunk) if observer.observe(event)]
+                if outcome.event is None and observer.usage is not None:
+                    self._record_reported(ctx, outcome, observer)
                 if kept:
                     await send({"type": "http.response.body", "body": b"".join(kept), "more_body": True})
                 if disconnected.is_set():
@@ -348,10 +357,19 @@ class Gateway:
             outcome.broken = not finished
         if finished:
             tail = splitter.tail()
-            if tail and observer.observe(tail):
+            keep = bool(tail) and observer.observe(tail)
+            if outcome.event is None and observer.usage is not None:
+                self._record_reported(ctx, outcome, observer)
+            if keep:
                 await send({"type": "http.response.body", "body": tail, "more_body": True})
         if not disconnected.is_set():
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _record_reported(self, ctx: RequestContext, outcome: Outcome, observer: Any) -> None:
+        """The provider's usage is in: record the request before relaying the stream's end."""
+        outcome.http_status, outcome.usage, outcome.reported_model = 200, observer.usage, observer.model
+        outcome.event = settle(ctx, outcome, self.prices)
+        self.writer.record(outcome.event)
 
     async def _pass_through(self, send: Send, route: Route, raw: bytes, headers: dict[str, str]) -> None:
         """Unbilled endpoints (model list, token counting): forwarded, not recorded."""

@@ -57,5 +57,10 @@ def open_store(url: str) -> Store:
 
         return SQLiteStore.from_url(url)
     if url.startswith(("postgresql:", "postgres:")):
-        raise StoreError("PostgreSQL support is not built yet; use sqlite:///path.db")
-    raise StoreError(f"unsupported database URL {url!r}; use sqlite:///path.db")
+        try:
+            from spendgate.ledger.postgres import PostgresStore
+        except ImportError as exc:  # psycopg is a dependency; this is a broken install
+            raise StoreError(f"PostgreSQL support needs psycopg and psycopg-pool ({exc})") from exc
+
+        return PostgresStore.from_url(url)
+    raise StoreError(f"unsupported database URL {url!r}; use sqlite:///path.db or postgresql://user@host/db")

@@ -1,9 +1,18 @@
-"""Batches usage events off the request path into the store.
+"""Batches usage events off the request path into the store, through a local spool.
 
-``record`` is a list append: the request path never waits on the database. A background
-task hands batches to ONE writer thread (SQLite has one writer anyway, and a thread keeps
-blocking I/O off the event loop). A failed batch is kept and retried with backoff, never
-dropped; ``aclose`` drains everything on a clean shutdown.
+``record`` appends the event to the spool (one ``os.write``: it survives the process being
+killed) and keeps a copy in memory; ``begin`` spools a request about to go upstream, so a
+request in flight when the process dies is recovered as ``incomplete``. A background task
+hands batches to ONE writer thread (SQLite has one writer anyway, and a thread keeps blocking
+I/O off the event loop); after each batch commits, the spool's checkpoint moves past it.
+
+When the store is unreachable the gateway keeps serving: events pile up in the spool, and past
+``max_memory_events`` unshipped events the writer stops holding copies in memory and, once
+the store is back, reads them from the spool instead. A failed batch is retried with backoff,
+never dropped; replays are harmless because the store ignores an id it already has.
+
+Without a spool (``spool_dir=None``: an in-memory database, or a writer built by hand) it is
+the plain in-memory batcher, and ``aclose`` retries until the store takes everything.
 """
 
 from __future__ import annotations
@@ -11,73 +20,284 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 from spendgate.ledger.events import UsageEvent
+from spendgate.ledger.recovery import adopt_orphans, scan_slot
+from spendgate.ledger.spool import SEGMENT_BYTES, Position, Record, Spool, decode_event
 from spendgate.ledger.store import Store
 
 log = logging.getLogger("spendgate.ledger")
 
 MAX_BATCH = 2000
 MAX_BACKOFF_S = 5.0
+MAX_MEMORY_EVENTS = 10_000
+# A clean stop while the store is down does not wait for it forever: what is left stays in
+# the spool and is shipped by the next start.
+SHUTDOWN_PATIENCE_S = 10.0
 
 
 class EventWriter:
-    def __init__(self, store: Store, *, flush_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        flush_interval: float = 0.2,
+        spool_dir: str | Path | None = None,
+        spool_fsync: str = "interval",
+        max_memory_events: int = MAX_MEMORY_EVENTS,
+        unfinished_event: Callable[[dict[str, Any]], UsageEvent] | None = None,
+        segment_bytes: int = SEGMENT_BYTES,
+        shutdown_patience: float = SHUTDOWN_PATIENCE_S,
+    ) -> None:
         self.store = store
         self.flush_interval = flush_interval
-        self._pending: list[UsageEvent] = []
+        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
+        self.spool_fsync = spool_fsync
+        self.max_memory_events = max(1, max_memory_events)
+        self.unfinished_event = unfinished_event
+        self.segment_bytes = segment_bytes
+        self.shutdown_patience = shutdown_patience
+        self.spool: Spool | None = None
+        # Unshipped events in spool order, each with its spool position: a prefix of what the
+        # spool holds past the checkpoint. ``_spilled``: the spool holds more than this prefix.
+        self._pending: list[tuple[UsageEvent, Position | None]] = []
+        self._spilled = False
+        self._cursor: Position = (0, 0)  # where shipped events end in the spool
+        self._unspooled: list[UsageEvent] = []  # the spool failed to take them (disk full…)
+        self._backlog = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spendgate-ledger")
+        self._sync_executor: ThreadPoolExecutor | None = None
+        self._ship_lock: asyncio.Lock | None = None
         self._task: asyncio.Task[None] | None = None
+        self._sync_task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._closing = False
+        self._give_up_at: float | None = None
         self.written = 0
+        self.recovered = 0
+        self.spool_errors = 0
+
+    # --- the request path ----------------------------------------------------------------
+    def begin(self, request_id: str, begin: dict[str, Any]) -> None:
+        """A request is about to go upstream (``begin`` carries no prompt, only estimates)."""
+        if self.spool is None:
+            return
+        try:
+            self.spool.append_begin(request_id, begin)
+        except (OSError, TypeError, ValueError):
+            self._spool_failed("begin of request " + request_id)
 
     def record(self, event: UsageEvent) -> None:
-        self._pending.append(event)
-        if len(self._pending) >= MAX_BATCH and self._wake is not None:
+        position = None
+        if self.spool is not None:
+            try:
+                position = self.spool.append_event(event)
+            except (OSError, TypeError, ValueError):
+                self._spool_failed("event " + event.id)
+        self._backlog += 1
+        if position is None and self.spool is not None:
+            self._unspooled.append(event)
+        elif self._spilled or len(self._pending) >= self.max_memory_events:
+            self._spilled = True  # on disk only; read back from the spool when shipped
+        else:
+            self._pending.append((event, position))
+        if self._wake is not None and self._backlog >= MAX_BATCH:
             self._wake.set()
+
+    def _spool_failed(self, what: str) -> None:
+        self.spool_errors += 1
+        if self.spool_errors == 1 or self.spool_errors % 1000 == 0:
+            log.exception(
+                "could not write the %s to the spool in %s (%d failures); kept in memory only",
+                what,
+                self.spool.dir if self.spool else "?",
+                self.spool_errors,
+            )
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Events recorded and not yet in the ledger (in memory or on disk)."""
+        return self._backlog
 
+    @property
+    def in_memory(self) -> int:
+        """Unshipped events of which memory holds a copy (bounded by ``max_memory_events`` while
+        the spool works)."""
+        return len(self._pending) + len(self._unspooled)
+
+    # --- life cycle ----------------------------------------------------------------------
     def start(self) -> None:
+        """Take a spool slot, recover what dead processes left, and start shipping."""
+        if self.spool_dir is not None and self.spool is None:
+            self.open_spool()
+        loop = asyncio.get_running_loop()
+        self._ship_lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="spendgate-ledger-writer")
+        self._task = loop.create_task(self._run(), name="spendgate-ledger-writer")
+        if self._backlog:
+            self._wake.set()  # what recovery found ships now, not one flush interval later
+        if self.spool is not None and self.spool.fsync == "interval":
+            self._sync_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spendgate-spool-sync")
+            self._sync_task = loop.create_task(self._sync_loop(), name="spendgate-spool-sync")
+
+    def open_spool(self) -> None:
+        assert self.spool_dir is not None
+        spool = self.spool = Spool.open(self.spool_dir, fsync=self.spool_fsync, segment_bytes=self.segment_bytes)
+        self._cursor = spool.checkpoint()
+        own = scan_slot(spool.dir, self._restore)
+        price_unfinished = self.unfinished_event or _no_pricing
+        for begin in own.unfinished.values():
+            self.record(price_unfinished(begin))
+        adopted = adopt_orphans(spool.root, spool.dir, self.record, price_unfinished, spool.sync)
+        for leftovers in [own, *adopted]:
+            if leftovers.events or leftovers.unfinished:
+                log.warning(
+                    "spool %s: recovered %d unshipped event(s) and %d request(s) in flight (now incomplete, estimated)",
+                    leftovers.slot,
+                    leftovers.events,
+                    len(leftovers.unfinished),
+                )
+            self.recovered += leftovers.events + len(leftovers.unfinished)
+        if self.recovered:
+            spool.sync()  # the incomplete events just written are on disk before serving
+        log.info("spool slot %s (fsync %s)", spool.dir, spool.fsync)
+
+    def _restore(self, found: Record) -> None:
+        """An unshipped event found in our own slot: it stays there, memory gets a copy (the
+        first ``max_memory_events`` only; the rest is read back when shipped)."""
+        self._backlog += 1
+        if self._spilled or len(self._pending) >= self.max_memory_events:
+            self._spilled = True
+        else:
+            self._pending.append((decode_event(found.fields), found.position))
 
     async def flush(self) -> None:
         """Write everything recorded so far (retrying until the store takes it)."""
-        backoff = 0.05
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            try:
-                written = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self.store.append_events, batch
-                )
-            except Exception:
-                # Put the batch back in front: order and completeness over speed.
-                self._pending[:0] = batch
-                log.exception("ledger write failed; %d events kept, retrying in %.2fs", len(self._pending), backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-                continue
-            self.written += written
-            backoff = 0.05
+        await self._ship_all()
 
+    async def aclose(self) -> None:
+        self._closing = True
+        if self.spool is not None:
+            self._give_up_at = time.monotonic() + self.shutdown_patience
+        if self._wake is not None:
+            self._wake.set()
+        if self._task is not None:
+            await self._task
+        stored = await self._ship_all()
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
+        self._executor.shutdown(wait=True)
+        if self._sync_executor is not None:
+            self._sync_executor.shutdown(wait=True)
+        spool = self.spool
+        if spool is not None:
+            shipped_all = stored and not self._backlog and not self._unspooled and not spool.open_begins
+            if not shipped_all:
+                log.warning(
+                    "%d event(s) not yet in the ledger and %d request(s) still in flight stay in the spool %s;"
+                    " the next start ships them",
+                    self._backlog,
+                    spool.open_begins,
+                    spool.dir,
+                )
+            spool.close(shipped_all=shipped_all)
+
+    # --- shipping ------------------------------------------------------------------------
     async def _run(self) -> None:
         assert self._wake is not None
         while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
             self._wake.clear()
-            await self.flush()
+            await self._ship_all()
 
-    async def aclose(self) -> None:
-        self._closing = True
-        if self._wake is not None:
-            self._wake.set()
-        if self._task is not None:
-            await self._task
-        await self.flush()
-        self._executor.shutdown(wait=True)
+    async def _sync_loop(self) -> None:
+        # Its own thread: an fsync never waits behind a database call that hangs.
+        assert self.spool is not None and self._sync_executor is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            if self.spool.dirty:
+                try:
+                    await loop.run_in_executor(self._sync_executor, self.spool.sync)
+                except OSError:
+                    log.exception("spool fsync failed")
+
+    async def _ship_all(self) -> bool:
+        """Ship until nothing is left; False if it gave up (closing while the store is down)."""
+        if self._ship_lock is None:  # never started: ship inline
+            self._ship_lock = asyncio.Lock()
+        async with self._ship_lock:
+            backoff = 0.05
+            while True:
+                try:
+                    more = await self._ship_one_batch()
+                except Exception:
+                    log.exception("ledger write failed; %d events kept, retrying in %.2fs", self._backlog, backoff)
+                    if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                        return False
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    continue
+                backoff = 0.05
+                if not more:
+                    return True
+
+    async def _ship_one_batch(self) -> bool:
+        """Ship one batch; False when there was nothing to ship."""
+        loop = asyncio.get_running_loop()
+        if self._unspooled:
+            batch = self._unspooled[:MAX_BATCH]
+            self.written += await loop.run_in_executor(self._executor, self._store_batch, batch, None)
+            del self._unspooled[: len(batch)]
+            self._backlog -= len(batch)
+            return True
+        if self._pending:
+            taken = self._pending[:MAX_BATCH]
+            events = [event for event, _ in taken]
+            positions = [position for _, position in taken if position is not None]
+            shipped = positions[-1] if positions else None
+            self.written += await loop.run_in_executor(self._executor, self._store_batch, events, shipped)
+            del self._pending[: len(taken)]
+            self._backlog -= len(taken)
+            if shipped is not None:
+                self._cursor = shipped
+            return True
+        if self._spilled and self.spool is not None:
+            end = self.spool.end
+            read, cursor = await loop.run_in_executor(
+                self._executor, self.spool.read_events, self._cursor, end, MAX_BATCH
+            )
+            if read:
+                events = [event for event, _ in read]
+                self.written += await loop.run_in_executor(self._executor, self._store_batch, events, cursor)
+                self._backlog -= len(events)
+            self._cursor = cursor
+            if cursor >= self.spool.end:
+                # Caught up with the spool, and nothing was recorded meanwhile (``record``
+                # runs on this thread): memory holds every unshipped event again.
+                self._spilled = False
+                self._backlog = len(self._pending) + len(self._unspooled)
+            return True
+        return False
+
+    def _store_batch(self, events: list[UsageEvent], shipped: Position | None) -> int:
+        written = self.store.append_events(events)
+        if shipped is not None and self.spool is not None:
+            try:
+                self.spool.commit(shipped)
+            except OSError:
+                # The events are stored; a stale checkpoint only means shipping them again.
+                log.exception("could not move the spool checkpoint")
+        return written
+
+
+def _no_pricing(begin: dict[str, Any]) -> UsageEvent:
+    raise RuntimeError("the spool holds requests in flight but the writer cannot price them")
