@@ -98,5 +98,6 @@ def replica_env(workdir: Path, simulator_url: str, **extra: str) -> dict[str, st
         "ANTHROPIC_API_KEY": "sk-ant-upstream",
         "SPENDGATE_FLUSH_INTERVAL": "0.05",
         "SPENDGATE_REFRESH_INTERVAL": "0.2",
+        "SPENDGATE_SPOOL_DIR": str(workdir / "spool"),
         **extra,
     }

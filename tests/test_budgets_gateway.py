@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from spendgate.budgets.enforcer import counter_key
 from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
 from spendgate.budgets.windows import window_for
 from tests.conftest import Gateway
@@ -243,3 +244,46 @@ def test_policies_require_dimensions_per_environment(gateway: Gateway) -> None:
     ).chat.completions.create(**_ask())
     gateway.openai(staging).chat.completions.create(**_ask())  # other environments are free
     assert len(gateway.sim.log.records) == 2
+
+
+def test_two_gateways_sharing_redis_roll_windows_and_match_the_ledger(make_gateway, redis_url: str) -> None:
+    """Two gateways on one ledger and one Redis, with a clock the test moves."""
+    import redis
+
+    shared = redis_url.rsplit("/", 1)[0] + "/13"
+    redis.Redis.from_url(shared).flushdb()
+    now = {"t": datetime(2026, 5, 20, 10, 0, tzinfo=UTC)}
+    first = make_gateway(clock=lambda: now["t"], redis_url=shared)
+    second = make_gateway(clock=lambda: now["t"], redis_url=shared, db=first.db_url)
+    key = _setup(first, limit_usd=Decimal("0.001"), period="day")
+    second.wait_for_directory()
+    clients = [first.openai(key), second.openai(key)]
+    answered = 0
+    with pytest.raises(openai.APIStatusError) as refused:
+        for i in range(40):
+            clients[i % 2].chat.completions.create(**_ask())
+            answered += 1
+    assert refused.value.status_code == 402 and answered >= 2
+    first.flush()
+    second.flush()
+    day = window_for("day", "UTC", now["t"])
+    scope = Scope.parse("team:payments")
+    spent = first.store.spend(scope, day.start, day.end)
+    assert Decimal(refused.value.body["budget"]["spent_usd"]) == spent <= Decimal("0.001")
+    assert Decimal(refused.value.body["budget"]["reserved_usd"]) == 0  # nothing left in flight
+    now["t"] += timedelta(days=1)  # the next day: a new window, from zero, on both
+    for client in clients:
+        client.chat.completions.create(**_ask())
+    second.flush()
+    first.flush()
+    following = window_for("day", "UTC", now["t"])
+    budgets_list = asyncio.run_coroutine_threadsafe(first.app._budget_statuses(), first.app.loop).result(5)
+    assert Decimal(budgets_list[0]["spent_usd"]) == first.store.spend(scope, following.start, following.end) > 0
+    assert Decimal(budgets_list[0]["reserved_usd"]) == 0
+    # The shared counters (what enforcement compares against) agree with the ledger, to the digit.
+    budget = first.app.enforcer.rules.budgets[0]
+    counters = first.app.enforcer.counters
+    keys = [counter_key(budget, day), counter_key(budget, following)]
+    states = asyncio.run_coroutine_threadsafe(counters.states(keys), first.app.loop).result(5)
+    assert states[keys[0]].spent == spent
+    assert states[keys[1]].spent == first.store.spend(scope, following.start, following.end)

@@ -28,14 +28,18 @@ def _ask(output: int = 200, extra: str = "") -> dict:
     }
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, simulator: Simulator, redis_url: str):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path, simulator: Simulator, redis_url: str):
+    """Replicas sharing one ledger (a SQLite file, or PostgreSQL as in production) and one Redis."""
     # A database of its own on the test Redis, emptied first: replicas start with no counters.
     shared = redis_url.rsplit("/", 1)[0] + "/14"
     client = redis.Redis.from_url(shared)
     client.flushdb()
     client.close()
-    replicas = ReplicaSet(tmp_path, replica_env(tmp_path, simulator.url, SPENDGATE_REDIS_URL=shared))
+    env = replica_env(tmp_path, simulator.url, SPENDGATE_REDIS_URL=shared)
+    if request.param == "postgresql":
+        env["SPENDGATE_DB"] = request.getfixturevalue("postgres_db")()
+    replicas = ReplicaSet(tmp_path, env)
     replicas.cli("teams", "create", "payments")
     replicas.cli("projects", "create", "checkout", "--team", "payments")
     replicas.key = json.loads(  # type: ignore[attr-defined]
