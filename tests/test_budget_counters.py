@@ -7,7 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from spendgate.budgets.counters import Charge, CounterStore, InProcessCounters, InProcessRateLimiter, RateLimiter
+from spendgate.budgets.counters import (
+    Charge,
+    CounterMissing,
+    CounterStore,
+    InProcessCounters,
+    InProcessRateLimiter,
+    RateLimiter,
+)
 
 D = Decimal
 
@@ -43,6 +50,17 @@ async def test_reserve_settle_release(counters: CounterStore) -> None:
     await counters.release("r2")
     state = (await counters.states(["b@2026-11"]))["b@2026-11"]
     assert (state.spent, state.reserved) == (D("1.500000075"), D(0))
+
+
+async def test_an_unloaded_counter_is_reported_and_nothing_changes(counters: CounterStore) -> None:
+    loaded, fresh = Charge("loaded@t", D(10), True), Charge("fresh@t", D(10), True)
+    await counters.load("loaded@t", D(1))
+    with pytest.raises(CounterMissing) as missing:
+        await counters.reserve("r", [loaded, fresh], D(2), ttl=60)
+    assert missing.value.counters == ["fresh@t"]
+    assert (await counters.states(["loaded@t"]))["loaded@t"].reserved == 0
+    await counters.load("fresh@t", D(0))
+    assert await counters.reserve("r", [loaded, fresh], D(2), ttl=60) is None
 
 
 async def test_refusal_is_all_or_nothing_and_names_the_budget(counters: CounterStore) -> None:

@@ -133,6 +133,7 @@ async def test_a_dead_replicas_reservation_is_released_by_the_next_reserve(redis
 
 async def test_deadlines_use_the_redis_server_clock(replicas, raw) -> None:
     a, _ = replicas
+    await a.load("t@total", D(0))
     await a.reserve("t", [Charge("t@total", D(1), False)], D(0), ttl=30)
     seconds, micros = await raw.time()
     deadline = await raw.zscore(f"{a.prefix}deadlines", "t")
@@ -170,13 +171,14 @@ async def test_every_key_is_under_the_namespace_in_one_cluster_slot(replicas, ra
     limiter = await RedisRateLimiter.connect(redis_url, namespace=namespace)
     try:
         await a.load("s@2026-11-23", D(0))
+        await a.load("t@total", D(0))
         await a.reserve("r", [Charge("s@2026-11-23", D(1), True), Charge("t@total", D(1), False)], D(0), 60)
         await limiter.admit([("key:1", 5, 100), ("team:x", None, 100)], 10, now=1_000_000.0)
         keys = [key async for key in raw.scan_iter(match=f"{namespace}:*")]
-        assert len(keys) == 7  # spent s, reserved s and t, reservation, deadlines, 2 rates
+        assert len(keys) == 8  # spent and reserved of s and t, reservation, deadlines, 2 rates
         assert all(key.startswith(f"{namespace}:{{sg:{namespace}}}:") for key in keys)
         assert len({key_slot(key.encode()) for key in keys}) == 1
-        assert await a.flush_namespace() == 7
+        assert await a.flush_namespace() == 8
         assert [key async for key in raw.scan_iter(match=f"{namespace}:*")] == []
     finally:
         await limiter.close()
@@ -199,6 +201,7 @@ async def test_lost_redis_data_reports_the_counters_missing_again(replicas) -> N
 async def test_an_overflowing_write_raises_and_changes_nothing(replicas) -> None:
     a, _ = replicas
     roomy, huge = Charge("o1@total", D(10**9), False), Charge("o2@total", D(10**9), False)
+    await a.load(roomy.counter, D(0))
     await a.load(huge.counter, D(9_000_000))
     assert await a.reserve("r", [roomy, huge], D(9_000_000), ttl=60) is None
     with pytest.raises(ResponseError, match="overflow"):

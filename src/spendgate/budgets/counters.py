@@ -45,6 +45,15 @@ class Refused:
     reserved: Decimal
 
 
+class CounterMissing(Exception):
+    """A counter was never loaded (first use of its window here, or Redis lost it): its spend
+    so far must come from the ledger before anything is reserved against it."""
+
+    def __init__(self, counters: Sequence[str]) -> None:
+        super().__init__(", ".join(counters))
+        self.counters = list(counters)
+
+
 def would_pass(limit: Decimal, spent: Decimal, reserved: Decimal, amount: Decimal) -> bool:
     """A blocking budget refuses once spent plus in-flight reservations would pass the limit,
     and always once it is spent (so a request of unknown price cannot slip through)."""
@@ -62,7 +71,8 @@ class CounterStore(Protocol):
 
     async def reserve(self, request_id: str, charges: Sequence[Charge], amount: Decimal, ttl: float) -> Refused | None:
         """All or nothing: refuse (changing nothing) if a blocking charge would pass its
-        limit, else add ``amount`` to every charge's reserved, for at most ``ttl`` seconds."""
+        limit, else add ``amount`` to every charge's reserved, for at most ``ttl`` seconds.
+        Raises ``CounterMissing`` (changing nothing) when a charge's counter was never loaded."""
         ...
 
     async def settle(self, request_id: str, cost: Decimal) -> list[CounterState]:
@@ -111,6 +121,9 @@ class InProcessCounters:
         self._purge(self._clock())
         if request_id in self._reservations:
             return None  # a retried reserve of a live reservation reserves nothing twice
+        unloaded = [charge.counter for charge in charges if charge.counter not in self._spent]
+        if unloaded:
+            raise CounterMissing(unloaded)
         for charge in charges:
             spent = self._spent.get(charge.counter, ZERO)
             reserved = self._reserved.get(charge.counter, ZERO)

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from spendgate.attribution import Attribution
-from spendgate.budgets.counters import Charge, CounterStore, RateLimiter
+from spendgate.budgets.counters import Charge, CounterMissing, CounterState, CounterStore, RateLimiter, Refused
 from spendgate.budgets.model import Budget, RateLimit, Scope
 from spendgate.budgets.rules import Rules
 from spendgate.budgets.windows import Window, window_for
@@ -96,6 +96,7 @@ class Enforcer:
         self.reservation_ttl = reservation_ttl
         self.wall_clock = wall_clock
         self.rules = Rules()
+        self._known: dict[str, CounterState] = {}  # last seen state per counter, for headers
         self._purger: asyncio.Task[None] | None = None
 
     async def admit(
@@ -113,10 +114,7 @@ class Enforcer:
         if budgets:
             charged = [(b, window_for(b.period, b.timezone, now)) for b in budgets]
             charges = [(b, w, Charge(counter_key(b, w), b.limit_usd, b.blocking)) for b, w in charged]
-            await self._load_missing(charges)
-            refused = await self.counters.reserve(
-                request_id, [c for _, _, c in charges], worst_cost, self.reservation_ttl
-            )
+            refused = await self._reserve(request_id, charges, worst_cost)
             if refused is not None:
                 budget, window, _ = next(item for item in charges if item[2].counter == refused.counter)
                 if self.observer is not None:
@@ -132,29 +130,44 @@ class Enforcer:
                 scope = next(str(limit.scope) for limit in limits)
                 raise RateLimited(scope, retry_after)
         if admission.charged:
-            admission.nearest = await self._nearest(admission.charged)
+            admission.nearest = self._nearest(admission.charged, worst_cost)
         return admission
 
-    async def _load_missing(self, charges: Sequence[tuple[Budget, Window, Charge]]) -> None:
-        """A window this process has no counter for: its spend so far comes from the ledger
-        (once per budget window; a new period has none and starts at zero)."""
-        missing = set(await self.counters.missing([c.counter for _, _, c in charges]))
-        for budget, window, charge in charges:
-            if charge.counter in missing:
-                await self.counters.load(charge.counter, await self.ledger_spend(budget.scope, window))
+    async def _reserve(
+        self, request_id: str, charges: Sequence[tuple[Budget, Window, Charge]], amount: Decimal
+    ) -> Refused | None:
+        """One round trip in the common case. A counter the store does not have (the first
+        request of a window here, or Redis lost its data) is loaded from the ledger — once per
+        budget window — and the reservation tried again; a new period has no spend and starts
+        at zero."""
+        for _ in range(3):
+            try:
+                return await self.counters.reserve(request_id, [c for _, _, c in charges], amount, self.reservation_ttl)
+            except CounterMissing as missing:
+                unloaded = set(missing.counters)
+                for budget, window, charge in charges:
+                    if charge.counter in unloaded:
+                        spent = await self.ledger_spend(budget.scope, window)
+                        await self.counters.load(charge.counter, spent)
+                        self._known[charge.counter] = CounterState(charge.counter, spent, ZERO)
+        raise RuntimeError("budget counters kept disappearing while being loaded")
 
-    async def _nearest(self, charged: Sequence[tuple[Budget, Window, Charge]]) -> tuple[str, Decimal]:
-        states = await self.counters.states([c.counter for _, _, c in charged])
-        remaining = [
-            (b.limit_usd - states[c.counter].spent - states[c.counter].reserved, not b.blocking, b.name)
-            for b, _, c in charged
-        ]
+    def _nearest(self, charged: Sequence[tuple[Budget, Window, Charge]], amount: Decimal) -> tuple[str, Decimal]:
+        """The budget with the least left, from the counters as this gateway last saw them
+        (at its latest settle): an informative header, not worth a round trip per request."""
+        remaining = []
+        for budget, _, charge in charged:
+            known = self._known.get(charge.counter)
+            spent, reserved = (known.spent, known.reserved) if known else (ZERO, ZERO)
+            remaining.append((budget.limit_usd - spent - reserved - amount, not budget.blocking, budget.name))
         value, _, name = min(remaining)
         return name, value
 
     async def settle(self, admission: Admission, cost: Decimal | None, tokens: int) -> None:
         if admission.charged:
             states = await self.counters.settle(admission.request_id, cost or ZERO)
+            for state in states:
+                self._known[state.counter] = state
             if self.observer is not None:
                 by_counter = {state.counter: state for state in states}
                 for budget, window, charge in admission.charged:

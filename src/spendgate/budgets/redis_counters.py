@@ -56,9 +56,10 @@ from collections.abc import Sequence
 from decimal import Context, Decimal
 from typing import Any, Self
 
+import orjson
 from redis.asyncio import Redis
 
-from spendgate.budgets.counters import Charge, CounterState, Refused, minute_of
+from spendgate.budgets.counters import Charge, CounterMissing, CounterState, Refused, minute_of
 
 PICO_EXPONENT = 12
 INT64_MAX = 2**63 - 1
@@ -175,7 +176,8 @@ end
 # KEYS: deadlines, reservation, then (spent, reserved) per charge.
 # ARGV: prefix, window_ttl, purge_limit, request_id, amount, ttl_us, then (counter, limit) per
 # charge, limit '' when the charge does not block.
-# Returns {purged} when reserved (or already reserved), {purged, index, spent, reserved} when refused.
+# Returns {purged} when reserved (or already reserved), {purged, index, spent, reserved} when refused,
+# {purged, -1, json list of counters} when some counter was never loaded (nothing changed).
 _LUA_RESERVE = (
     _LUA_COMMON
     + """
@@ -184,6 +186,12 @@ local purged = purge(prefix, now_us(), ARGV[3], window_ttl)
 local rid, amount, ttl_us = ARGV[4], ARGV[5], tonumber(ARGV[6])
 if redis.call('EXISTS', KEYS[2]) == 1 then return {purged} end
 local n = (#KEYS - 2) / 2
+-- A counter Redis does not have must be rebuilt from the ledger first: report, change nothing.
+local missing = {}
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[1 + 2 * i]) == 0 then missing[#missing + 1] = ARGV[5 + 2 * i] end
+end
+if #missing > 0 then return {purged, -1, cjson.encode(missing)} end
 local a = tonumber(amount)
 for i = 1, n do
   local spent = redis.call('GET', KEYS[1 + 2 * i]) or '0'
@@ -375,6 +383,8 @@ class RedisCounters(_RedisNamespace):
         self.expired += int(result[0])
         if len(result) == 1:
             return None
+        if int(result[1]) == -1:
+            raise CounterMissing(orjson.loads(result[2]))
         charge = charges[int(result[1]) - 1]
         return Refused(charge.counter, charge.limit, from_pico(result[2]), from_pico(result[3]))
 
