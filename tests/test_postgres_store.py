@@ -18,6 +18,7 @@ from spendgate import management
 from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
 from spendgate.ledger.events import UsageEvent
 from spendgate.ledger.postgres import PostgresStore
+from spendgate.ledger.postgres_migrations import available as available_migrations
 from spendgate.ledger.sqlite import SQLiteStore
 from spendgate.ledger.store import StoreError, open_store
 from spendgate.ledger.writer import EventWriter
@@ -526,6 +527,13 @@ def test_spend_by_scope_and_window_as_sqlite(filled: tuple[PostgresStore, SQLite
     assert pg.spend(Scope.parse("team:nobody"), None, None) == 0
 
 
+# Every migration file shipped with the package, in order (each test database gets them all).
+ALL_VERSIONS = [m.version for m in available_migrations()]
+ALL_LABELS = [m.label for m in available_migrations()]
+LATEST = ALL_VERSIONS[-1]
+assert ALL_VERSIONS[:2] == ["0001", "0002"]
+
+
 # --- opening, migrations ----------------------------------------------------------------------
 def test_open_store_gives_postgres_for_postgres_urls(postgres_db: Callable[[], str]) -> None:
     url = postgres_db()
@@ -533,7 +541,7 @@ def test_open_store_gives_postgres_for_postgres_urls(postgres_db: Callable[[], s
         s = open_store(scheme_url)
         try:
             assert isinstance(s, PostgresStore)
-            assert s.schema_versions() == ["0001", "0002"]
+            assert s.schema_versions() == ALL_VERSIONS
         finally:
             s.close()
 
@@ -555,12 +563,12 @@ def test_unreachable_server_is_a_clear_store_error(postgres_url: str) -> None:
 def test_migrations_are_recorded_and_idempotent(store: PostgresStore) -> None:
     with psycopg.connect(store.url) as conn:
         rows = conn.execute("SELECT version, name, applied_at FROM schema_migrations ORDER BY version").fetchall()
-    assert [(v, n) for v, n, _ in rows] == [("0001", "initial"), ("0002", "alerts")]
+    assert [(v, n) for v, n, _ in rows] == [(m.version, m.name) for m in available_migrations()]
     assert all(at is not None for *_, at in rows)
     assert store.migrate() == []
     again = PostgresStore(store.url)  # opening again applies nothing and keeps the data
     again.close()
-    assert scalar(store, "SELECT count(*) FROM schema_migrations") == 2
+    assert scalar(store, "SELECT count(*) FROM schema_migrations") == len(ALL_VERSIONS)
 
 
 def test_without_auto_migrate_a_fresh_schema_is_refused(postgres_db: Callable[[], str]) -> None:
@@ -595,7 +603,7 @@ def test_concurrent_migrations_from_threads_apply_each_version_once(postgres_db:
     for t in threads:
         t.join()
     assert errors == []
-    assert sorted(v for applied in results for v in applied) == ["0001", "0002"]
+    assert sorted(v for applied in results for v in applied) == ALL_VERSIONS
 
 
 def test_concurrent_migrations_from_processes(postgres_db: Callable[[], str]) -> None:
@@ -612,8 +620,8 @@ def test_concurrent_migrations_from_processes(postgres_db: Callable[[], str]) ->
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err.decode()
         outcomes.append(orjson.loads(out))
-    assert sorted(label for o in outcomes for label in o["applied"]) == ["0001_initial", "0002_alerts"]
-    assert {o["version"] for o in outcomes} == {"0002"}
+    assert sorted(label for o in outcomes for label in o["applied"]) == ALL_LABELS
+    assert {o["version"] for o in outcomes} == {LATEST}
 
 
 def test_migrate_command(postgres_db: Callable[[], str], tmp_path: Path) -> None:
@@ -624,12 +632,12 @@ def test_migrate_command(postgres_db: Callable[[], str], tmp_path: Path) -> None
     url = postgres_db()
     runner = CliRunner()
     check = runner.invoke(migrate_command, ["--db", url, "--check"])
-    assert check.exit_code == 1 and "pending migrations: 0001_initial, 0002_alerts" in check.output
+    assert check.exit_code == 1 and f"pending migrations: {', '.join(ALL_LABELS)}" in check.output
     first = runner.invoke(migrate_command, ["--db", url])
     assert first.exit_code == 0, first.output
-    assert "applied 0001_initial, 0002_alerts; schema at version 0002" in first.output
+    assert f"applied {', '.join(ALL_LABELS)}; schema at version {LATEST}" in first.output
     second = runner.invoke(migrate_command, ["--db", url])
-    assert "schema up to date at version 0002; nothing to apply" in second.output
+    assert f"schema up to date at version {LATEST}; nothing to apply" in second.output
     assert runner.invoke(migrate_command, ["--db", url, "--check"]).exit_code == 0
     lite = runner.invoke(migrate_command, ["--db", f"sqlite:///{tmp_path / 'x.db'}"])
     assert lite.exit_code == 0 and "SQLite" in lite.output and (tmp_path / "x.db").is_file()

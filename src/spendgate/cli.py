@@ -10,6 +10,7 @@ from rich.console import Console
 
 from spendgate import management
 from spendgate.cli_budgets import budgets, limits, policies
+from spendgate.cli_ledger import prune_command
 from spendgate.cli_support import db_options, print_json, print_table, settings_from
 from spendgate.cli_webhooks import alerts, webhooks
 from spendgate.ledger.postgres_cli import migrate_command
@@ -227,5 +228,5 @@ def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
 
 
 # Feature areas keep their commands in their own modules.
-for command in (budgets, limits, policies, webhooks, alerts, migrate_command):
+for command in (budgets, limits, policies, webhooks, alerts, migrate_command, prune_command):
     main.add_command(command)

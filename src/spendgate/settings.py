@@ -95,6 +95,13 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "unshipped events kept in memory; past it they are read back from the spool",
     ),
+    Setting(
+        "retention_days",
+        "SPENDGATE_RETENTION_DAYS",
+        None,
+        int,
+        "days of raw events `spendgate prune` keeps (rollups are kept forever); unset: keep everything",
+    ),
 )
 
 
@@ -117,6 +124,7 @@ class Settings:
     spool_dir: str | None = None
     spool_fsync: str = "interval"
     spool_memory_events: int = 10_000
+    retention_days: int | None = None
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # Provider credentials stay in the environment they came from; the gateway reads them
     # through this mapping only to put them on upstream requests.

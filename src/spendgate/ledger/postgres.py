@@ -6,7 +6,8 @@ PostgreSQL does better: money is ``NUMERIC`` summed exactly by the server, times
 small connection pool serves the gateway's worker threads and its one writer thread.
 
 Every connection is in autocommit mode; whatever must be atomic runs in an explicit
-``conn.transaction()``.
+``conn.transaction()``. Reports and budget spend over long ranges are answered from rollups
+(``postgres_rollups.py``), kept in the same transaction as the events.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from spendgate.attribution.model import Directory, GatewayKey, Project, Team
-from spendgate.ledger import postgres_migrations
+from spendgate.ledger import postgres_migrations, rollups
 from spendgate.ledger.events import UsageEvent
 from spendgate.ledger.postgres_alerts import PostgresAlertsMixin
 from spendgate.ledger.postgres_budgets import PostgresBudgetsMixin
@@ -31,15 +32,16 @@ from spendgate.ledger.postgres_events import (
     AGGREGATES,
     COPY_SQL,
     DIMENSION_SQL,
-    EVENT_TYPES,
     MOVE_SQL,
     STAGING_SQL,
+    STAGING_TYPES,
     event_as_json,
     event_row,
     time_filter,
 )
+from spendgate.ledger.postgres_rollups import PostgresRollupsMixin
 from spendgate.ledger.store import StoreError
-from spendgate.reports.spec import TAG_PREFIX, ReportQuery, ReportResult, ReportRow
+from spendgate.reports.spec import TAG_PREFIX, ReportError, ReportQuery, ReportResult, ReportRow
 
 _BUMP = "UPDATE meta SET value = value + 1 WHERE name = 'config_version'"
 
@@ -59,7 +61,7 @@ def connect(url: str, connect_timeout: float = 10.0) -> psycopg.Connection:
         raise StoreError(f"cannot connect to PostgreSQL at {_redacted(url)}: {str(exc).strip()}") from exc
 
 
-class PostgresStore(PostgresBudgetsMixin, PostgresAlertsMixin):
+class PostgresStore(PostgresBudgetsMixin, PostgresAlertsMixin, PostgresRollupsMixin):
     """``postgresql://user@host:port/db`` (libpq URL; ``?options=-csearch_path%3DNAME`` picks
     a schema). Pending migrations are applied on open unless ``auto_migrate=False``."""
 
@@ -74,6 +76,7 @@ class PostgresStore(PostgresBudgetsMixin, PostgresAlertsMixin):
         pool_timeout: float = 10.0,
     ) -> None:
         self.url = url
+        self._dims_cache = {}
         # One direct connection first: it fails fast with libpq's own message when the
         # server is down or the URL is wrong (a pool would retry quietly until a timeout).
         first = connect(url, connect_timeout)
@@ -232,19 +235,36 @@ class PostgresStore(PostgresBudgetsMixin, PostgresAlertsMixin):
 
     # --- the ledger ---------------------------------------------------------------------
     def append_events(self, events: Sequence[UsageEvent]) -> int:
+        """Store the new events and add them to the rollups, in one transaction. Only events
+        actually stored are added (a replayed id is not counted twice); an event older than
+        the retention horizon is refused, since whether it is new can no longer be told."""
         if not events:
             return 0
         rows = [event_row(e) for e in events]
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+            dims_ids, created = self._event_dims_ids(cur, events)
             cur.execute(STAGING_SQL)
             with cur.copy(COPY_SQL) as copy:
-                copy.set_types(EVENT_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(MOVE_SQL)
-            return max(cur.rowcount, 0)
+                copy.set_types(STAGING_TYPES)
+                for row, ids in zip(rows, dims_ids, strict=True):
+                    copy.write_row((*row, *ids))
+            stored = [row[0] for row in cur.execute(MOVE_SQL)]
+            if stored:
+                self._add_staged_to_rollups(cur, None if len(stored) == len(events) else stored)
+        self._dims_committed(created)
+        return len(stored)
 
-    def report(self, query: ReportQuery) -> ReportResult:
+    def report(self, query: ReportQuery, *, source: str = "auto") -> ReportResult:
+        """A report from rollups when its dimensions allow (``source="auto"``), else from
+        raw events; ``source="events"`` or ``"rollups"`` forces one (tests, benchmarks)."""
+        rollup = rollups.plan_report(query.by) if source != "events" else None
+        if rollup is None:
+            if source == "rollups":
+                raise ReportError(f"no rollup keeps {', '.join(query.by)}")
+            return self._report_events(query)
+        return _result(query.by, self._report_rollup_rows(query, rollup))
+
+    def _report_events(self, query: ReportQuery) -> ReportResult:
         select: list[str] = []
         params: list[Any] = []
         for dim in query.by:
@@ -257,29 +277,11 @@ class PostgresStore(PostgresBudgetsMixin, PostgresAlertsMixin):
         sql = f"SELECT {', '.join([*select, AGGREGATES])} FROM usage_events{where}"
         if select:
             sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(select)))
-        result = ReportResult(by=query.by)
-        n = len(select)
         with self._pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
             rows = cur.execute(sql, [*params, *where_params]).fetchall()
-        for row in rows:
-            if row[n + 1] == 0:
-                continue  # an empty ledger still yields one aggregate row
-            result.rows.append(
-                ReportRow(
-                    dims={dim: row[i] for i, dim in enumerate(query.by)},
-                    cost_usd=row[n],
-                    requests=row[n + 1],
-                    input_tokens=int(row[n + 2]),
-                    output_tokens=int(row[n + 3]),
-                    cached_input_tokens=int(row[n + 4]),
-                    cache_write_tokens=int(row[n + 5]),
-                    reasoning_tokens=int(row[n + 6]),
-                    unpriced_requests=row[n + 7],
-                    estimated_requests=row[n + 8],
-                    error_requests=row[n + 9],
-                )
-            )
-        return result.sort()
+        # Read after the rows: retention records its horizon before deleting anything.
+        rollups.check_raw_report(query.since, self.raw_events_pruned_before())
+        return _result(query.by, rows)
 
     def list_events(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self._query("SELECT * FROM usage_events ORDER BY ts DESC, seq DESC LIMIT %s", (limit,))
@@ -287,6 +289,33 @@ class PostgresStore(PostgresBudgetsMixin, PostgresAlertsMixin):
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _result(by: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> ReportResult:
+    """Report rows from (dimension values…, cost, requests, input, output, cached input,
+    cache write, reasoning tokens, unpriced, estimated, errors)."""
+    result = ReportResult(by=by)
+    n = len(by)
+    for row in rows:
+        if row[n + 1] == 0:
+            continue  # an empty ledger still yields one aggregate row
+        figures = [int(value) for value in row[n + 1 : n + 10]]
+        result.rows.append(
+            ReportRow(
+                dims={dim: row[i] for i, dim in enumerate(by)},
+                cost_usd=row[n],
+                requests=figures[0],
+                input_tokens=figures[1],
+                output_tokens=figures[2],
+                cached_input_tokens=figures[3],
+                cache_write_tokens=figures[4],
+                reasoning_tokens=figures[5],
+                unpriced_requests=figures[6],
+                estimated_requests=figures[7],
+                error_requests=figures[8],
+            )
+        )
+    return result.sort()
 
 
 def _key(row: dict[str, Any]) -> GatewayKey:

@@ -51,14 +51,23 @@ EVENT_TYPES = [kind for _, kind in EVENT_COLUMNS]
 # that skips ids already stored: measured faster than executemany (even pipelined) for the
 # writer's batches of 500-2000 events. ``n`` keeps the batch's order, so of two events with
 # one id in a batch the first is kept, as in SQLite.
+# Each staged event also carries the rollup_dims ids of its dimension values (all of them,
+# and all but customer), so the rollups are summed from the staging table by the server.
 STAGING_SQL = (
     "CREATE TEMP TABLE IF NOT EXISTS usage_events_staging"
-    f" (n bigserial, {', '.join(f'{name} {kind}' for name, kind in EVENT_COLUMNS)}) ON COMMIT DELETE ROWS"
+    f" (n bigserial, {', '.join(f'{name} {kind}' for name, kind in EVENT_COLUMNS)},"
+    " dims_id bigint, lean_dims_id bigint) ON COMMIT DELETE ROWS"
 )
-COPY_SQL = f"COPY usage_events_staging ({EVENT_NAMES}) FROM STDIN (FORMAT BINARY)"
+COPY_SQL = f"COPY usage_events_staging ({EVENT_NAMES}, dims_id, lean_dims_id) FROM STDIN (FORMAT BINARY)"
+STAGING_TYPES = [*EVENT_TYPES, "bigint", "bigint"]
+# Events older than the retention horizon are refused: their ids may have been pruned, so a
+# replay could no longer be told from a new event. RETURNING says which events were new: only
+# those are added to the rollups.
 MOVE_SQL = (
-    f"INSERT INTO usage_events ({EVENT_NAMES}) SELECT {EVENT_NAMES} FROM usage_events_staging ORDER BY n"
-    " ON CONFLICT (id) DO NOTHING"
+    f"INSERT INTO usage_events ({EVENT_NAMES}) SELECT {EVENT_NAMES} FROM usage_events_staging"
+    " WHERE ts >= coalesce((SELECT timestamptz 'epoch' + value * interval '1 microsecond' FROM meta"
+    " WHERE name = 'raw_events_pruned_before'), '-infinity')"
+    " ORDER BY n ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 
 # Report dimension -> SQL expression over usage_events (days and months in UTC).

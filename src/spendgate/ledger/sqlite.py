@@ -4,6 +4,8 @@ writer thread; see ``ledger/writer.py``).
 
 Money is stored as exact decimal text and summed with a Decimal aggregate: SQLite has no
 exact decimal type and integer sub-cent units would either round some prices or overflow.
+Reports and budget spend over long ranges are answered from rollups (``sqlite_rollups.py``),
+kept in the same transaction as the events.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from typing import Any
 import orjson
 
 from spendgate.attribution.model import Directory, GatewayKey, Project, Team
+from spendgate.ledger import rollups
 from spendgate.ledger.events import UsageEvent, format_ts
+from spendgate.ledger.rollups import EXACT
 from spendgate.ledger.sqlite_alerts import ALERTS_SCHEMA, SQLiteAlertsMixin
 from spendgate.ledger.sqlite_budgets import BUDGETS_SCHEMA, SQLiteBudgetsMixin
+from spendgate.ledger.sqlite_rollups import ROLLUPS_SCHEMA, SQLiteRollupsMixin, join_cost
 from spendgate.ledger.store import StoreError
 from spendgate.money import format_usd
-from spendgate.reports.spec import TAG_PREFIX, ReportQuery, ReportResult, ReportRow
+from spendgate.reports.spec import TAG_PREFIX, ReportError, ReportQuery, ReportResult, ReportRow
 
-SCHEMA_VERSION = 1
+# 1: the first schema; 2: rollups (created, and filled from the events already stored, on open).
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -82,6 +88,9 @@ CREATE TABLE IF NOT EXISTS usage_events (
     latency_ms REAL NOT NULL,
     upstream_request_id TEXT
 );
+-- Raw events are read by time range only: reports by trace or tag, the partial hours at the
+-- edges of budget windows, the newest events, and retention's deletes. Everything else is
+-- answered from rollups, so no index per budget scope is needed (see bench_ledger_scale).
 CREATE INDEX IF NOT EXISTS usage_events_ts ON usage_events (ts);
 """
 
@@ -137,14 +146,15 @@ _DIMENSION_SQL = {
 
 
 class DecimalSum:
-    """SQLite aggregate summing decimal text exactly; NULL (unpriced) rows add nothing."""
+    """SQLite aggregate summing decimal text exactly (at any size: no 28-digit rounding);
+    NULL (unpriced) rows add nothing."""
 
     def __init__(self) -> None:
         self.total = Decimal(0)
 
     def step(self, value: str | None) -> None:
         if value is not None:
-            self.total += Decimal(value)
+            self.total = EXACT.add(self.total, Decimal(value))
 
     def finalize(self) -> str:
         return str(self.total)
@@ -224,9 +234,9 @@ def event_as_json(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-class SQLiteStore(SQLiteBudgetsMixin, SQLiteAlertsMixin):
+class SQLiteStore(SQLiteBudgetsMixin, SQLiteAlertsMixin, SQLiteRollupsMixin):
     # Feature areas add their tables here (see the mixins this class is built from).
-    EXTRA_SCHEMAS: tuple[str, ...] = (BUDGETS_SCHEMA, ALERTS_SCHEMA)
+    EXTRA_SCHEMAS: tuple[str, ...] = (BUDGETS_SCHEMA, ALERTS_SCHEMA, ROLLUPS_SCHEMA)
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -236,6 +246,7 @@ class SQLiteStore(SQLiteBudgetsMixin, SQLiteAlertsMixin):
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.create_aggregate("decimal_sum", 1, DecimalSum)
+        self._setup_rollups()
         self._conn.execute("PRAGMA busy_timeout = 10000")
         self._conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode survives a process crash; only a power loss may lose the last
@@ -262,6 +273,12 @@ class SQLiteStore(SQLiteBudgetsMixin, SQLiteAlertsMixin):
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?), ('config_version', 0)",
                 (SCHEMA_VERSION,),
             )
+            with self._immediate():  # re-read inside: another process may be upgrading too
+                version = self._conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+                if version < 2:
+                    self._backfill_rollups()
+                    self._conn.execute("UPDATE meta SET value = 2 WHERE name = 'schema_version'")
+            self._rollups_committed()
 
     def _write(self, statements: Sequence[tuple[str, tuple[Any, ...]]]) -> None:
         """Run management statements in one transaction and bump the config version, so
@@ -366,21 +383,66 @@ class SQLiteStore(SQLiteBudgetsMixin, SQLiteAlertsMixin):
 
     # --- the ledger ------------------------------------------------------------------
     def append_events(self, events: Sequence[UsageEvent]) -> int:
+        """Store the new events and add them to the rollups, in one transaction. Only events
+        actually stored are added (a replayed id is not counted twice); an event older than
+        the retention horizon is refused, since whether it is new can no longer be told."""
         if not events:
             return 0
         rows = [event_row(e) for e in events]
         with self._lock:
-            before = self._conn.total_changes
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                horizon = self._horizon_text()
+                if horizon is not None and any(row[1] < horizon for row in rows):
+                    kept = [i for i, row in enumerate(rows) if row[1] >= horizon]
+                    events, rows = [events[i] for i in kept], [rows[i] for i in kept]
+                last = self._conn.execute("SELECT max(seq) FROM usage_events").fetchone()[0] or 0
+                before = self._conn.total_changes
                 self._conn.executemany(_INSERT_EVENT, rows)
+                added = self._conn.total_changes - before
+                if added:
+                    if added < len(events):
+                        stored = self._stored_since(events, last)
+                        rows = [rows[i] for i in stored]
+                        events = [events[i] for i in stored]
+                    self._add_to_rollups(events, [row[1][:13] for row in rows])
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._rollups_rolled_back()
                 raise
-            return self._conn.total_changes - before
+            self._rollups_committed()
+            return added
 
-    def report(self, query: ReportQuery) -> ReportResult:
+    def _stored_since(self, events: Sequence[UsageEvent], last_seq: int) -> list[int]:
+        """Of a batch, the positions of the events this transaction stored (rows past
+        ``last_seq``); of two with one id, the first, as INSERT OR IGNORE keeps it."""
+        ids = {row[0] for row in self._conn.execute("SELECT id FROM usage_events WHERE seq > ?", (last_seq,))}
+        stored = []
+        for i, event in enumerate(events):
+            if event.id in ids:
+                ids.discard(event.id)
+                stored.append(i)
+        return stored
+
+    def report(self, query: ReportQuery, *, source: str = "auto") -> ReportResult:
+        """A report from rollups when its dimensions allow (``source="auto"``), else from
+        raw events; ``source="events"`` or ``"rollups"`` forces one (tests, benchmarks)."""
+        rollup = rollups.plan_report(query.by) if source != "events" else None
+        if rollup is None:
+            if source == "rollups":
+                raise ReportError(f"no rollup keeps {', '.join(query.by)}")
+            return self._report_events(query)
+        sql, params = self._rollup_report_sql(query, rollup)
+        n = len(query.by)
+        result = ReportResult(by=query.by)
+        for row in self._query(sql, params):
+            if not row[n + 3]:
+                continue  # no rows: one all-NULL aggregate row
+            result.rows.append(_report_row(query.by, row, join_cost(row[n], row[n + 1], row[n + 2]), n + 3))
+        return result.sort()
+
+    def _report_events(self, query: ReportQuery) -> ReportResult:
         select: list[str] = []
         params: list[Any] = []
         for dim in query.by:
@@ -402,24 +464,13 @@ class SQLiteStore(SQLiteBudgetsMixin, SQLiteAlertsMixin):
             sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(select)))
         result = ReportResult(by=query.by)
         n = len(select)
-        for row in self._query(sql, [*params, *where_params]):
+        rows = self._query(sql, [*params, *where_params])
+        # Read after the rows: retention records its horizon before deleting anything.
+        rollups.check_raw_report(query.since, self.raw_events_pruned_before())
+        for row in rows:
             if row[n + 1] == 0:
                 continue  # an empty ledger still yields one all-NULL aggregate row
-            result.rows.append(
-                ReportRow(
-                    dims={dim: row[i] for i, dim in enumerate(query.by)},
-                    cost_usd=Decimal(row[n]),
-                    requests=row[n + 1],
-                    input_tokens=row[n + 2] or 0,
-                    output_tokens=row[n + 3] or 0,
-                    cached_input_tokens=row[n + 4] or 0,
-                    cache_write_tokens=row[n + 5] or 0,
-                    reasoning_tokens=row[n + 6] or 0,
-                    unpriced_requests=row[n + 7] or 0,
-                    estimated_requests=row[n + 8] or 0,
-                    error_requests=row[n + 9] or 0,
-                )
-            )
+            result.rows.append(_report_row(query.by, row, Decimal(row[n]), n + 1))
         return result.sort()
 
     def list_events(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -429,6 +480,25 @@ class SQLiteStore(SQLiteBudgetsMixin, SQLiteAlertsMixin):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _report_row(by: Sequence[str], row: Sequence[Any], cost: Decimal, first: int) -> ReportRow:
+    """A report row from the dimension values and the figures from ``first`` on (requests,
+    input, output, cached input, cache write, reasoning tokens, unpriced, estimated, errors)."""
+    figures = [value or 0 for value in row[first : first + 9]]
+    return ReportRow(
+        dims={dim: row[i] for i, dim in enumerate(by)},
+        cost_usd=cost,
+        requests=figures[0],
+        input_tokens=figures[1],
+        output_tokens=figures[2],
+        cached_input_tokens=figures[3],
+        cache_write_tokens=figures[4],
+        reasoning_tokens=figures[5],
+        unpriced_requests=figures[6],
+        estimated_requests=figures[7],
+        error_requests=figures[8],
+    )
 
 
 def _time_filter(query: ReportQuery) -> tuple[str, list[Any]]:

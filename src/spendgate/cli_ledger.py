@@ -1,0 +1,60 @@
+"""`spendgate prune`: retention for raw usage events (rollups are kept).
+
+Reports by team, project, model… and budget spend keep answering for pruned periods from the
+rollups; reports by trace or tag over a pruned period are refused with the horizon named.
+Keep raw events longer than the longest budget period (35 days covers monthly budgets): a
+tag-scoped budget, and the partial hours at the edges of a window in a half-hour time zone,
+are summed from raw events, and that sum is refused rather than undercounted once pruned.
+Events older than the horizon that arrive late (a spool replayed after a long outage) are
+refused too, as their ids can no longer be checked against the pruned ones.
+
+Nothing runs it periodically yet: schedule it (cron, a Kubernetes CronJob) with
+``retention_days`` set, or pass ``--before``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import click
+
+from spendgate.cli_support import print_json, settings_from
+from spendgate.ledger.store import StoreError, open_store
+
+
+@click.command("prune")
+@click.option(
+    "--before",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Delete raw events before this UTC day (default: today minus retention_days).",
+)
+@click.option("--db", "db", default=None, help="Database URL (default: SPENDGATE_DB or sqlite:///./spendgate.db).")
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def prune_command(before: datetime | None, db: str | None, config: str | None, as_json: bool) -> None:
+    """Delete raw usage events older than the retention period; rollups stay."""
+    settings = settings_from(db, config)
+    if before is None:
+        if settings.retention_days is None:
+            raise click.UsageError("nothing to prune: pass --before YYYY-MM-DD or set retention_days")
+        if settings.retention_days < 1:
+            raise click.UsageError(f"retention_days must be at least 1, got {settings.retention_days}")
+        today = datetime.now(UTC).date()
+        cutoff = datetime.combine(today - timedelta(days=settings.retention_days), time(), UTC)
+    else:
+        cutoff = before.replace(tzinfo=UTC)
+    try:
+        store = open_store(settings.db)
+    except StoreError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        deleted = store.prune(cutoff)  # type: ignore[attr-defined]
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+    if as_json:
+        print_json({"before": cutoff.isoformat(), "deleted": deleted})
+    else:
+        click.echo(f"deleted {deleted} raw events before {cutoff.date().isoformat()} (UTC); rollups kept")
