@@ -3,9 +3,11 @@ events of a ledger that predates them (SQLite schema 1 -> 2, PostgreSQL migratio
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -19,10 +21,11 @@ from click.testing import CliRunner
 from spendgate.budgets.model import Scope
 from spendgate.cli_ledger import prune_command
 from spendgate.ledger.events import UsageEvent
+from spendgate.ledger.retention import RetentionJob, retention_cutoff
 from spendgate.ledger.sqlite import SQLiteStore
 from spendgate.ledger.store import StoreError
 from spendgate.reports.spec import ReportError, ReportQuery
-from spendgate.settings import load_settings
+from spendgate.settings import SettingsError, load_settings
 from tests.test_rollups import REPORT_SHAPES, T0, event, fill, random_events
 
 
@@ -117,25 +120,25 @@ def test_prune_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = f"sqlite:///{tmp_path / 'l.db'}"
     today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     s = SQLiteStore(tmp_path / "l.db")
-    s.append_events([event(ts=today - timedelta(days=d)) for d in (1, 10, 40, 400)])
+    s.append_events([event(ts=today - timedelta(days=d)) for d in (1, 10, 40, 400, 500)])
     s.close()
     runner = CliRunner()
 
     refused = runner.invoke(prune_command, ["--db", url], env={"SPENDGATE_RETENTION_DAYS": ""})
     assert refused.exit_code == 2 and "pass --before YYYY-MM-DD or set retention_days" in refused.output
-    bad = runner.invoke(prune_command, ["--db", url], env={"SPENDGATE_RETENTION_DAYS": "0"})
-    assert bad.exit_code == 2 and "at least 1" in bad.output
+    bad = runner.invoke(prune_command, ["--db", url], env={"SPENDGATE_RETENTION_DAYS": "30"})
+    assert bad.exit_code == 2 and "at least 35" in bad.output
 
-    by_env = runner.invoke(prune_command, ["--db", url, "--json"], env={"SPENDGATE_RETENTION_DAYS": "30"})
+    by_env = runner.invoke(prune_command, ["--db", url, "--json"], env={"SPENDGATE_RETENTION_DAYS": "365"})
     assert by_env.exit_code == 0, by_env.output
-    assert '"deleted": 2' in by_env.output
+    assert '"deleted": 2' in by_env.output  # 400 and 500 days old
     explicit = runner.invoke(prune_command, ["--db", url, "--before", (today - timedelta(days=5)).strftime("%Y-%m-%d")])
-    assert explicit.exit_code == 0, explicit.output
-    assert "deleted 1 raw events before" in explicit.output and "rollups kept" in explicit.output
+    assert explicit.exit_code == 0, explicit.output  # --before is explicit: no floor
+    assert "deleted 2 raw events before" in explicit.output and "rollups kept" in explicit.output
     s = SQLiteStore(tmp_path / "l.db")
     try:
         assert len(s.list_events()) == 1
-        assert s.report(ReportQuery()).total_requests == 4
+        assert s.report(ReportQuery()).total_requests == 5
     finally:
         s.close()
     assert runner.invoke(prune_command, ["--db", url, "--before", "yesterday"]).exit_code == 2
@@ -147,6 +150,41 @@ def test_retention_days_setting(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("retention_days = 400\n")
     assert load_settings({}, {}, config_path=config).retention_days == 400
+    assert load_settings({}, {"SPENDGATE_RETENTION_DAYS": "35"}).retention_days == 35
+    with pytest.raises(SettingsError, match="at least 35"):
+        load_settings({}, {"SPENDGATE_RETENTION_DAYS": "34"})
+
+
+def test_retention_cutoff_is_utc_midnight_days_back() -> None:
+    assert retention_cutoff(date(2026, 3, 31), 35) == datetime(2026, 2, 24, tzinfo=UTC)
+    assert retention_cutoff(date(2026, 1, 1), 365) == datetime(2025, 1, 1, tzinfo=UTC)
+
+
+async def test_retention_job_prunes_with_its_clock_and_survives_a_failing_store(store: Any) -> None:
+    now = T0 + timedelta(days=100, hours=5)
+    store.append_events([event(ts=T0 + timedelta(days=d, hours=1)) for d in (0, 1, 64, 65, 99)])
+    job = RetentionJob(store, 35, clock=lambda: now, interval=0.01)
+    # cut-off: midnight UTC 35 days before day 100 = day 65 at 00:00; days 0, 1 and 64 go.
+    assert await job.run_once() == 3
+    assert await job.run_once() == 0
+    assert store.raw_events_pruned_before() == T0 + timedelta(days=65)
+    assert store.report(ReportQuery()).total_requests == 5  # rollups kept every request
+
+    class Down:
+        calls = 0
+
+        def prune(self, before: datetime) -> int:
+            Down.calls += 1
+            raise StoreError("database unreachable")
+
+    failing = RetentionJob(Down(), 35, clock=lambda: now, interval=0.01)  # type: ignore[arg-type]
+    failing.start()
+    for _ in range(200):
+        if Down.calls >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await failing.aclose()
+    assert Down.calls >= 2  # it logged, waited, and tried again
 
 
 # --- ledgers from before rollups -----------------------------------------------------------
@@ -209,3 +247,21 @@ def test_postgres_migration_0003_rolls_up_the_events_already_stored(postgres_db:
         assert s.report(ReportQuery(by=("customer",))) == s.report(ReportQuery(by=("customer",)), source="events")
     finally:
         s.close()
+
+
+# --- the gateway prunes by itself ---------------------------------------------------------------
+def test_serve_with_retention_days_prunes_old_raw_events(make_gateway: Callable[..., Any]) -> None:
+    now = datetime.now(UTC)
+    without = make_gateway()
+    assert without.app.retention is None  # no retention_days: nothing is ever deleted
+    without.store.append_events([event(ts=now - timedelta(days=d)) for d in (2, 39, 42, 100)])
+    # A replica on the same ledger with retention on prunes as it starts (then every hour).
+    gateway = make_gateway(db=without.db_url, retention_days=40)
+    for _ in range(200):
+        if len(gateway.store.list_events()) == 2:
+            break
+        time.sleep(0.05)
+    kept = sorted(e["ts"] for e in gateway.store.list_events())
+    assert len(kept) == 2, kept  # 2 and 39 days old stay; 42 and 100 go
+    assert gateway.store.report(ReportQuery()).total_requests == 4  # the rollups keep them all
+    assert gateway.app.retention.pruned == 2

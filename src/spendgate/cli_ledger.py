@@ -8,17 +8,18 @@ are summed from raw events, and that sum is refused rather than undercounted onc
 Events older than the horizon that arrive late (a spool replayed after a long outage) are
 refused too, as their ids can no longer be checked against the pruned ones.
 
-Nothing runs it periodically yet: schedule it (cron, a Kubernetes CronJob) with
-``retention_days`` set, or pass ``--before``.
+``spendgate serve`` with ``retention_days`` set prunes by itself every hour (ledger/retention.py);
+this command is for a gateway-less clean-up or a one-off ``--before``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 
 import click
 
 from spendgate.cli_support import print_json, settings_from
+from spendgate.ledger.retention import retention_cutoff
 from spendgate.ledger.store import StoreError, open_store
 
 
@@ -38,10 +39,7 @@ def prune_command(before: datetime | None, db: str | None, config: str | None, a
     if before is None:
         if settings.retention_days is None:
             raise click.UsageError("nothing to prune: pass --before YYYY-MM-DD or set retention_days")
-        if settings.retention_days < 1:
-            raise click.UsageError(f"retention_days must be at least 1, got {settings.retention_days}")
-        today = datetime.now(UTC).date()
-        cutoff = datetime.combine(today - timedelta(days=settings.retention_days), time(), UTC)
+        cutoff = retention_cutoff(datetime.now(UTC).date(), settings.retention_days)
     else:
         cutoff = before.replace(tzinfo=UTC)
     try:
@@ -49,7 +47,7 @@ def prune_command(before: datetime | None, db: str | None, config: str | None, a
     except StoreError as exc:
         raise click.UsageError(str(exc)) from exc
     try:
-        deleted = store.prune(cutoff)  # type: ignore[attr-defined]
+        deleted = store.prune(cutoff)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

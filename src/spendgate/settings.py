@@ -100,7 +100,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SPENDGATE_RETENTION_DAYS",
         None,
         int,
-        "days of raw events `spendgate prune` keeps (rollups are kept forever); unset: keep everything",
+        "days of raw events kept (at least 35); `serve` prunes older ones hourly and `spendgate prune` on"
+        " demand; rollups are kept forever; unset: keep everything",
     ),
 )
 
@@ -149,6 +150,18 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
         return setting.kind(value)
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"{origin}: {setting.name} must be {setting.kind.__name__}, got {value!r}") from exc
+
+
+def _check_ranges(values: Mapping[str, Any]) -> None:
+    # Imported here: settings must not pull the ledger package in at import time.
+    from spendgate.ledger.retention import MIN_RETENTION_DAYS
+
+    days = values.get("retention_days")
+    if days is not None and days < MIN_RETENTION_DAYS:
+        raise SettingsError(
+            f"retention_days must be at least {MIN_RETENTION_DAYS} (a monthly budget window reaches back"
+            f" 31 days and is re-read from raw events), got {days}"
+        )
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -221,6 +234,7 @@ def load_settings(
         else:
             values[setting.name] = setting.default
 
+    _check_ranges(values)
     providers = _providers(file_values.get("providers"), origin)
     credential_names = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"} | {
         p.api_key_env for p in providers.values() if p.api_key_env

@@ -34,6 +34,7 @@ from spendgate.gateway.errors import OPENAI, method_not_allowed, not_found
 from spendgate.gateway.proxy import Gateway
 from spendgate.gateway.routes import ROUTES
 from spendgate.gateway.upstream import Upstreams
+from spendgate.ledger.retention import RetentionJob
 from spendgate.ledger.spool import spool_location
 from spendgate.ledger.store import Store, open_store
 from spendgate.ledger.writer import EventWriter
@@ -92,6 +93,7 @@ class SpendgateApp:
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
         self.admin = AdminAPI(store, settings.admin_key, self.refresher.reload_soon, self._budget_statuses)
+        self.retention = RetentionJob(store, settings.retention_days, clock) if settings.retention_days else None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def _apply_config(self, directory: Directory, rules: Rules) -> None:
@@ -136,8 +138,12 @@ class SpendgateApp:
         self.refresher.start()
         self.enforcer.start()
         self.alerts.start()
+        if self.retention is not None:
+            self.retention.start()
 
     async def shutdown(self) -> None:
+        if self.retention is not None:
+            await self.retention.aclose()
         await self.refresher.aclose()
         await self.enforcer.aclose()
         if self.gateway.session is not None:
