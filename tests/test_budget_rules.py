@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from spendgate.attribution import Attribution
-from spendgate.budgets.estimate import max_output_tokens, reservation_tokens
+from spendgate.budgets.estimate import IMAGE_RESERVE_TOKENS, context_window, max_output_tokens, reservation_tokens
 from spendgate.budgets.model import Budget, BudgetError, Policy, RateLimit, Scope, parse_alerts, parse_limit
 from spendgate.budgets.rules import Rules
 from spendgate.budgets.windows import window_for
@@ -130,3 +130,70 @@ def test_reservation_estimate_is_an_upper_bound_on_output_and_generous_on_input(
     assert max_output_tokens("o3-mini", {"max_completion_tokens": 7}) == 7
     assert max_output_tokens("mystery-model", {}) == 16_384
     assert reservation_tokens("embeddings", "text-embedding-3-small", {"input": "abc"})[1] == 0
+
+
+BASE64_IMAGE = "data:image/png;base64," + "iVBORw0KGgo" * 30_000  # ~330 KB of base64
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": BASE64_IMAGE}}]}]},
+        {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": BASE64_IMAGE}]}]},
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": BASE64_IMAGE}}
+                    ],
+                }
+            ]
+        },
+    ],
+    ids=["chat", "responses", "anthropic"],
+)
+def test_an_image_reserves_a_fixed_ceiling_not_its_base64_length(body: dict) -> None:
+    input_tokens, _ = reservation_tokens("chat", "gpt-4o", body)
+    assert IMAGE_RESERVE_TOKENS <= input_tokens < IMAGE_RESERVE_TOKENS + 50  # not ~110,000 tokens of "text"
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        ("gpt-4.1", {"input": "continue", "previous_response_id": "resp_123"}),
+        ("gpt-4.1", {"input": "hi", "conversation": "conv_123"}),
+        ("gpt-4.1", {"prompt": {"id": "pmpt_123", "variables": {"city": "Paris"}}}),
+        ("gpt-4.1", {"input": [{"type": "item_reference", "id": "msg_123"}]}),
+        ("gpt-4o", {"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]}),
+        ("gpt-4o", {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-1"}]}]}),
+        (
+            "gpt-4o",
+            {"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AAA"}}]}]},
+        ),
+        (
+            "claude-3-5-haiku",
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "document", "source": {"type": "file", "file_id": "f"}}]}
+                ]
+            },
+        ),
+    ],
+)
+def test_input_the_request_does_not_carry_reserves_the_context_window(model: str, body: dict) -> None:
+    input_tokens, _ = reservation_tokens("responses", model, body)
+    assert input_tokens == context_window(model)
+
+
+def test_text_documents_are_measured_and_text_is_capped_at_the_context_window() -> None:
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "y" * 3_000}}
+    input_tokens, _ = reservation_tokens(
+        "messages", "claude-3-5-haiku", {"messages": [{"role": "user", "content": [document]}]}
+    )
+    assert 1_000 <= input_tokens < 1_100
+    huge = {"messages": [{"role": "user", "content": "z" * 100_000}]}
+    assert reservation_tokens("chat", "gpt-4", huge)[0] == 8_192  # gpt-4 reads no more than that
+    assert context_window("gpt-4.1-mini-2025-04-14") == 1_047_576
+    assert context_window("claude-sonnet-4-5") == 1_000_000
+    assert context_window("mystery-model") == 1_000_000

@@ -116,6 +116,51 @@ async def test_a_burst_of_40_never_overspends(gateway: Gateway) -> None:
     assert 1 <= statuses.count(200) <= 4
 
 
+async def test_a_burst_continuing_stored_conversations_never_overspends(gateway: Gateway) -> None:
+    """``previous_response_id`` pulls in input the request does not carry (here the provider
+    bills 20,000 input tokens for "continue"): the gateway reserves the model's context
+    window, so 40 concurrent continuations cannot pass the budget on a few tokens each."""
+    key = _setup(gateway, limit_usd=Decimal("0.05"))
+    ask = {
+        "model": "gpt-4o-mini",
+        "input": "[[sim input=20000 output=50]] continue",
+        "previous_response_id": "resp_earlier",
+        "max_output_tokens": 50,
+    }
+    client = gateway.async_openai(key)
+    async with client:
+
+        async def one() -> int:
+            try:
+                await client.responses.create(**ask)
+                return 200
+            except openai.APIStatusError as exc:
+                return exc.status_code
+
+        statuses = await asyncio.gather(*(one() for _ in range(40)))
+    cost = Decimal("20000") * Decimal("0.15") / 10**6 + Decimal(50) * Decimal("0.6") / 10**6  # $0.00303
+    spent = _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+    assert statuses.count(200) >= 1 and set(statuses) <= {200, 402}
+    assert spent == cost * statuses.count(200)
+    assert spent <= Decimal("0.05"), f"overspent: {spent} ({statuses.count(200)} answered)"
+
+
+def test_a_base64_image_is_not_reserved_as_text(gateway: Gateway) -> None:
+    """Counted as text, 300 KB of base64 would reserve ~100,000 tokens ($0.015 on gpt-4o-mini)
+    and be refused by a $0.01 budget that the image (billed ~1,000 tokens) fits easily."""
+    key = _setup(gateway, limit_usd=Decimal("0.01"))
+    image = "data:image/png;base64," + "iVBORw0KGgo" * 28_000
+    content = [
+        {"type": "text", "text": "[[sim input=1100 output=20]] what is this?"},
+        {"type": "image_url", "image_url": {"url": image}},
+    ]
+    answer = gateway.openai(key).chat.completions.create(
+        model="gpt-4o-mini", max_tokens=20, messages=[{"role": "user", "content": content}]
+    )
+    assert answer.usage is not None and answer.usage.prompt_tokens == 1100
+    assert _ledger_spend(gateway, "team:payments", datetime.now(UTC)) > 0
+
+
 def test_no_reservation_outlives_its_request(gateway: Gateway) -> None:
     key = _setup(gateway, limit_usd=Decimal(10))
     client = gateway.openai(key)

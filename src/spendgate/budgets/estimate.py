@@ -1,19 +1,45 @@
 """The worst case a request can cost, reserved before it goes upstream (pure).
 
-Input tokens are estimated from the request's text at THREE characters a token — more
-tokens than English usually takes (about four), so the reservation errs high; output is
-the request's own cap (max_tokens and its aliases) or, when it sets none, the model's
-maximum output. A reservation that errs high only holds money until the request settles.
+Input tokens are estimated from what the request carries:
+
+- text at THREE characters a token — more tokens than English usually takes (about four),
+  so the reservation errs high;
+- each image at ``IMAGE_RESERVE_TOKENS``, whatever its encoding: a base64 image counted as
+  text would reserve hundreds of thousands of tokens for what bills about a thousand, and
+  refuse requests a budget can afford;
+- input the request *refers to* but does not carry — a stored conversation
+  (``previous_response_id``, ``conversation``), a stored prompt, a file, a PDF or audio —
+  cannot be measured here, so the honest worst case is the model's whole context window.
+  Without this, forty concurrent "continue" requests of a Responses API agent would each
+  reserve a few tokens and could together pass a budget by forty times what they reserved.
+
+Text is capped at the context window too (a provider refuses more). Output is the
+request's own cap (max_tokens and its aliases) or, when it sets none, the model's maximum
+output. A reservation that errs high only holds money until the request settles.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from spendgate.usage.estimate import TOKENS_PER_MESSAGE, text_chars
+from spendgate.usage.estimate import TOKENS_PER_MESSAGE
 
 RESERVE_CHARS_PER_TOKEN = 3
 OUTPUT_CAP_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+# Above what any current model bills for one image: OpenAI's patch-based models stop at
+# 1,536 patches (× up to 2.5 for some), tile-based ones at ~1,100–6,000 for "high" detail;
+# Anthropic resizes to ~1.15 megapixels (~1,600 tokens).
+IMAGE_RESERVE_TOKENS = 6_000
+
+# Request fields that hold what the model reads.
+INPUT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "tools")
+# Content parts that are images, and parts whose size the request does not show.
+IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
+OPAQUE_PARTS = frozenset({"file", "input_file", "input_audio", "audio", "item_reference"})
+# Body fields that pull in stored input: the Responses API's conversation state.
+OPAQUE_REFERENCES = ("previous_response_id", "conversation")
 
 # Maximum output tokens of model families, used when a request sets no cap of its own.
 # Longest prefix wins; unknown models get DEFAULT_MAX_OUTPUT.
@@ -33,22 +59,100 @@ MAX_OUTPUT_BY_PREFIX = {
 }
 DEFAULT_MAX_OUTPUT = 16_384
 
+# Context windows (input the model can read at most). Longest prefix wins; unknown models
+# get DEFAULT_CONTEXT_WINDOW, deliberately large: it only bounds opaque input.
+CONTEXT_WINDOW_BY_PREFIX = {
+    "gpt-3.5": 16_385,
+    "gpt-4": 8_192,
+    "gpt-4-32k": 32_768,
+    "gpt-4-turbo": 128_000,
+    "gpt-4o": 128_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-4.5": 128_000,
+    "gpt-5": 400_000,
+    "o1": 200_000,
+    "o3": 200_000,
+    "o4": 200_000,
+    "claude": 200_000,
+    "claude-sonnet-4": 1_000_000,  # with the 1M-context beta
+    "text-embedding": 8_192,
+}
+DEFAULT_CONTEXT_WINDOW = 1_000_000
+
+
+def _by_prefix(table: dict[str, int], model: str, default: int) -> int:
+    name = model.lower()
+    best = max((p for p in table if name.startswith(p)), key=len, default=None)
+    return table[best] if best is not None else default
+
 
 def max_output_tokens(model: str, body: dict[str, Any]) -> int:
     for field in OUTPUT_CAP_FIELDS:
         value = body.get(field)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
-    name = model.lower()
-    best = max((p for p in MAX_OUTPUT_BY_PREFIX if name.startswith(p)), key=len, default=None)
-    return MAX_OUTPUT_BY_PREFIX[best] if best is not None else DEFAULT_MAX_OUTPUT
+    return _by_prefix(MAX_OUTPUT_BY_PREFIX, model, DEFAULT_MAX_OUTPUT)
+
+
+def context_window(model: str) -> int:
+    return _by_prefix(CONTEXT_WINDOW_BY_PREFIX, model, DEFAULT_CONTEXT_WINDOW)
+
+
+@dataclass(slots=True)
+class InputShape:
+    """What a request's input is made of, as far as the request shows it."""
+
+    text_chars: int = 0
+    images: int = 0
+    opaque: bool = False  # refers to input it does not carry, or carries it unmeasurably
+
+
+def _walk(value: Any, shape: InputShape) -> None:
+    if isinstance(value, str):
+        shape.text_chars += len(value)
+    elif isinstance(value, list):
+        for item in value:
+            _walk(item, shape)
+    elif isinstance(value, dict):
+        kind = value.get("type")
+        if kind in IMAGE_PARTS:
+            shape.images += 1
+            return
+        if kind in OPAQUE_PARTS:
+            shape.opaque = True
+            return
+        if kind == "document":  # Anthropic: plain text is measurable, a PDF or a file id is not
+            source = value.get("source")
+            if not (isinstance(source, dict) and source.get("type") == "text"):
+                shape.opaque = True
+                return
+        for item in value.values():
+            _walk(item, shape)
+
+
+def input_shape(body: dict[str, Any]) -> InputShape:
+    shape = InputShape()
+    for field in INPUT_FIELDS:
+        value = body.get(field)
+        if field == "prompt" and isinstance(value, dict):
+            shape.opaque = True  # the Responses API's stored prompt template, by id
+            continue
+        _walk(value, shape)
+    if any(body.get(field) for field in OPAQUE_REFERENCES):
+        shape.opaque = True
+    return shape
 
 
 def reservation_tokens(kind: str, model: str, body: dict[str, Any]) -> tuple[int, int]:
     """(input, output) tokens to reserve for a request of this endpoint kind."""
-    chars = text_chars(body)
-    messages = body.get("messages")
-    framing = TOKENS_PER_MESSAGE * len(messages) if isinstance(messages, list) else TOKENS_PER_MESSAGE
-    input_tokens = -(-chars // RESERVE_CHARS_PER_TOKEN) + framing
+    shape = input_shape(body)
+    window = context_window(model)
+    if shape.opaque:
+        input_tokens = window
+    else:
+        messages = body.get("messages")
+        framing = TOKENS_PER_MESSAGE * len(messages) if isinstance(messages, list) else TOKENS_PER_MESSAGE
+        text = -(-shape.text_chars // RESERVE_CHARS_PER_TOKEN)
+        input_tokens = min(window, text + framing + shape.images * IMAGE_RESERVE_TOKENS)
     output_tokens = 0 if kind == "embeddings" else max_output_tokens(model, body)
     return input_tokens, output_tokens
