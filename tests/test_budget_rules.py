@@ -197,3 +197,14 @@ def test_text_documents_are_measured_and_text_is_capped_at_the_context_window() 
     assert context_window("gpt-4.1-mini-2025-04-14") == 1_047_576
     assert context_window("claude-sonnet-4-5") == 1_000_000
     assert context_window("mystery-model") == 1_000_000
+
+
+def test_non_ascii_text_reserves_more_than_a_third_of_a_token_a_character() -> None:
+    def reserved(text: str) -> int:
+        return reservation_tokens("chat", "gpt-4o", {"messages": [{"role": "user", "content": text}]})[0]
+
+    framing = reserved("")
+    assert reserved("a" * 3_000) - framing == 1_000
+    assert reserved("预算" * 1_500) - framing == 7_000  # 3,000 CJK characters: ~2.3 tokens each
+    assert reserved("é" * 3_000) - framing == 4_000  # 2 UTF-8 bytes: 1 + 1/3
+    assert reserved("🙂" * 300) - framing == 1_000  # 4 UTF-8 bytes: 3 + 1/3

@@ -3,7 +3,10 @@
 Input tokens are estimated from what the request carries:
 
 - text at THREE characters a token — more tokens than English usually takes (about four),
-  so the reservation errs high;
+  so the reservation errs high — and each byte of a non-ASCII character's UTF-8 beyond the
+  first as one more token (a CJK character ~2.3 tokens, an emoji ~3.3: tokenizers spend one
+  to three tokens on those, so counting them as a third of a token would reserve a Chinese
+  prompt at a fifth of its cost);
 - each image at ``IMAGE_RESERVE_TOKENS``, whatever its encoding: a base64 image counted as
   text would reserve hundreds of thousands of tokens for what bills about a thousand, and
   refuse requests a budget can afford;
@@ -102,14 +105,17 @@ def context_window(model: str) -> int:
 class InputShape:
     """What a request's input is made of, as far as the request shows it."""
 
-    text_chars: int = 0
+    text_units: int = 0  # thirds of a token: one per ASCII character, more for the others
     images: int = 0
     opaque: bool = False  # refers to input it does not carry, or carries it unmeasurably
 
 
 def _walk(value: Any, shape: InputShape) -> None:
     if isinstance(value, str):
-        shape.text_chars += len(value)
+        if value.isascii():
+            shape.text_units += len(value)
+        else:  # each extra UTF-8 byte counts as a token: 3 units
+            shape.text_units += 3 * len(value.encode()) - 2 * len(value)
     elif isinstance(value, list):
         for item in value:
             _walk(item, shape)
@@ -152,7 +158,7 @@ def reservation_tokens(kind: str, model: str, body: dict[str, Any]) -> tuple[int
     else:
         messages = body.get("messages")
         framing = TOKENS_PER_MESSAGE * len(messages) if isinstance(messages, list) else TOKENS_PER_MESSAGE
-        text = -(-shape.text_chars // RESERVE_CHARS_PER_TOKEN)
+        text = -(-shape.text_units // RESERVE_CHARS_PER_TOKEN)
         input_tokens = min(window, text + framing + shape.images * IMAGE_RESERVE_TOKENS)
     output_tokens = 0 if kind == "embeddings" else max_output_tokens(model, body)
     return input_tokens, output_tokens
