@@ -4,6 +4,7 @@
     python bench/bench_compare.py --quick    # a few seconds per measurement, to try it
     python bench/bench_compare.py --soak     # memory over 1,000,000 requests through spendgate (SQLite)
     python bench/bench_compare.py --profile  # py-spy of spendgate and of the pass-through at 8 connections
+    python bench/bench_compare.py --scaling  # spendgate --workers 1 against --workers 2
 
 Run from the repository's virtual environment (`pip install -e '.[dev]'`). It installs what it
 lacks, once: nginx and wrk from Debian's packages (apt-get, as root), py-spy (pip, for
@@ -52,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--quick", action="store_true", help="a few seconds per measurement")
     mode.add_argument("--soak", action="store_true", help="RSS of spendgate (SQLite) over 1,000,000 requests")
     mode.add_argument("--profile", action="store_true", help="py-spy profiles at 8 connections")
+    mode.add_argument("--scaling", action="store_true", help="spendgate --workers 1 against --workers 2")
     parser.add_argument("--only", default=",".join(ALL), help=f"targets to run besides the upstream: {','.join(ALL)}")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="PostgreSQL server (a database is created and dropped)")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="Redis database for counters (EMPTIED)")
@@ -141,6 +143,10 @@ def main(argv: list[str] | None = None) -> None:
         from compare.soak import soak
 
         text = soak(args, tools, workdir)
+    elif args.scaling:
+        from compare.scaling import scaling
+
+        text = scaling(args, tools, workdir)
     elif args.profile:
         from compare.profile import profile
 

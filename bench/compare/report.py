@@ -66,7 +66,7 @@ def ratios(results: list[Result]) -> str:
     floor = find(results, PASSTHROUGH)
     litellm = find(results, LITELLM)
     gateways = [r for r in results if r.name.startswith(SPENDGATE)]
-    if base is None or not gateways:
+    if base is None or not gateways or (litellm is None and floor is None):
         return ""
     header = "| ratio | goal | " + " | ".join(r.name for r in gateways) + " |"
     rows = [header, "| --- | --- |" + " ---: |" * len(gateways)]

@@ -199,7 +199,9 @@ def _enforce_everything(db_url: str, workdir: Path) -> str:
     return json.loads(cli("keys", "create", "--name", "bench", "--project", "bench", "--json"))["key"]
 
 
-def _serve(name: str, workdir: Path, db_url: str, upstream_port: int, extra_env: dict[str, str]) -> tuple[Service, int]:
+def _serve(
+    name: str, workdir: Path, db_url: str, upstream_port: int, extra_env: dict[str, str], *extra_args: str
+) -> tuple[Service, int]:
     port = free_port()
     # Only what is set here: no SPENDGATE_* of the caller's environment leaks into the run.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPENDGATE_")}
@@ -210,7 +212,7 @@ def _serve(name: str, workdir: Path, db_url: str, upstream_port: int, extra_env:
         SPENDGATE_SPOOL_DIR=str(workdir / f"{name}.spool"),
         **extra_env,
     )
-    argv = [sys.executable, "-m", "spendgate", "serve", "--port", str(port), "--log-level", "warning"]
+    argv = [sys.executable, "-m", "spendgate", "serve", "--port", str(port), "--log-level", "warning", *extra_args]
     service = Service(name, argv, log_dir=workdir, env=env, cwd=workdir)
     service.wait_listening(port)
     return service, port
@@ -230,6 +232,37 @@ def spendgate_sqlite(workdir: Path, upstream_port: int, name: str = "spendgate-s
         return LedgerCount(*row)
 
     return Running("spendgate (SQLite)", port, [service], auth=key, count_ledger=count)
+
+
+def spendgate_workers(workdir: Path, upstream_port: int, redis_url: str, workers: int) -> Running:
+    """spendgate (SQLite) with ``--workers N``: N processes on one port sharing the ledger file
+    and, as ``--workers`` requires, their budget and rate-limit counters in Redis."""
+    import redis
+
+    name = f"spendgate-workers-{workers}"
+    path = workdir / f"{name}.db"
+    db_url = f"sqlite:///{path}"
+    redis.Redis.from_url(redis_url).flushdb()
+    key = _enforce_everything(db_url, workdir)
+    service, port = _serve(
+        name, workdir, db_url, upstream_port, {"SPENDGATE_REDIS_URL": redis_url}, "--workers", str(workers)
+    )
+
+    def count() -> LedgerCount:
+        with sqlite3.connect(path) as db:
+            row = db.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT id), COALESCE(SUM(http_status = 200), 0) FROM usage_events"
+            ).fetchone()
+        return LedgerCount(*row)
+
+    return Running(
+        f"spendgate (SQLite + Redis, {workers} worker{'s' if workers > 1 else ''})",
+        port,
+        [service],
+        auth=key,
+        count_ledger=count,
+        cleanup=[lambda: redis.Redis.from_url(redis_url).flushdb()],
+    )
 
 
 def spendgate_postgres(workdir: Path, upstream_port: int, pg_url: str, redis_url: str) -> Running:
