@@ -182,7 +182,8 @@ class RateLimiter(Protocol):
         ...
 
     async def add_tokens(self, scopes: Sequence[str], tokens: int, now: float) -> None:
-        """Correct the minute's token count once the actual usage is known (may be negative)."""
+        """Correct the minute's token count once the actual usage is known (may be negative).
+        A minute no longer kept (long past; no admission reads it) is not corrected."""
         ...
 
     async def close(self) -> None: ...
@@ -220,7 +221,8 @@ class InProcessRateLimiter:
         minute = minute_of(now)
         for scope in scopes:
             key = (scope, minute)
-            self._tokens[key] = self._tokens.get(key, 0) + tokens
+            if key in self._tokens:
+                self._tokens[key] += tokens
 
     def _forget_before(self, minute: int) -> None:
         if len(self._requests) > 1024:
