@@ -204,6 +204,19 @@ async def test_lost_redis_data_reports_the_counters_missing_again(replicas) -> N
     assert (state.spent, state.reserved) == (D(5), D(0))
 
 
+async def test_a_counter_gone_while_reserved_is_not_half_rebuilt(replicas, raw) -> None:
+    a, _ = replicas
+    gone, kept = Charge("g@2026-10", D(10), True), Charge("g@total", D(10), True)
+    for charge in (gone, kept):
+        await a.load(charge.counter, D(1))
+    assert await a.reserve("r", [gone, kept], D(2), ttl=60) is None
+    await raw.delete(a.counter_key(gone.counter))  # its window's TTL ran out
+    [state] = await a.settle("r", D(1))
+    assert (state.counter, state.spent, state.reserved) == (kept.counter, D(2), D(0))
+    assert await raw.exists(a.counter_key(gone.counter)) == 0  # still missing: loaded from the ledger
+    assert await a.missing([gone.counter, kept.counter]) == [gone.counter]
+
+
 async def test_an_overflowing_write_raises_and_changes_nothing(replicas) -> None:
     a, _ = replicas
     roomy, huge = Charge("o1@total", D(10**9), False), Charge("o2@total", D(10**9), False)
