@@ -76,6 +76,7 @@ from spendgate.budgets.counters import Charge, CounterMissing, CounterState, Ref
 from spendgate.budgets.gate import RateCharge, RateRefused
 
 PICO_EXPONENT = 12
+_PICO_PER_USD = 10**PICO_EXPONENT
 INT64_MAX = 2**63 - 1
 WINDOW_KEY_TTL = 40 * 86400  # seconds; longer than any calendar window (a month is at most 31 days)
 RATE_KEY_TTL = 120  # seconds
@@ -131,10 +132,12 @@ def limit_to_pico(limit: Decimal) -> int:
 
 def from_pico(pico: int | str) -> Decimal:
     """Integer pico-dollars to exact dollars, without trailing zeros (and never as ``1E+1``)."""
-    value = Decimal(int(pico)).scaleb(-PICO_EXPONENT, context=_EXACT).normalize(_EXACT)
-    if value.as_tuple().exponent > 0:  # type: ignore[operator]
-        value = value.quantize(Decimal(1), context=_EXACT)
-    return value
+    pico = int(pico)
+    dollars, fraction = divmod(pico, _PICO_PER_USD)
+    if not fraction:  # whole dollars: an integer Decimal (normalize would give 1E+1 for 10)
+        return Decimal(dollars)
+    # With a fraction, normalizing leaves a negative exponent: never the 1E+1 form.
+    return Decimal(pico).scaleb(-PICO_EXPONENT, context=_EXACT).normalize(_EXACT)
 
 
 # -- clients -------------------------------------------------------------------------------------
@@ -271,9 +274,10 @@ class RedisCounters(_RedisNamespace):
                 keys.append(self.rate_key(scope, minute))
                 args += ["" if rpm is None else int(rpm), "" if tpm is None else int(tpm)]
         result = await self._admit(keys=keys, args=args)
-        self.expired += int(result[0])
-        if len(result) == 1:
+        if isinstance(result, int):
+            self.expired += result
             return None
+        self.expired += int(result[0])
         index = int(result[1])
         if index == -1:
             raise CounterMissing(orjson.loads(result[2]))
@@ -291,7 +295,8 @@ class RedisCounters(_RedisNamespace):
         if tokens and scopes:
             minute = minute_of(now)
             keys += [self.rate_key(scope, minute) for scope in scopes]
-        result = await self._settle(keys=keys, args=[self.prefix, request_id, pico, int(tokens) if scopes else 0])
+        reply = await self._settle(keys=keys, args=[self.prefix, request_id, pico, int(tokens) if scopes else 0])
+        result = orjson.loads(reply)
         if not result:
             return []
         # The script answers with the values before its change (exact strings); add them here.
