@@ -64,9 +64,9 @@ against the same Redis (each would see only its own reservations).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Context, Decimal
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import orjson
 from redis.asyncio import Redis
@@ -84,6 +84,7 @@ PURGE_BATCH = 1000  # expired reservations one script purges at most (reserve st
 TOTAL_SUFFIX = "@total"
 _HUGE_DIGITS = 30  # pico-dollar amounts with more digits are all 'beyond range' alike
 ZERO = Decimal(0)
+T = TypeVar("T")
 _EXACT = Context(prec=60)  # far more digits than a 64-bit integer: conversions never round
 
 
@@ -147,15 +148,16 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-async def connect_client(url: str) -> Redis:
-    """A client of the Redis at ``url`` (e.g. ``redis://host:6379/0``) that has answered a PING."""
+async def _connected(url: str, build: Callable[[Redis], T]) -> T:
+    """``build`` over a new client of the Redis at ``url`` (e.g. ``redis://host:6379/0``) once it
+    has answered a PING; the client is closed if either fails."""
     client = Redis.from_url(url, decode_responses=True)
     try:
         await client.ping()
+        return build(client)
     except BaseException:
         await client.aclose()
         raise
-    return client
 
 
 class _RedisNamespace:
@@ -171,12 +173,7 @@ class _RedisNamespace:
     @classmethod
     async def connect(cls, url: str, *, namespace: str = "spendgate", **kwargs: Any) -> Self:
         """Connect to the Redis at ``url`` (e.g. ``redis://host:6379/0``) and check it answers."""
-        client = await connect_client(url)
-        try:
-            return cls(client, namespace=namespace, **kwargs)
-        except BaseException:
-            await client.aclose()
-            raise
+        return await _connected(url, lambda client: cls(client, namespace=namespace, **kwargs))
 
     def rate_key(self, scope: str, minute: int) -> str:
         return f"{self.prefix}rate:{scope}:{minute}"
@@ -362,12 +359,7 @@ class RedisGate:
 
     @classmethod
     async def connect(cls, url: str, *, namespace: str = "spendgate", **kwargs: Any) -> Self:
-        client = await connect_client(url)
-        try:
-            return cls(client, namespace=namespace, **kwargs)
-        except BaseException:
-            await client.aclose()
-            raise
+        return await _connected(url, lambda client: cls(client, namespace=namespace, **kwargs))
 
     async def admit(
         self,
