@@ -266,3 +266,29 @@ async def test_namespaces_are_separate(redis_url, namespace) -> None:
         await two.close()
     with pytest.raises(ValueError):
         await RedisCounters.connect(redis_url, namespace="bad{tag}")
+
+
+async def test_a_redis_that_stops_answering_fails_the_call_at_the_deadline(monkeypatch) -> None:
+    from spendgate.budgets import redis_counters
+
+    monkeypatch.setattr(redis_counters, "COMMAND_TIMEOUT", 0.2)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # takes every byte, answers none
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # Without a socket timeout (as the gateway connects): only the call's own deadline ends it.
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True, socket_timeout=None)
+    counters = RedisCounters(client, namespace="silent")
+    try:
+        for call in (counters.reserve("r", [Charge("x@total", D(1), True)], D(0), ttl=60), counters.settle("r", D(0))):
+            task = asyncio.ensure_future(call)
+            done, _ = await asyncio.wait({task}, timeout=10)  # a bound on a hang, not on speed
+            assert done, "the call hung past its deadline"
+            with pytest.raises(TimeoutError):
+                task.result()
+    finally:
+        await client.aclose()
+        server.close()
