@@ -222,6 +222,7 @@ class RedisCounters(_RedisNamespace):
         self._release = client.register_script(scripts.RELEASE)
         self._purge = client.register_script(scripts.PURGE)
         self._load = client.register_script(scripts.LOAD)
+        self._limits: dict[Decimal, int] = {}  # limit_to_pico of the budgets' limits (~2 µs each)
 
     def counter_key(self, counter: str) -> str:
         return f"{self.prefix}b:{counter}"
@@ -278,7 +279,7 @@ class RedisCounters(_RedisNamespace):
         ]
         for charge in charges:
             keys.append(self.counter_key(charge.counter))
-            args += [charge.counter, limit_to_pico(charge.limit) if charge.blocking else ""]
+            args += [charge.counter, self._limit_pico(charge.limit) if charge.blocking else ""]
         if limits:
             minute = minute_of(now)
             for scope, rpm, tpm in limits:
@@ -296,6 +297,14 @@ class RedisCounters(_RedisNamespace):
             return RateRefused(60 - now % 60)
         charge = charges[index - 1]
         return Refused(charge.counter, charge.limit, from_pico(result[2]), from_pico(result[3]))
+
+    def _limit_pico(self, limit: Decimal) -> int:
+        pico = self._limits.get(limit)
+        if pico is None:
+            if len(self._limits) >= 4096:  # limits edited many times over: start again
+                self._limits.clear()
+            pico = self._limits[limit] = limit_to_pico(limit)
+        return pico
 
     async def settle(
         self, request_id: str, cost: Decimal, scopes: Sequence[str] = (), tokens: int = 0, now: float = 0.0
