@@ -43,8 +43,8 @@ gateway loads them from the ledger (``load`` sets spent unless it is set). The c
 calendar window (``budget@2026-11``) gets a TTL of 40 days when it is loaded, at its window's
 first use: a window's counter is never used again once its window has passed, so it need not
 live forever, and it is never refreshed (one EXPIRE less per write). Counters of
-``budget@total`` have no TTL. If Redis loses data, the affected counters are reported missing again and rebuilt
-from the ledger (reservations lost with them simply end). Run Redis with
+``budget@total`` have no TTL. If Redis loses data, the affected counters are reported missing
+again and rebuilt from the ledger (reservations lost with them simply end). Run Redis with
 ``maxmemory-policy noeviction``: an eviction policy would silently drop counters (the
 ``volatile-*`` ones prefer exactly the keys with a TTL).
 
@@ -53,8 +53,12 @@ hash tag), so all keys a script touches (including the expired reservations it p
 cannot declare in advance) are in one cluster slot; distinct namespaces may use distinct slots.
 
 Rate limits use fixed one-minute windows of the caller's ``now`` (as ``InProcessRateLimiter``),
-one hash per scope and minute that expires two minutes after the minute's first request; a
-token correction for a minute whose hash has expired is dropped (no admission reads it any more).
+one hash per scope and minute that expires two minutes after the first request of its minute;
+a token correction for a minute whose hash has expired is dropped (no admission reads it any more).
+
+Deadlines of calls. Each call to Redis fails with ``TimeoutError`` after ``COMMAND_TIMEOUT``
+(retries included) rather than hang the request; the client made by ``connect`` has no socket
+timeout of its own, which redis-py would pay for in CPU on every command.
 
 Upgrading from the layout of one string key per spent and reserved: the new keys have other
 names, so the counters are simply loaded from the ledger again; do not run both versions
