@@ -56,8 +56,9 @@ async def test_a_rate_limit_refusal_leaves_no_reservation(gate: Gate) -> None:
     await gate.counters.load(charge.counter, D(0))
     limits = [("key:a", 1, None)]
     assert await gate.admit("first", [charge], D(2), 60, limits, 10, T) is None
-    refused = await gate.admit("second", [charge], D(2), 60, limits, 10, T + 1)
+    refused = await gate.admit("second", [charge], D(2), 60, [("team:x", 5, None), *limits], 10, T + 1)
     assert isinstance(refused, RateRefused) and refused.retry_after == pytest.approx(39)
+    assert refused.index == 1  # which limit refused: the key's, not the team's
     assert (await gate.counters.states([charge.counter]))[charge.counter].reserved == D(2)
     assert await gate.settle("second", D(2), [], 0, T + 1) == []  # no such reservation
     assert (await gate.counters.states([charge.counter]))[charge.counter].spent == D(0)
@@ -135,12 +136,16 @@ async def test_a_request_costs_one_round_trip_to_admit_and_one_to_settle(redis_u
         assert len(loads) == 2  # loaded once per window
         states = await gate.counters.states([c.counter for _, _, c in admission.charged])
         assert [(s.spent, s.reserved) for s in states.values()] == [(D("0.008"), D(0))] * 2
-        enforcer.rules = Rules(limits=(RateLimit(Scope.parse("org"), rpm=5),))  # a rate limit alone
+        # Rate limits alone; the refusal names the limit that refused, not the first that applies.
+        enforcer.rules = Rules(
+            limits=(RateLimit(Scope.parse("team:t"), rpm=1000), RateLimit(Scope.parse("org"), rpm=5))
+        )
         CountingConnection.writes = 0
         admission = await enforcer.admit("lim", owner, D("0.01"), 500, now)
         assert admission is not None and CountingConnection.writes == 1
-        with pytest.raises(RateLimited):
+        with pytest.raises(RateLimited) as limited:
             await enforcer.admit("over", owner, D("0.01"), 500, now)  # 4 counted on org already
+        assert limited.value.scope == "org"
     finally:
         await gate.counters.flush_namespace()
         await gate.close()

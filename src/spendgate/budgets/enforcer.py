@@ -117,7 +117,7 @@ class Enforcer:
         rates = [(str(limit.scope), limit.rpm, limit.tpm) for limit in limits]
         refused = await self._admit(request_id, charged, worst_cost, rates, tokens, admission.admitted_at)
         if isinstance(refused, RateRefused):
-            raise RateLimited(rates[0][0], refused.retry_after)
+            raise RateLimited(rates[refused.index][0], refused.retry_after)
         if refused is not None:
             budget, window, _ = next(item for item in charged if item[2].counter == refused.counter)
             if self.observer is not None:

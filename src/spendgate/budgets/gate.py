@@ -32,8 +32,10 @@ RateCharge = tuple[str, int | None, int | None]  # (scope, rpm, tpm), as RateLim
 
 @dataclass(frozen=True, slots=True)
 class RateRefused:
-    """A rate limit refused the request; it may retry in ``retry_after`` seconds."""
+    """The rate limit at ``index`` (of those the admission was given) refused the request; it
+    may retry in ``retry_after`` seconds."""
 
+    index: int
     retry_after: float
 
 
@@ -90,11 +92,11 @@ class InProcessGate:
             if refused is not None:
                 return refused
         if limits:
-            retry_after = await self.limiter.admit(limits, tokens, now)
-            if retry_after is not None:
+            refused = self.limiter.try_admit(limits, tokens, now)
+            if refused is not None:
                 if charges:  # in the same step: nobody saw the reservation
                     await self.counters.release(request_id)
-                return RateRefused(retry_after)
+                return RateRefused(*refused)
         return None
 
     async def settle(
