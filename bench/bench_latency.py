@@ -12,7 +12,12 @@ ledger holds exactly one event per request the gateway answered.
 
 With --enforce the key's requests are under two budgets (org and team, blocking) and a
 rate limit, so every request reserves, settles and is counted: what enforcement adds.
-With --redis those counters are shared in Redis, as several replicas would use them.
+With --redis those counters are shared in Redis, as several replicas would use them, and
+200 more sequential requests are watched with `redis-cli monitor` to count what each one
+sends to Redis (round trips, and commands run inside Lua scripts).
+
+Also prints the gateway process's CPU time per non-stream request (all its threads, from
+/proc), which on a shared machine moves less than the latency does.
 
 Not a test: figures vary with the machine; nothing here asserts a speed.
 """
@@ -31,7 +36,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlparse
 
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "[[sim input=120 output=20]] hi"}]})
 STREAM_BODY = json.dumps(
@@ -79,6 +87,55 @@ def timed_requests(port: int, auth: str, body: str, count: int, *, first_byte: b
             raise RuntimeError(f"HTTP {response.status} from port {port}")
     connection.close()
     return samples
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, all threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_commands(redis_url: str, send: Callable[[], None]) -> tuple[int, Counter[str], int]:
+    """What ``send`` makes clients send to the Redis database of ``redis_url``, watched with
+    ``redis-cli monitor``: (round trips, commands sent, commands run inside Lua scripts). A
+    MULTI … EXEC (pipelined by redis-py) counts as one round trip."""
+    url = urlparse(redis_url)
+    db = (url.path or "/0").lstrip("/") or "0"
+    with tempfile.TemporaryFile() as log:
+        monitor = subprocess.Popen(
+            ["redis-cli", "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 6379), "monitor"], stdout=log
+        )
+        try:
+            time.sleep(0.3)
+            send()
+            time.sleep(0.3)
+        finally:
+            monitor.terminate()
+            monitor.wait(10)
+        log.seek(0)
+        lines = log.read().decode(errors="replace").splitlines()
+    sent: Counter[str] = Counter()
+    in_multi: set[str] = set()
+    trips = scripted = 0
+    # 1700000000.000000 [12 127.0.0.1:50000] "EVALSHA" "…"   /   … [12 lua] "HMGET" "…"
+    for line in lines:
+        _, _, rest = line.partition(f"[{db} ")
+        if not rest:
+            continue
+        client, _, args = rest.partition("] ")
+        command = args.split(" ", 1)[0].strip('"').upper()
+        if client == "lua":
+            scripted += 1
+            continue
+        sent[command] += 1
+        if command == "MULTI":
+            in_multi.add(client)
+        elif command == "EXEC":
+            in_multi.discard(client)
+            trips += 1
+        elif client not in in_multi:
+            trips += 1
+    return trips, sent, scripted
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -142,18 +199,24 @@ def main() -> None:
         timed_requests(sim_port, "sk-direct", BODY, 500)  # warm-up both paths
         timed_requests(gateway_port, key, BODY, 500)
         direct, through = [], []
+        gateway_cpu = 0.0
         for _ in range(5):  # interleaved blocks so drift hits both alike
             direct += timed_requests(sim_port, "sk-direct", BODY, n // 5)
+            before = cpu_seconds(gateway.pid)
             through += timed_requests(gateway_port, key, BODY, n // 5)
+            gateway_cpu += cpu_seconds(gateway.pid) - before
         direct_ttfb = timed_requests(sim_port, "sk-direct", STREAM_BODY, n // 5, first_byte=True)
         through_ttfb = timed_requests(gateway_port, key, STREAM_BODY, n // 5, first_byte=True)
+        trips = None
+        if args.redis:
+            trips = redis_commands(args.redis, lambda: timed_requests(gateway_port, key, BODY, 200))
     finally:
         gateway.send_signal(signal.SIGTERM)  # clean shutdown: the ledger is flushed
         gateway.wait(30)
         simulator.send_signal(signal.SIGTERM)
         simulator.wait(30)
 
-    answered = 500 + len(through) + len(through_ttfb)
+    answered = 500 + len(through) + len(through_ttfb) + (200 if trips else 0)
     with sqlite3.connect(workdir / "bench.db") as db:
         stored = db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM usage_events").fetchone()
 
@@ -166,6 +229,14 @@ def main() -> None:
     print(f"{'added by spendgate':28}{ms(added50):>12}{ms(added99):>12}")
     ttfb50 = percentile(through_ttfb, 50) - percentile(direct_ttfb, 50)
     print(f"{'added to stream first byte':28}{ms(ttfb50):>12}")
+    print(f"gateway CPU per request: {gateway_cpu / len(through) * 1e6:.0f} µs (all threads, non-stream blocks)")
+    if trips is not None:
+        round_trips, sent, scripted = trips
+        commands = ", ".join(f"{name} {count / 200:.2f}" for name, count in sent.most_common())
+        print(
+            f"Redis per request: {round_trips / 200:.2f} round trips ({commands}), "
+            f"{scripted / 200:.1f} commands inside Lua scripts (redis-cli monitor, 200 sequential requests)"
+        )
     print(f"ledger: {stored[0]} events ({stored[1]} distinct) for {answered} answered requests")
     if stored[0] != answered or stored[1] != answered:
         sys.exit("ledger does not match the requests answered")

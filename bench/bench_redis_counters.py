@@ -3,9 +3,11 @@
     python bench/bench_redis_counters.py [--url redis://127.0.0.1:6379/15] [--requests 5000]
 
 One client, sequential: times a reserve + settle round trip (two EVALSHA) with 1 and with 3
-budget windows charged (e.g. key, team, organisation total), a reserve + release, and a
-rate-limit admit of 2 scopes, against a bare PING (the floor of any command from
-redis-py's asyncio client); the in-process counters are timed the same way for comparison.
+budget windows charged (e.g. key, team, organisation total), a reserve + release, a
+rate-limit admit of 2 scopes, and what a gateway request costs through the gate (admit on 3
+windows and 2 rate limits, settle with a token correction: two EVALSHA), against a bare PING
+(the floor of any command from redis-py's asyncio client); the in-process counters and gate
+are timed the same way for comparison.
 Runs on uvloop, as the gateway does (``--loop asyncio`` for the default loop).
 Uses a namespace of its own and deletes it afterwards.
 
@@ -23,7 +25,8 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from spendgate.budgets.counters import Charge, InProcessCounters
-from spendgate.budgets.redis_counters import RedisCounters, RedisRateLimiter
+from spendgate.budgets.gate import Gate, InProcessGate
+from spendgate.budgets.redis_counters import RedisCounters, RedisGate, RedisRateLimiter
 
 COST = Decimal("0.000412500")
 
@@ -69,6 +72,25 @@ async def bench_counters(store, n: int, label: str) -> None:
     print(line(f"{label}: reserve+release, 3 windows", await timed(n, reserve_release)))
 
 
+async def bench_gate(gate: Gate, n: int, label: str) -> None:
+    three = [
+        Charge("key-1@2026-11", Decimal(10**6), True),
+        Charge("team-a@2026-11", Decimal(10**6), True),
+        Charge("org@total", Decimal(10**6), False),
+    ]
+    limits = [("key:1", 10**9, 10**12), ("team:a", 10**9, 10**12)]
+    scopes = [scope for scope, _, _ in limits]
+    for charge in three:
+        await gate.counters.load(charge.counter, Decimal(0))
+
+    async def request(i: int) -> None:
+        now = time.time()
+        assert await gate.admit(f"g{i}", three, Decimal("0.05"), 60, limits, 700, now) is None
+        await gate.settle(f"g{i}", COST, scopes, -200, now)
+
+    print(line(f"{label}: gate admit+settle, 3 windows, 2 limits", await timed(n, request)))
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("SPENDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
@@ -93,7 +115,9 @@ async def run(args: argparse.Namespace) -> None:
                 await timed(args.requests, lambda i: limiter.admit(limits, 500, time.time())),
             )
         )
+        await bench_gate(RedisGate(redis_counters._redis, namespace=namespace), args.requests, "redis")
         await bench_counters(InProcessCounters(), args.requests, "memory")
+        await bench_gate(InProcessGate(), args.requests, "memory")
     finally:
         await redis_counters.flush_namespace()
         await redis_counters.close()

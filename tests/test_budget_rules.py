@@ -11,7 +11,7 @@ from spendgate.attribution import Attribution
 from spendgate.budgets.estimate import IMAGE_RESERVE_TOKENS, context_window, max_output_tokens, reservation_tokens
 from spendgate.budgets.model import Budget, BudgetError, Policy, RateLimit, Scope, parse_alerts, parse_limit
 from spendgate.budgets.rules import Rules
-from spendgate.budgets.windows import window_for
+from spendgate.budgets.windows import WindowCache, window_for
 
 OWNER = Attribution(
     project="checkout",
@@ -101,6 +101,27 @@ def test_consecutive_windows_tile_time() -> None:
             following = window_for(period, "Australia/Sydney", window.end)
             assert following.start == window.end and following.key != window.key
             window = following
+
+
+def test_a_cached_window_is_reused_only_until_it_ends() -> None:
+    cache = WindowCache()
+    at = datetime(2026, 10, 24, 22, 30, tzinfo=UTC)  # Sunday 25th in Paris: 25 hours (DST ends)
+    day = cache.get("day", "Europe/Paris", at)
+    assert day == window_for("day", "Europe/Paris", at) and day.end - day.start == timedelta(hours=25)
+    assert cache.get("day", "Europe/Paris", day.end - timedelta(microseconds=1)) is day  # resolved once
+    following = cache.get("day", "Europe/Paris", day.end)  # the instant it ends: not reused
+    assert following.key == "2026-10-26" and following.start == day.end
+    assert following == window_for("day", "Europe/Paris", day.end)
+    assert cache.get("day", "Europe/Paris", day.end - timedelta(microseconds=1)) == day  # a clock gone back
+    # Each (period, timezone) has its own window.
+    assert cache.get("day", "Asia/Tokyo", day.end).key == "2026-10-26"
+    assert cache.get("month", "Europe/Paris", day.end).key == "2026-10"
+    assert cache.get("total", "UTC", at) == window_for("total", "UTC", at)
+    walked = datetime(2026, 1, 1, tzinfo=UTC)
+    for _ in range(400):  # a year in steps of 23 h, against the uncached windows
+        for period in ("day", "week", "month"):
+            assert cache.get(period, "America/New_York", walked) == window_for(period, "America/New_York", walked)
+        walked += timedelta(hours=23)
 
 
 def test_rules_pick_what_applies() -> None:

@@ -78,10 +78,10 @@ def test_pico_conversion_is_exact_and_rounds_up() -> None:
 async def test_money_is_stored_as_exact_integers_of_pico_dollars(replicas, raw) -> None:
     a, _ = replicas
     await a.load("p@total", D("0.000000075"))
-    assert await raw.get(a.spent_key("p@total")) == "75000"
+    assert await raw.hget(a.counter_key("p@total"), "s") == "75000"
     assert (await a.states(["p@total"]))["p@total"].spent == D("0.000000075")
     assert await a.reserve("r", [Charge("p@total", D(1), True)], D("1e-13"), ttl=60) is None
-    assert await raw.get(a.reserved_key("p@total")) == "1"
+    assert await raw.hget(a.counter_key("p@total"), "r") == "1"
     [state] = await a.settle("r", D("1e-13"))
     assert (state.spent, state.reserved) == (D("0.000000075001"), D(0))
     # Far above 2^53 pico-dollars (~$9,007) the counters stay exact to the pico-dollar.
@@ -90,7 +90,15 @@ async def test_money_is_stored_as_exact_integers_of_pico_dollars(replicas, raw) 
     assert await a.reserve("r2", [Charge("big@total", D(2_000_000), True)], D(1), ttl=60) is None
     [state] = await a.settle("r2", D("0.000000000001"))
     assert state.spent == D("1234567.890123456790")
-    assert await raw.get(a.spent_key("big@total")) == "1234567890123456790"
+    assert await raw.hget(a.counter_key("big@total"), "s") == "1234567890123456790"
+    # Reserved too, past 2^53 (the scripts answer with strings; Python adds exactly).
+    huge = D("1234567.000000000001")
+    assert await a.reserve("r3", [Charge("big@total", D(3_000_000), False)], huge, ttl=60) is None
+    [state] = await a.settle("r3", D(0))
+    assert (state.spent, state.reserved) == (D("1234567.890123456790"), D(0))
+    assert await a.reserve("r4", [Charge("big@total", D(3_000_000), False)], huge, ttl=60) is None
+    assert (await a.states(["big@total"]))["big@total"].reserved == huge
+    assert await raw.hget(a.counter_key("big@total"), "r") == "1234567000000000001"
 
 
 async def test_two_replicas_racing_never_over_reserve(replicas) -> None:
@@ -136,7 +144,7 @@ async def test_deadlines_use_the_redis_server_clock(replicas, raw) -> None:
     await a.load("t@total", D(0))
     await a.reserve("t", [Charge("t@total", D(1), False)], D(0), ttl=30)
     seconds, micros = await raw.time()
-    deadline = await raw.zscore(f"{a.prefix}deadlines", "t")
+    deadline = await raw.zscore(a.due_key, "t")
     assert abs(deadline - ((seconds + 30) * 1_000_000 + micros)) < 2_000_000
 
 
@@ -159,10 +167,8 @@ async def test_window_keys_expire_and_total_keys_do_not(replicas, raw) -> None:
     await a.reserve("r1", [month, total], D(1), ttl=60)
     await a.reserve("r2", [month, total], D(1), ttl=60)
     await a.settle("r1", D(1))
-    for key in (a.spent_key(month.counter), a.reserved_key(month.counter)):
-        assert WINDOW_KEY_TTL - 60 < await raw.ttl(key) <= WINDOW_KEY_TTL
-    for key in (a.spent_key(total.counter), a.reserved_key(total.counter)):
-        assert await raw.ttl(key) == -1  # exists, without a TTL
+    assert WINDOW_KEY_TTL - 60 < await raw.ttl(a.counter_key(month.counter)) <= WINDOW_KEY_TTL
+    assert await raw.ttl(a.counter_key(total.counter)) == -1  # exists, without a TTL
     assert await raw.ttl(a.reservation_key("r2")) == -1  # only purging ends a reservation
 
 
@@ -175,10 +181,10 @@ async def test_every_key_is_under_the_namespace_in_one_cluster_slot(replicas, ra
         await a.reserve("r", [Charge("s@2026-11-23", D(1), True), Charge("t@total", D(1), False)], D(0), 60)
         await limiter.admit([("key:1", 5, 100), ("team:x", None, 100)], 10, now=1_000_000.0)
         keys = [key async for key in raw.scan_iter(match=f"{namespace}:*")]
-        assert len(keys) == 8  # spent and reserved of s and t, reservation, deadlines, 2 rates
+        assert len(keys) == 6  # counters s and t, reservation, deadlines, 2 rates
         assert all(key.startswith(f"{namespace}:{{sg:{namespace}}}:") for key in keys)
         assert len({key_slot(key.encode()) for key in keys}) == 1
-        assert await a.flush_namespace() == 8
+        assert await a.flush_namespace() == 6
         assert [key async for key in raw.scan_iter(match=f"{namespace}:*")] == []
     finally:
         await limiter.close()
@@ -196,6 +202,19 @@ async def test_lost_redis_data_reports_the_counters_missing_again(replicas) -> N
     assert await a.missing([charge.counter]) == []
     state = (await a.states([charge.counter]))[charge.counter]
     assert (state.spent, state.reserved) == (D(5), D(0))
+
+
+async def test_a_counter_gone_while_reserved_is_not_half_rebuilt(replicas, raw) -> None:
+    a, _ = replicas
+    gone, kept = Charge("g@2026-10", D(10), True), Charge("g@total", D(10), True)
+    for charge in (gone, kept):
+        await a.load(charge.counter, D(1))
+    assert await a.reserve("r", [gone, kept], D(2), ttl=60) is None
+    await raw.delete(a.counter_key(gone.counter))  # its window's TTL ran out
+    [state] = await a.settle("r", D(1))
+    assert (state.counter, state.spent, state.reserved) == (kept.counter, D(2), D(0))
+    assert await raw.exists(a.counter_key(gone.counter)) == 0  # still missing: loaded from the ledger
+    assert await a.missing([gone.counter, kept.counter]) == [gone.counter]
 
 
 async def test_an_overflowing_write_raises_and_changes_nothing(replicas) -> None:
@@ -247,3 +266,29 @@ async def test_namespaces_are_separate(redis_url, namespace) -> None:
         await two.close()
     with pytest.raises(ValueError):
         await RedisCounters.connect(redis_url, namespace="bad{tag}")
+
+
+async def test_a_redis_that_stops_answering_fails_the_call_at_the_deadline(monkeypatch) -> None:
+    from spendgate.budgets import redis_counters
+
+    monkeypatch.setattr(redis_counters, "COMMAND_TIMEOUT", 0.2)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(-1)  # takes every byte, answers none
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # Without a socket timeout (as the gateway connects): only the call's own deadline ends it.
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True, socket_timeout=None)
+    counters = RedisCounters(client, namespace="silent")
+    try:
+        for call in (counters.reserve("r", [Charge("x@total", D(1), True)], D(0), ttl=60), counters.settle("r", D(0))):
+            task = asyncio.ensure_future(call)
+            done, _ = await asyncio.wait({task}, timeout=10)  # a bound on a hang, not on speed
+            assert done, "the call hung past its deadline"
+            with pytest.raises(TimeoutError):
+                task.result()
+    finally:
+        await client.aclose()
+        server.close()

@@ -182,7 +182,8 @@ class RateLimiter(Protocol):
         ...
 
     async def add_tokens(self, scopes: Sequence[str], tokens: int, now: float) -> None:
-        """Correct the minute's token count once the actual usage is known (may be negative)."""
+        """Correct the minute's token count once the actual usage is known (may be negative).
+        A minute no longer kept (long past; no admission reads it) is not corrected."""
         ...
 
     async def close(self) -> None: ...
@@ -202,14 +203,21 @@ class InProcessRateLimiter:
     async def admit(
         self, limits: Sequence[tuple[str, int | None, int | None]], tokens: int, now: float
     ) -> float | None:
+        refused = self.try_admit(limits, tokens, now)
+        return None if refused is None else refused[1]
+
+    def try_admit(
+        self, limits: Sequence[tuple[str, int | None, int | None]], tokens: int, now: float
+    ) -> tuple[int, float] | None:
+        """``admit``, answering which limit refused: (its index, seconds until a retry)."""
         minute = minute_of(now)
         self._forget_before(minute)
-        for scope, rpm, tpm in limits:
+        for index, (scope, rpm, tpm) in enumerate(limits):
             key = (scope, minute)
             if rpm is not None and self._requests.get(key, 0) + 1 > rpm:
-                return 60 - now % 60
+                return index, 60 - now % 60
             if tpm is not None and self._tokens.get(key, 0) + tokens > tpm:
-                return 60 - now % 60
+                return index, 60 - now % 60
         for scope, _, _ in limits:
             key = (scope, minute)
             self._requests[key] = self._requests.get(key, 0) + 1
@@ -220,7 +228,8 @@ class InProcessRateLimiter:
         minute = minute_of(now)
         for scope in scopes:
             key = (scope, minute)
-            self._tokens[key] = self._tokens.get(key, 0) + tokens
+            if key in self._tokens:
+                self._tokens[key] += tokens
 
     def _forget_before(self, minute: int) -> None:
         if len(self._requests) > 1024:

@@ -4,6 +4,8 @@ provider alike, since the gateway calls it from its one choke point.
     admit()   before a request goes upstream: may refuse (400 / 402 / 429), else reserves
     settle()  after: actual cost into spent, the rest of the reservation released
     release() when the request never reached a provider
+
+Each is one call to the gate (one Redis round trip): budgets and rate limits together.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from decimal import Decimal
 from typing import Protocol
 
 from spendgate.attribution import Attribution
-from spendgate.budgets.counters import Charge, CounterMissing, CounterState, CounterStore, RateLimiter, Refused
+from spendgate.budgets.counters import Charge, CounterMissing, CounterState, CounterStore, Refused
+from spendgate.budgets.gate import Gate, RateCharge, RateRefused
 from spendgate.budgets.model import Budget, RateLimit, Scope
 from spendgate.budgets.rules import Rules
-from spendgate.budgets.windows import Window, window_for
+from spendgate.budgets.windows import Window, WindowCache
 
 log = logging.getLogger("spendgate.budgets")
 
@@ -81,22 +84,21 @@ class Admission:
 class Enforcer:
     def __init__(
         self,
-        counters: CounterStore,
-        limiter: RateLimiter,
+        gate: Gate,
         ledger_spend: Callable[[Scope, Window], Awaitable[Decimal]],
         *,
         observer: BudgetObserver | None = None,
         reservation_ttl: float = 3600.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self.counters = counters
-        self.limiter = limiter
+        self.gate = gate
         self.ledger_spend = ledger_spend
         self.observer = observer
         self.reservation_ttl = reservation_ttl
         self.wall_clock = wall_clock
         self.rules = Rules()
         self._known: dict[str, CounterState] = {}  # last seen state per counter, for headers
+        self._windows = WindowCache()
         self._purger: asyncio.Task[None] | None = None
 
     async def admit(
@@ -111,44 +113,54 @@ class Enforcer:
         if not budgets and not limits:
             return None  # nothing applies: no counter is touched
         admission = Admission(request_id, limits=limits, tokens=tokens, admitted_at=self.wall_clock())
-        if budgets:
-            charged = [(b, window_for(b.period, b.timezone, now)) for b in budgets]
-            charges = [(b, w, Charge(counter_key(b, w), b.limit_usd, b.blocking)) for b, w in charged]
-            refused = await self._reserve(request_id, charges, worst_cost)
-            if refused is not None:
-                budget, window, _ = next(item for item in charges if item[2].counter == refused.counter)
-                if self.observer is not None:
-                    self.observer.budget_refused(budget, window, refused.spent, refused.reserved)
-                raise BudgetExceeded(budget, window, refused.spent, refused.reserved, worst_cost)
-            admission.charged = charges
-        if limits:
-            retry_after = await self.limiter.admit(
-                [(str(limit.scope), limit.rpm, limit.tpm) for limit in limits], tokens, admission.admitted_at
-            )
-            if retry_after is not None:
-                await self.counters.release(request_id)
-                scope = next(str(limit.scope) for limit in limits)
-                raise RateLimited(scope, retry_after)
-        if admission.charged:
-            admission.nearest = self._nearest(admission.charged, worst_cost)
+        charged = [self._charge(budget, now) for budget in budgets]
+        rates = [(str(limit.scope), limit.rpm, limit.tpm) for limit in limits]
+        refused = await self._admit(request_id, charged, worst_cost, rates, tokens, admission.admitted_at)
+        if isinstance(refused, RateRefused):
+            raise RateLimited(rates[refused.index][0], refused.retry_after)
+        if refused is not None:
+            budget, window, _ = next(item for item in charged if item[2].counter == refused.counter)
+            if self.observer is not None:
+                self.observer.budget_refused(budget, window, refused.spent, refused.reserved)
+            raise BudgetExceeded(budget, window, refused.spent, refused.reserved, worst_cost)
+        if charged:
+            admission.charged = charged
+            admission.nearest = self._nearest(charged, worst_cost)
         return admission
 
-    async def _reserve(
-        self, request_id: str, charges: Sequence[tuple[Budget, Window, Charge]], amount: Decimal
-    ) -> Refused | None:
+    @property
+    def counters(self) -> CounterStore:
+        return self.gate.counters
+
+    def _charge(self, budget: Budget, now: datetime) -> tuple[Budget, Window, Charge]:
+        window = self._windows.get(budget.period, budget.timezone, now)
+        return budget, window, Charge(counter_key(budget, window), budget.limit_usd, budget.blocking)
+
+    async def _admit(
+        self,
+        request_id: str,
+        charged: Sequence[tuple[Budget, Window, Charge]],
+        amount: Decimal,
+        rates: Sequence[RateCharge],
+        tokens: int,
+        admitted_at: float,
+    ) -> Refused | RateRefused | None:
         """One round trip in the common case. A counter the store does not have (the first
         request of a window here, or Redis lost its data) is loaded from the ledger — once per
-        budget window — and the reservation tried again; a new period has no spend and starts
+        budget window — and the admission tried again; a new period has no spend and starts
         at zero."""
+        charges = [charge for _, _, charge in charged]
         for _ in range(3):
             try:
-                return await self.counters.reserve(request_id, [c for _, _, c in charges], amount, self.reservation_ttl)
+                return await self.gate.admit(
+                    request_id, charges, amount, self.reservation_ttl, rates, tokens, admitted_at
+                )
             except CounterMissing as missing:
                 unloaded = set(missing.counters)
-                for budget, window, charge in charges:
+                for budget, window, charge in charged:
                     if charge.counter in unloaded:
                         spent = await self.ledger_spend(budget.scope, window)
-                        await self.counters.load(charge.counter, spent)
+                        await self.gate.counters.load(charge.counter, spent)
                         self._known[charge.counter] = CounterState(charge.counter, spent, ZERO)
         raise RuntimeError("budget counters kept disappearing while being loaded")
 
@@ -164,8 +176,13 @@ class Enforcer:
         return name, value
 
     async def settle(self, admission: Admission, cost: Decimal | None, tokens: int) -> None:
+        # The rate limits counted the estimate at admission: correct them to the actual usage.
+        correction = tokens - admission.tokens if admission.limits else 0
+        scopes = [str(limit.scope) for limit in admission.limits] if correction else []
         if admission.charged:
-            states = await self.counters.settle(admission.request_id, cost or ZERO)
+            states = await self.gate.settle(
+                admission.request_id, cost or ZERO, scopes, correction, admission.admitted_at
+            )
             for state in states:
                 self._known[state.counter] = state
             if self.observer is not None:
@@ -174,22 +191,18 @@ class Enforcer:
                     state = by_counter.get(charge.counter)
                     if state is not None:
                         self.observer.budget_spent(budget, window, state.spent)
-        if admission.limits and tokens != admission.tokens:
-            await self.limiter.add_tokens(
-                [str(limit.scope) for limit in admission.limits],
-                tokens - admission.tokens,
-                admission.admitted_at,
-            )
+        elif correction:
+            await self.gate.limiter.add_tokens(scopes, correction, admission.admitted_at)
 
     async def release(self, admission: Admission) -> None:
         if admission.charged:
-            await self.counters.release(admission.request_id)
+            await self.gate.counters.release(admission.request_id)
 
     async def _purge_forever(self) -> None:
         while True:
             await asyncio.sleep(PURGE_INTERVAL_S)
             try:
-                expired = await self.counters.purge_expired()
+                expired = await self.gate.counters.purge_expired()
                 if expired:
                     log.warning("released %d expired budget reservation(s) of requests that never settled", expired)
             except Exception:
@@ -203,5 +216,4 @@ class Enforcer:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
-        await self.counters.close()
-        await self.limiter.close()
+        await self.gate.close()

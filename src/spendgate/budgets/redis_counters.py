@@ -4,16 +4,22 @@
 with the same behaviour as the in-process ones (the same contract tests run against both), so
 that a budget or a rate limit holds across every replica that uses the same Redis and namespace.
 
-Atomicity. Every change is one Lua script (EVALSHA, loaded on first use): ``reserve`` purges
-expired reservations, checks every blocking charge and reserves on all of them in one step, so
-two replicas cannot both pass a nearly exhausted budget; ``settle`` and ``release`` change the
-reservation record and the counters together; a multi-limit ``admit`` checks and counts every
-scope together. A script refuses before it writes anything, and also checks for counter
-overflow before writing, since Redis does not roll a script back if a command in it fails.
+``RedisGate`` puts both behind one client and implements ``Gate``: a request costs one round
+trip to admit and one to settle, whatever budgets and rate limits apply to it.
+
+Atomicity. Every change is one Lua script (EVALSHA, loaded on first use; the scripts and the key
+layout are in redis_scripts.py): ``admit`` purges expired reservations, checks every blocking
+charge and every rate limit, then reserves on all the charges and counts on all the limits, in
+one step, so two replicas cannot both pass a nearly exhausted budget and a refused request
+changes nothing; ``settle`` and ``release`` change the reservation record and the counters
+together (and ``settle`` the rate limits' token counts). A script refuses before it writes
+anything, and also checks for counter overflow before writing, since Redis does not roll a
+script back if a command in it fails.
 
 Exact money. Lua numbers are doubles, so amounts are stored as integers of pico-dollars
-(1e-12 USD), as decimal strings in Redis, and changed only with INCRBY/DECRBY (exact 64-bit
-integer arithmetic in the server); Lua converts them to numbers only to compare. Consequences:
+(1e-12 USD), as decimal strings in Redis, and changed only with HINCRBY (exact 64-bit integer
+arithmetic in the server); Lua converts them to numbers only to compare, and the scripts answer
+with strings that Python adds to exactly. Consequences:
 
 * Decimal to pico rounds UP (ceiling): conservative for enforcement, and exact for any price
   with at most 6 decimals per million tokens (such a price times a token count is a whole
@@ -32,12 +38,13 @@ reservations this client's scripts purged. Request ids must be unique: reserving
 already holds a live reservation is a successful no-op, so a command retried after a lost reply
 (redis-py retries on connection errors) cannot reserve twice.
 
-Missing counters. ``missing`` reports counters whose spent key does not exist, so the gateway
-loads them from the ledger (``load`` is SET NX). Every counter key of a calendar window
-(``budget@2026-11``) gets a TTL of 40 days, refreshed on every write: a window key is never
-used again once its window has passed, so it need not live forever. Keys of ``budget@total``
-have no TTL. If Redis loses data, the affected counters are reported missing again and rebuilt
-from the ledger (reservations lost with them simply end). Run Redis with
+Missing counters. ``admit`` (and ``missing``) report counters that were never loaded, so the
+gateway loads them from the ledger (``load`` sets spent unless it is set). The counter of a
+calendar window (``budget@2026-11``) gets a TTL of 40 days when it is loaded, at its window's
+first use: a window's counter is never used again once its window has passed, so it need not
+live forever, and it is never refreshed (one EXPIRE less per write). Counters of
+``budget@total`` have no TTL. If Redis loses data, the affected counters are reported missing
+again and rebuilt from the ledger (reservations lost with them simply end). Run Redis with
 ``maxmemory-policy noeviction``: an eviction policy would silently drop counters (the
 ``volatile-*`` ones prefer exactly the keys with a TTL).
 
@@ -46,28 +53,44 @@ hash tag), so all keys a script touches (including the expired reservations it p
 cannot declare in advance) are in one cluster slot; distinct namespaces may use distinct slots.
 
 Rate limits use fixed one-minute windows of the caller's ``now`` (as ``InProcessRateLimiter``),
-one hash per scope and minute that expires two minutes after it was last written.
+one hash per scope and minute that expires two minutes after the first request of its minute;
+a token correction for a minute whose hash has expired is dropped (no admission reads it any more).
+
+Deadlines of calls. Each call to Redis fails with ``TimeoutError`` after ``COMMAND_TIMEOUT``
+(retries included) rather than hang the request; the client made by ``connect`` has no socket
+timeout of its own, which redis-py would pay for in CPU on every command.
+
+Upgrading from the layout of one string key per spent and reserved: the new keys have other
+names, so the counters are simply loaded from the ledger again; do not run both versions
+against the same Redis (each would see only its own reservations).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Context, Decimal
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import orjson
 from redis.asyncio import Redis
 
+from spendgate.budgets import redis_scripts as scripts
 from spendgate.budgets.counters import Charge, CounterMissing, CounterState, Refused, minute_of
+from spendgate.budgets.gate import RateCharge, RateRefused
 
 PICO_EXPONENT = 12
+_PICO_PER_USD = 10**PICO_EXPONENT
 INT64_MAX = 2**63 - 1
 WINDOW_KEY_TTL = 40 * 86400  # seconds; longer than any calendar window (a month is at most 31 days)
 RATE_KEY_TTL = 120  # seconds
+COMMAND_TIMEOUT = 5.0  # seconds a call to Redis may take, retries included, before it fails
 PURGE_BATCH = 1000  # expired reservations one script purges at most (reserve stays bounded)
 TOTAL_SUFFIX = "@total"
 _HUGE_DIGITS = 30  # pico-dollar amounts with more digits are all 'beyond range' alike
+ZERO = Decimal(0)
+T = TypeVar("T")
 _EXACT = Context(prec=60)  # far more digits than a 64-bit integer: conversions never round
 
 
@@ -116,174 +139,12 @@ def limit_to_pico(limit: Decimal) -> int:
 
 def from_pico(pico: int | str) -> Decimal:
     """Integer pico-dollars to exact dollars, without trailing zeros (and never as ``1E+1``)."""
-    value = Decimal(int(pico)).scaleb(-PICO_EXPONENT, context=_EXACT).normalize(_EXACT)
-    if value.as_tuple().exponent > 0:  # type: ignore[operator]
-        value = value.quantize(Decimal(1), context=_EXACT)
-    return value
-
-
-# -- Lua -----------------------------------------------------------------------------------------
-
-# Key layout under the prefix P:  P.."spent:"..counter, P.."reserved:"..counter (integer pico
-# strings), P.."res:"..request_id (hash: a = amount, c = JSON list of counters), P.."deadlines"
-# (sorted set of request ids by deadline in server microseconds), P.."rate:"..scope..":"..minute.
-_LUA_COMMON = """
-local OVERFLOW = 9.2e18
-
--- TTLs stay strings: a Lua number passed to a command may be formatted with an exponent.
-local function ttl_for(counter, window_ttl)
-  if string.sub(counter, -6) == '@total' then return nil end
-  return window_ttl
-end
-
-local function touch(key, ttl)
-  if ttl then redis.call('EXPIRE', key, ttl) end
-end
-
-local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-
--- End a reservation: drop its record and deadline, release its amount from its counters.
--- Returns its counters, or nil when it does not exist (settled, released, purged or lost).
-local function finish(prefix, rid, window_ttl)
-  local rkey = prefix .. 'res:' .. rid
-  local rec = redis.call('HMGET', rkey, 'a', 'c')
-  redis.call('ZREM', prefix .. 'deadlines', rid)
-  if not rec[1] then return nil end
-  redis.call('DEL', rkey)
-  local counters = cjson.decode(rec[2])
-  for _, counter in ipairs(counters) do
-    local key = prefix .. 'reserved:' .. counter
-    -- A reserved key can only be gone if it expired (a past window) or Redis lost data:
-    -- then there is nothing to release, and no negative key is created.
-    if redis.call('EXISTS', key) == 1 then
-      redis.call('DECRBY', key, rec[1])
-      touch(key, ttl_for(counter, window_ttl))
-    end
-  end
-  return counters
-end
-
-local function purge(prefix, now, limit, window_ttl)
-  local ids = redis.call('ZRANGEBYSCORE', prefix .. 'deadlines', '-inf', now, 'LIMIT', 0, limit)
-  for _, rid in ipairs(ids) do finish(prefix, rid, window_ttl) end
-  return #ids
-end
-"""
-
-# KEYS: deadlines, reservation, then (spent, reserved) per charge.
-# ARGV: prefix, window_ttl, purge_limit, request_id, amount, ttl_us, then (counter, limit) per
-# charge, limit '' when the charge does not block.
-# Returns {purged} when reserved (or already reserved), {purged, index, spent, reserved} when refused,
-# {purged, -1, json list of counters} when some counter was never loaded (nothing changed).
-_LUA_RESERVE = (
-    _LUA_COMMON
-    + """
-local prefix, window_ttl = ARGV[1], ARGV[2]
-local purged = purge(prefix, now_us(), ARGV[3], window_ttl)
-local rid, amount, ttl_us = ARGV[4], ARGV[5], tonumber(ARGV[6])
-if redis.call('EXISTS', KEYS[2]) == 1 then return {purged} end
-local n = (#KEYS - 2) / 2
--- A counter Redis does not have must be rebuilt from the ledger first: report, change nothing.
-local missing = {}
-for i = 1, n do
-  if redis.call('EXISTS', KEYS[1 + 2 * i]) == 0 then missing[#missing + 1] = ARGV[5 + 2 * i] end
-end
-if #missing > 0 then return {purged, -1, cjson.encode(missing)} end
-local a = tonumber(amount)
-for i = 1, n do
-  local spent = redis.call('GET', KEYS[1 + 2 * i]) or '0'
-  local reserved = redis.call('GET', KEYS[2 + 2 * i]) or '0'
-  local limit = ARGV[6 + 2 * i]
-  if limit ~= '' then
-    local s, l = tonumber(spent), tonumber(limit)
-    if s >= l or s + tonumber(reserved) + a > l then return {purged, i, spent, reserved} end
-  end
-  if math.abs(tonumber(reserved) + a) > OVERFLOW then
-    return redis.error_reply('spendgate: reserved would overflow on ' .. ARGV[5 + 2 * i])
-  end
-end
-local counters = {}
-for i = 1, n do
-  local counter = ARGV[5 + 2 * i]
-  counters[i] = counter
-  redis.call('INCRBY', KEYS[2 + 2 * i], amount)
-  touch(KEYS[2 + 2 * i], ttl_for(counter, window_ttl))
-end
-redis.call('HSET', KEYS[2], 'a', amount, 'c', cjson.encode(counters))
-redis.call('ZADD', KEYS[1], now_us() + ttl_us, rid)
-return {purged}
-"""
-)
-
-# KEYS: deadlines, reservation.  ARGV: prefix, window_ttl, request_id, cost.
-# Returns {} when there is no such reservation, else {counter, spent, reserved, ...}.
-_LUA_SETTLE = (
-    _LUA_COMMON
-    + """
-local prefix, window_ttl, rid, cost = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local rec = redis.call('HGET', KEYS[2], 'c')
-if not rec then
-  redis.call('ZREM', KEYS[1], rid)
-  return {}
-end
-local c = tonumber(cost)
-for _, counter in ipairs(cjson.decode(rec)) do
-  local spent = redis.call('GET', prefix .. 'spent:' .. counter) or '0'
-  if math.abs(tonumber(spent) + c) > OVERFLOW then
-    return redis.error_reply('spendgate: spent would overflow on ' .. counter)
-  end
-end
-local out = {}
-for _, counter in ipairs(finish(prefix, rid, window_ttl)) do
-  local skey, rkey = prefix .. 'spent:' .. counter, prefix .. 'reserved:' .. counter
-  redis.call('INCRBY', skey, cost)
-  touch(skey, ttl_for(counter, window_ttl))
-  out[#out + 1] = counter
-  out[#out + 1] = redis.call('GET', skey)
-  out[#out + 1] = redis.call('GET', rkey) or '0'
-end
-return out
-"""
-)
-
-# KEYS: deadlines, reservation.  ARGV: prefix, window_ttl, request_id.
-_LUA_RELEASE = (
-    _LUA_COMMON
-    + """
-finish(ARGV[1], ARGV[3], ARGV[2])
-return 0
-"""
-)
-
-# KEYS: deadlines.  ARGV: prefix, window_ttl, purge_limit.  Returns how many were purged.
-_LUA_PURGE = (
-    _LUA_COMMON
-    + """
-return purge(ARGV[1], now_us(), ARGV[3], ARGV[2])
-"""
-)
-
-# KEYS: one hash per (scope, minute).  ARGV: tokens, key_ttl, then (rpm, tpm) per key, '' for none.
-# Returns 0 when admitted (and counted on every key), else the 1-based index of the refusing key.
-_LUA_ADMIT = """
-local tokens, key_ttl = ARGV[1], ARGV[2]
-local t = tonumber(tokens)
-for i, key in ipairs(KEYS) do
-  local rpm, tpm = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
-  local counts = redis.call('HMGET', key, 'n', 't')
-  if rpm ~= '' and tonumber(counts[1] or '0') + 1 > tonumber(rpm) then return i end
-  if tpm ~= '' and tonumber(counts[2] or '0') + t > tonumber(tpm) then return i end
-end
-for _, key in ipairs(KEYS) do
-  redis.call('HINCRBY', key, 'n', 1)
-  redis.call('HINCRBY', key, 't', tokens)
-  redis.call('EXPIRE', key, key_ttl)
-end
-return 0
-"""
+    pico = int(pico)
+    dollars, fraction = divmod(pico, _PICO_PER_USD)
+    if not fraction:  # whole dollars: an integer Decimal (normalize would give 1E+1 for 10)
+        return Decimal(dollars)
+    # With a fraction, normalizing leaves a negative exponent: never the 1E+1 form.
+    return Decimal(pico).scaleb(-PICO_EXPONENT, context=_EXACT).normalize(_EXACT)
 
 
 # -- clients -------------------------------------------------------------------------------------
@@ -291,6 +152,29 @@ return 0
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+async def _connected(url: str, build: Callable[[Redis], T]) -> T:
+    """``build`` over a new client of the Redis at ``url`` (e.g. ``redis://host:6379/0``) once it
+    has answered a PING; the client is closed if either fails."""
+    # No socket timeout: redis-py then runs each send in a new task (asyncio.wait_for) and each
+    # read under a timer, ~15 µs of CPU per command; the counters put one deadline on each call
+    # instead (``within``). Connecting keeps redis-py's timeout.
+    client = Redis.from_url(url, decode_responses=True, socket_timeout=None)
+    try:
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            await client.ping()
+        return build(client)
+    except BaseException:
+        await client.aclose()
+        raise
+
+
+async def within(call: Awaitable[T]) -> T:
+    """``call`` under one deadline (redis-py's retries included). Cancelling a command midway is
+    safe: redis-py then drops the connection, so no late reply is read as another's."""
+    async with asyncio.timeout(COMMAND_TIMEOUT):
+        return await call
 
 
 class _RedisNamespace:
@@ -306,13 +190,10 @@ class _RedisNamespace:
     @classmethod
     async def connect(cls, url: str, *, namespace: str = "spendgate", **kwargs: Any) -> Self:
         """Connect to the Redis at ``url`` (e.g. ``redis://host:6379/0``) and check it answers."""
-        client = Redis.from_url(url, decode_responses=True)
-        try:
-            await client.ping()
-            return cls(client, namespace=namespace, **kwargs)
-        except BaseException:
-            await client.aclose()
-            raise
+        return await _connected(url, lambda client: cls(client, namespace=namespace, **kwargs))
+
+    def rate_key(self, scope: str, minute: int) -> str:
+        return f"{self.prefix}rate:{scope}:{minute}"
 
     async def flush_namespace(self) -> int:
         """Delete every key of this namespace (counters, reservations and rate limits alike)."""
@@ -332,92 +213,147 @@ class _RedisNamespace:
 
 
 class RedisCounters(_RedisNamespace):
-    """``CounterStore`` in Redis: budgets hold across every replica sharing the namespace."""
+    """``CounterStore`` in Redis: budgets hold across every replica sharing the namespace. Its
+    ``admit`` and ``settle`` also take the request's rate limits, for ``RedisGate``."""
 
     def __init__(self, client: Redis, *, namespace: str = "spendgate", window_ttl: int = WINDOW_KEY_TTL) -> None:
         super().__init__(client, namespace=namespace)
         self.window_ttl = window_ttl
         self.expired = 0
-        self._deadlines = self.prefix + "deadlines"
-        self._reserve = client.register_script(_LUA_RESERVE)
-        self._settle = client.register_script(_LUA_SETTLE)
-        self._release = client.register_script(_LUA_RELEASE)
-        self._purge = client.register_script(_LUA_PURGE)
+        self.due_key = self.prefix + "due"
+        self._admit = client.register_script(scripts.ADMIT)
+        self._settle = client.register_script(scripts.SETTLE)
+        self._release = client.register_script(scripts.RELEASE)
+        self._purge = client.register_script(scripts.PURGE)
+        self._load = client.register_script(scripts.LOAD)
+        self._limits: dict[Decimal, int] = {}  # limit_to_pico of the budgets' limits (~2 µs each)
 
-    def spent_key(self, counter: str) -> str:
-        return f"{self.prefix}spent:{counter}"
-
-    def reserved_key(self, counter: str) -> str:
-        return f"{self.prefix}reserved:{counter}"
+    def counter_key(self, counter: str) -> str:
+        return f"{self.prefix}b:{counter}"
 
     def reservation_key(self, request_id: str) -> str:
-        return f"{self.prefix}res:{request_id}"
+        return f"{self.prefix}rsv:{request_id}"
 
     def key_ttl(self, counter: str) -> int | None:
-        """Seconds a counter's keys live after a write; None (no TTL) for a lifetime total."""
+        """Seconds a counter's hash lives after it is loaded; None (no TTL) for a lifetime total."""
         return None if counter.endswith(TOTAL_SUFFIX) else self.window_ttl
 
     async def missing(self, counters: Sequence[str]) -> list[str]:
         if not counters:
             return []
-        values = await self._redis.mget([self.spent_key(c) for c in counters])
-        return [c for c, value in zip(counters, values, strict=True) if value is None]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for counter in counters:
+                pipe.hexists(self.counter_key(counter), "s")
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                loaded = await pipe.execute()
+        return [c for c, exists in zip(counters, loaded, strict=True) if not exists]
 
     async def load(self, counter: str, spent: Decimal) -> None:
-        await self._redis.set(self.spent_key(counter), to_pico(spent), nx=True, ex=self.key_ttl(counter))
+        ttl = self.key_ttl(counter)
+        await within(self._load(keys=[self.counter_key(counter)], args=[to_pico(spent), "" if ttl is None else ttl]))
 
     async def reserve(self, request_id: str, charges: Sequence[Charge], amount: Decimal, ttl: float) -> Refused | None:
-        keys = [self._deadlines, self.reservation_key(request_id)]
+        refused = await self.admit(request_id, charges, amount, ttl, (), 0, 0.0)
+        assert not isinstance(refused, RateRefused)
+        return refused
+
+    async def admit(
+        self,
+        request_id: str,
+        charges: Sequence[Charge],
+        amount: Decimal,
+        ttl: float,
+        limits: Sequence[RateCharge],
+        tokens: int,
+        now: float,
+    ) -> Refused | RateRefused | None:
+        """``Gate.admit`` in one script (see redis_scripts.ADMIT)."""
+        pico = to_pico(amount)
+        keys = [self.due_key, self.reservation_key(request_id)]
         args: list[str | int] = [
             self.prefix,
-            self.window_ttl,
             PURGE_BATCH,
             request_id,
-            to_pico(amount),
+            pico,
+            -pico,
             max(0, math.ceil(ttl * 1_000_000)),
+            len(charges),
+            int(tokens),
+            RATE_KEY_TTL,
         ]
         for charge in charges:
-            keys += [self.spent_key(charge.counter), self.reserved_key(charge.counter)]
-            args += [charge.counter, limit_to_pico(charge.limit) if charge.blocking else ""]
-        result = await self._reserve(keys=keys, args=args)
-        self.expired += int(result[0])
-        if len(result) == 1:
+            keys.append(self.counter_key(charge.counter))
+            args += [charge.counter, self._limit_pico(charge.limit) if charge.blocking else ""]
+        if limits:
+            minute = minute_of(now)
+            for scope, rpm, tpm in limits:
+                keys.append(self.rate_key(scope, minute))
+                args += ["" if rpm is None else int(rpm), "" if tpm is None else int(tpm)]
+        result = await within(self._admit(keys=keys, args=args))
+        if isinstance(result, int):
+            self.expired += result
             return None
-        if int(result[1]) == -1:
+        self.expired += int(result[0])
+        index = int(result[1])
+        if index == -1:
             raise CounterMissing(orjson.loads(result[2]))
-        charge = charges[int(result[1]) - 1]
+        if index == -2:
+            return RateRefused(int(result[2]) - 1, 60 - now % 60)
+        charge = charges[index - 1]
         return Refused(charge.counter, charge.limit, from_pico(result[2]), from_pico(result[3]))
 
-    async def settle(self, request_id: str, cost: Decimal) -> list[CounterState]:
-        result = await self._settle(
-            keys=[self._deadlines, self.reservation_key(request_id)],
-            args=[self.prefix, self.window_ttl, request_id, to_pico(cost)],
+    def _limit_pico(self, limit: Decimal) -> int:
+        pico = self._limits.get(limit)
+        if pico is None:
+            if len(self._limits) >= 4096:  # limits edited many times over: start again
+                self._limits.clear()
+            pico = self._limits[limit] = limit_to_pico(limit)
+        return pico
+
+    async def settle(
+        self, request_id: str, cost: Decimal, scopes: Sequence[str] = (), tokens: int = 0, now: float = 0.0
+    ) -> list[CounterState]:
+        """``CounterStore.settle``, with ``Gate.settle``'s token correction in the same script."""
+        pico = to_pico(cost)
+        keys = [self.due_key, self.reservation_key(request_id)]
+        if tokens and scopes:
+            minute = minute_of(now)
+            keys += [self.rate_key(scope, minute) for scope in scopes]
+        reply = await within(
+            self._settle(keys=keys, args=[self.prefix, request_id, pico, int(tokens) if scopes else 0])
         )
+        result = orjson.loads(reply)
+        if not result:
+            return []
+        # The script answers with the values before its change (exact strings); add them here.
+        released = int(result[0])
         return [
-            CounterState(result[i], from_pico(result[i + 1]), from_pico(result[i + 2]))
-            for i in range(0, len(result), 3)
+            CounterState(result[i], from_pico(int(result[i + 1]) + pico), from_pico(int(result[i + 2]) + released))
+            for i in range(1, len(result), 3)
         ]
 
     async def release(self, request_id: str) -> None:
-        await self._release(
-            keys=[self._deadlines, self.reservation_key(request_id)],
-            args=[self.prefix, self.window_ttl, request_id],
+        await within(
+            self._release(keys=[self.due_key, self.reservation_key(request_id)], args=[self.prefix, request_id])
         )
 
     async def states(self, counters: Sequence[str]) -> dict[str, CounterState]:
         if not counters:
             return {}
-        keys = [self.spent_key(c) for c in counters] + [self.reserved_key(c) for c in counters]
-        values = await self._redis.mget(keys)
-        n = len(counters)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for counter in counters:
+                pipe.hmget(self.counter_key(counter), ["s", "r"])
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                values = await pipe.execute()
         return {
-            c: CounterState(c, from_pico(values[i] or 0), from_pico(values[n + i] or 0)) for i, c in enumerate(counters)
+            c: CounterState(c, from_pico(spent or 0), from_pico(reserved or 0))
+            for c, (spent, reserved) in zip(counters, values, strict=True)
         }
 
     async def purge_expired(self) -> int:
         total = 0
         while True:
-            purged = int(await self._purge(keys=[self._deadlines], args=[self.prefix, self.window_ttl, PURGE_BATCH]))
+            purged = int(await within(self._purge(keys=[self.due_key], args=[self.prefix, PURGE_BATCH])))
             total += purged
             if purged < PURGE_BATCH:
                 break
@@ -430,29 +366,49 @@ class RedisRateLimiter(_RedisNamespace):
 
     def __init__(self, client: Redis, *, namespace: str = "spendgate") -> None:
         super().__init__(client, namespace=namespace)
-        self._admit = client.register_script(_LUA_ADMIT)
-
-    def rate_key(self, scope: str, minute: int) -> str:
-        return f"{self.prefix}rate:{scope}:{minute}"
+        # A rate limit alone is an admission without charges (nothing reserved, nothing purged).
+        self._counters = RedisCounters(client, namespace=namespace)
 
     async def admit(
         self, limits: Sequence[tuple[str, int | None, int | None]], tokens: int, now: float
     ) -> float | None:
-        minute = minute_of(now)
-        keys = [self.rate_key(scope, minute) for scope, _, _ in limits]
-        args: list[str | int] = [int(tokens), RATE_KEY_TTL]
-        for _, rpm, tpm in limits:
-            args += ["" if rpm is None else int(rpm), "" if tpm is None else int(tpm)]
-        refused = int(await self._admit(keys=keys, args=args))
-        return None if refused == 0 else 60 - now % 60
+        refused = await self._counters.admit("", (), ZERO, 0, limits, tokens, now)
+        return None if refused is None else refused.retry_after  # type: ignore[union-attr]
 
     async def add_tokens(self, scopes: Sequence[str], tokens: int, now: float) -> None:
-        if not scopes:
+        if not scopes or not tokens:
             return
-        minute = minute_of(now)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for scope in scopes:
-                key = self.rate_key(scope, minute)
-                pipe.hincrby(key, "t", int(tokens))
-                pipe.expire(key, RATE_KEY_TTL)
-            await pipe.execute()
+        await self._counters.settle("", ZERO, scopes, tokens, now)
+
+
+class RedisGate:
+    """``Gate`` in Redis: one client (one connection pool) for the counters and the rate limits,
+    and one script per admission and per settlement."""
+
+    def __init__(self, client: Redis, *, namespace: str = "spendgate", window_ttl: int = WINDOW_KEY_TTL) -> None:
+        self.counters = RedisCounters(client, namespace=namespace, window_ttl=window_ttl)
+        self.limiter = RedisRateLimiter(client, namespace=namespace)
+
+    @classmethod
+    async def connect(cls, url: str, *, namespace: str = "spendgate", **kwargs: Any) -> Self:
+        return await _connected(url, lambda client: cls(client, namespace=namespace, **kwargs))
+
+    async def admit(
+        self,
+        request_id: str,
+        charges: Sequence[Charge],
+        amount: Decimal,
+        ttl: float,
+        limits: Sequence[RateCharge],
+        tokens: int,
+        now: float,
+    ) -> Refused | RateRefused | None:
+        return await self.counters.admit(request_id, charges, amount, ttl, limits, tokens, now)
+
+    async def settle(
+        self, request_id: str, cost: Decimal, scopes: Sequence[str], tokens: int, now: float
+    ) -> list[CounterState]:
+        return await self.counters.settle(request_id, cost, scopes, tokens, now)
+
+    async def close(self) -> None:
+        await self.counters.close()  # the one client both use

@@ -48,3 +48,21 @@ def window_for(period: str, timezone: str, now: datetime) -> Window:
         following = (first + timedelta(days=32)).replace(day=1)
         return Window(first.strftime("%Y-%m"), _midnight(first, zone), _midnight(following, zone))
     raise ValueError(f"unknown period {period!r}")
+
+
+class WindowCache:
+    """The current window of each (period, timezone), resolved once and reused while ``now`` is
+    inside it: building one costs a ZoneInfo lookup, conversions and datetimes, on every request
+    otherwise. Exact at rollover (and if a clock goes back), since a cached window is only
+    reused while ``start <= now < end``. One per owner (the Enforcer), not module state."""
+
+    __slots__ = ("_windows",)
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, str], Window] = {}
+
+    def get(self, period: str, timezone: str, now: datetime) -> Window:
+        window = self._windows.get((period, timezone))
+        if window is None or not window.contains(now):
+            window = self._windows[(period, timezone)] = window_for(period, timezone, now)
+        return window

@@ -20,8 +20,8 @@ import orjson
 from spendgate.alerts.center import AlertCenter
 from spendgate.alerts.dispatcher import AlertDispatcher
 from spendgate.attribution import Directory
-from spendgate.budgets.counters import InProcessCounters, InProcessRateLimiter
 from spendgate.budgets.enforcer import Enforcer, counter_key
+from spendgate.budgets.gate import InProcessGate
 from spendgate.budgets.model import Scope as BudgetScope
 from spendgate.budgets.rules import Rules
 from spendgate.budgets.status import budget_status
@@ -83,8 +83,7 @@ class SpendgateApp:
         # Alerts are evaluated and delivered in the background, never on the request path.
         self.alerts = AlertCenter(store, AlertDispatcher(store, clock=clock), clock=clock)
         self.enforcer = Enforcer(
-            InProcessCounters(),
-            InProcessRateLimiter(),
+            InProcessGate(),
             self._ledger_spend,
             observer=self.alerts,
             reservation_ttl=settings.reservation_ttl,
@@ -130,10 +129,9 @@ class SpendgateApp:
             connector=connector, timeout=timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
         if self.settings.redis_url:
-            from spendgate.budgets.redis_counters import RedisCounters, RedisRateLimiter
+            from spendgate.budgets.redis_counters import RedisGate
 
-            self.enforcer.counters = await RedisCounters.connect(self.settings.redis_url)
-            self.enforcer.limiter = await RedisRateLimiter.connect(self.settings.redis_url)
+            self.enforcer.gate = await RedisGate.connect(self.settings.redis_url)
         self.writer.start()
         self.refresher.start()
         self.enforcer.start()
