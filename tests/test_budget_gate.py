@@ -149,3 +149,23 @@ async def test_a_request_costs_one_round_trip_to_admit_and_one_to_settle(redis_u
     finally:
         await gate.counters.flush_namespace()
         await gate.close()
+
+
+async def test_the_enforcers_memory_of_counters_stays_bounded_over_many_windows() -> None:
+    """The last seen state per budget window feeds the response headers; a daily budget over
+    years must not leave one entry per day behind."""
+    from datetime import timedelta
+
+    async def ledger_spend(scope, window):
+        return D(0)
+
+    enforcer = Enforcer(InProcessGate(), ledger_spend, wall_clock=lambda: T)
+    enforcer.rules = Rules(budgets=(Budget(name="daily", scope=Scope.parse("org"), limit_usd=D(1), period="day"),))
+    owner = Attribution(project="p", team="t", cost_center=None, environment=None, key="k")
+    start = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    for day in range(400):
+        admission = await enforcer.admit(f"r{day}", owner, D("0.01"), 10, start + timedelta(days=day))
+        assert admission is not None
+        await enforcer.settle(admission, D("0.001"), 10)
+        assert admission.nearest == ("daily", D("0.99"))  # a new day: nothing spent in it yet
+    assert len(enforcer._known) <= 4 + 64 + 1

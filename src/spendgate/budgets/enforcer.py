@@ -183,8 +183,13 @@ class Enforcer:
             states = await self.gate.settle(
                 admission.request_id, cost or ZERO, scopes, correction, admission.admitted_at
             )
+            known = self._known
+            # One entry per budget window: past windows would pile up for the life of the
+            # process. Only headers read it, so forgetting everything now and then is harmless.
+            if len(known) > 4 * len(self.rules.budgets) + 64:
+                known.clear()
             for state in states:
-                self._known[state.counter] = state
+                known[state.counter] = state
             if self.observer is not None:
                 by_counter = {state.counter: state for state in states}
                 for budget, window, charge in admission.charged:
