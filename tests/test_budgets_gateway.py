@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -332,3 +333,45 @@ def test_two_gateways_sharing_redis_roll_windows_and_match_the_ledger(make_gatew
     states = asyncio.run_coroutine_threadsafe(counters.states(keys), first.app.loop).result(5)
     assert states[keys[0]].spent == spent
     assert states[keys[1]].spent == first.store.spend(scope, following.start, following.end)
+
+
+def test_budgets_that_cannot_be_checked_refuse_with_503_and_reach_no_provider(make_gateway, redis_url: str) -> None:
+    """Redis cut off: the gateway fails closed, in each provider's shape, and recovers alone."""
+    from urllib.parse import urlsplit
+
+    from tests.tcp_proxy import TcpProxy
+
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379).start()
+    try:
+        gateway = make_gateway(redis_url=f"redis://127.0.0.1:{proxy.port}{parts.path}")
+        key = _setup(gateway, limit_usd=Decimal(10))
+        client = gateway.openai(key)
+        client.chat.completions.create(**_ask())
+        sent = len(gateway.sim.log.records)
+        proxy.cut()
+        with pytest.raises(openai.InternalServerError) as unavailable:
+            client.chat.completions.create(**_ask())
+        assert unavailable.value.status_code == 503
+        assert unavailable.value.body["code"] == "enforcement_unavailable"
+        assert "nothing was sent upstream" in unavailable.value.body["message"]
+        assert unavailable.value.response.headers["retry-after"] == "1"
+        with pytest.raises(anthropic.InternalServerError) as unavailable_anthropic:
+            gateway.anthropic(key).messages.create(
+                model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+            )
+        assert unavailable_anthropic.value.status_code == 503
+        assert unavailable_anthropic.value.body["error"]["type"] == "service_unavailable"
+        assert len(gateway.sim.log.records) == sent  # nothing reached the provider
+        proxy.restore()
+        for _ in range(50):  # redis-py reconnects on the next command
+            try:
+                client.chat.completions.create(**_ask())
+                break
+            except openai.InternalServerError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the gateway did not recover when Redis came back")
+        assert len(gateway.sim.log.records) == sent + 1
+    finally:
+        proxy.close()

@@ -67,6 +67,19 @@ def upstream_timeout(provider: str, seconds: float) -> GatewayError:
     return GatewayError(504, "upstream_error", f"{provider} did not answer within {seconds:g}s")
 
 
+def enforcement_unavailable(reason: str) -> GatewayError:
+    # Fail closed: a budget that cannot be checked is not a budget that allows. 503 with
+    # retry-after makes the official SDKs retry on their own.
+    return GatewayError(
+        503,
+        "service_unavailable",
+        f"spendgate cannot check this request against its budgets and rate limits right now ({reason[:200]});"
+        " nothing was sent upstream, retry shortly",
+        code="enforcement_unavailable",
+        headers=((b"retry-after", b"1"),),
+    )
+
+
 def refusal_error(refusal: Refusal) -> GatewayError:
     """Budget, rate-limit and policy refusals, saying exactly which rule refused and why."""
     if isinstance(refusal, PolicyViolation):

@@ -38,6 +38,7 @@ from spendgate.gateway.errors import (
     ANTHROPIC,
     GatewayError,
     authentication_error,
+    enforcement_unavailable,
     invalid_request,
     refusal_error,
     upstream_timeout,
@@ -208,6 +209,10 @@ class Gateway:
             )
         except Refusal as refusal:
             raise refusal_error(refusal) from refusal
+        except Exception as exc:
+            # Redis unreachable, or a window's spend unreadable from the ledger.
+            log.exception("could not check budgets and rate limits for %s", request_id)
+            raise enforcement_unavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def _settle_budgets(self, admission: Admission, event: UsageEvent) -> None:
         assert self.enforcer is not None
