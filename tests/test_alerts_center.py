@@ -189,3 +189,21 @@ async def test_flush_needs_a_running_center(store: CountingStore) -> None:
     with pytest.raises(RuntimeError, match="start"):
         await center.flush()
     await center.aclose()
+
+
+async def test_a_burst_is_evaluated_once_and_flush_does_not_wait_for_the_interval(
+    store: CountingStore, clock: Clock
+) -> None:
+    # An hour between evaluations: only flush (and closing) can get this one evaluated.
+    center = AlertCenter(store, AlertDispatcher(store, poll_interval=60), clock=clock, evaluate_interval=3600)
+    center.start()
+    monthly = budget()
+    window = window_for("month", "UTC", clock())
+    for amount in ("10", "55", "85", "30"):  # the latest spend of the window is what counts
+        center.budget_spent(monthly, window, D(amount))
+    await center.flush()
+    assert store.record_calls == 0  # 30 crosses nothing: the earlier observations were superseded
+    center.budget_spent(monthly, window, D("85"))
+    await center.flush()
+    assert [t for *_, t in fired(store)] == [50, 80]
+    await center.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from spendgate import management
-from spendgate.ledger.events import UsageEvent, new_event_id
+from spendgate.ledger.events import EventIds, UsageEvent, new_event_id
 from spendgate.ledger.sqlite import SQLiteStore
 from spendgate.ledger.store import StoreError, open_store
 from spendgate.ledger.writer import EventWriter
@@ -176,6 +177,36 @@ def test_new_event_ids_sort_like_time() -> None:
     assert earlier < later
     assert len(earlier) == 32
     assert new_event_id(datetime(2025, 1, 1, tzinfo=UTC)) != earlier
+
+
+def test_counter_ids_sort_like_time_and_never_repeat() -> None:
+    ids = EventIds()
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    earlier = ids(at)
+    assert len(earlier) == 32 and int(earlier, 16) >= 0
+    assert earlier < ids(datetime(2025, 1, 1, 0, 0, 1, tzinfo=UTC))
+    assert earlier[:12] == new_event_id(at)[:12]  # the same time prefix as the random ids
+    # Two writers (two processes, or two starts of one) in the same millisecond.
+    other = EventIds()
+    many = [ids(at) for _ in range(10_000)] + [other(at) for _ in range(10_000)]
+    assert len(set(many)) == len(many)
+
+
+def test_counter_ids_of_a_forked_child_differ_from_its_parent() -> None:
+    ids = EventIds()
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, then out without pytest's clean-up
+        os.write(write, "".join(ids(at) for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    child = {text[i : i + 32] for i in range(0, len(text), 32)}
+    parent = {ids(at) for _ in range(100)}
+    assert len(child) == 100 and not child & parent
 
 
 # --- reports ------------------------------------------------------------------------------
@@ -545,6 +576,24 @@ async def test_writer_aclose_flushes_everything(tmp_path: Path) -> None:
     assert writer.written == 250
     store.close()
     assert count_rows(tmp_path / "w.db") == 250
+
+
+async def test_a_periodic_round_leaves_less_than_a_batch_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under steady traffic a round ships full batches and leaves the rest for the next tick
+    # (not a transaction per handful of events); flush still ships everything.
+    monkeypatch.setattr("spendgate.ledger.writer.MAX_BATCH", 2)
+    store = SQLiteStore(tmp_path / "w.db")
+    writer = EventWriter(store, flush_interval=60)
+    for _ in range(5):
+        writer.record(event())
+    assert await writer._ship_all(drain=False)
+    assert (writer.written, writer.pending) == (4, 1)
+    await writer.flush()
+    assert (writer.written, writer.pending) == (5, 0)
+    await writer.aclose()
+    store.close()
 
 
 async def test_writer_background_flush(tmp_path: Path) -> None:

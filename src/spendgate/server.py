@@ -25,6 +25,9 @@ def uvicorn_config(app, host: str, port: int, log_level: str = "warning", **kw) 
         "log_level": log_level,
         "access_log": False,
         "timeout_keep_alive": 30,
+        # spendgate never reads the client's address, so uvicorn's X-Forwarded-For rewriting
+        # (a middleware call on every request) buys nothing.
+        "proxy_headers": False,
         **kw,
     }
     return uvicorn.Config(app, host=host, port=port, **options)
@@ -70,6 +73,7 @@ def run_gateway(
         log_level=log_level,
         access_log=False,
         timeout_keep_alive=30,
+        proxy_headers=False,
     )
 
 

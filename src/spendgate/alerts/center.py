@@ -6,8 +6,10 @@ note the observation and return: deciding, storing and sending happen in backgro
 so the request path never waits on the database or a webhook.
 
 Observations are coalesced per budget window (the latest spend is all that matters, since
-crossed thresholds are derived from it; the first refusal is the one worth reporting), so a
-burst of traffic costs one evaluation and memory stays bounded by the number of budgets.
+crossed thresholds are derived from it; the first refusal is the one worth reporting), and
+evaluated at most once per ``evaluate_interval`` (``flush`` and closing do not wait for it):
+under steady traffic the gateway pays one evaluation per budget per interval, not one per
+request, and memory stays bounded by the number of budgets.
 Which alerts this process has already stored is remembered per budget, for its current
 window only, so the database is asked once per threshold per process, not per request;
 the database's uniqueness then settles races between replicas.
@@ -16,6 +18,7 @@ the database's uniqueness then settles races between replicas.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -40,6 +43,9 @@ from spendgate.budgets.model import Budget
 from spendgate.budgets.windows import Window
 
 log = logging.getLogger("spendgate.alerts")
+
+# Alerts are news within a fraction of a second; evaluating more often only costs CPU.
+EVALUATE_INTERVAL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +93,22 @@ class AlertCenter:
     """Call ``budget_spent`` / ``budget_refused`` from the event loop's thread only."""
 
     def __init__(
-        self, store: AlertStore, dispatcher: AlertDispatcher, *, clock: Callable[[], datetime] = utc_now
+        self,
+        store: AlertStore,
+        dispatcher: AlertDispatcher,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        evaluate_interval: float = EVALUATE_INTERVAL_S,
     ) -> None:
         self._store = store
+        self._interval = evaluate_interval
         self._dispatcher = dispatcher
         self._clock = clock
         self._pending: dict[tuple[str, str, str], Observation] = {}
         # budget name -> (window key, {(kind, threshold)} stored for that window)
         self._recorded: dict[str, tuple[str, set[tuple[str, int]]]] = {}
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()  # someone waits (flush, close): evaluate without pausing
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
@@ -125,12 +138,15 @@ class AlertCenter:
         """Wait until every observation noted so far has been evaluated and its alerts stored."""
         if self._task is None or self._task.done():
             raise RuntimeError("the alert center is not running; call start() first")
+        if not self._idle.is_set():
+            self._hurry.set()
         await self._idle.wait()
 
     async def aclose(self) -> None:
         """Evaluate what is still noted, then stop, then close the dispatcher (which sends
         what is due)."""
         self._closing = True
+        self._hurry.set()
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -141,7 +157,13 @@ class AlertCenter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            if self._interval > 0 and not self._hurry.is_set():
+                # Let the observations of a burst gather: one evaluation covers them all.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), self._interval)
             self._wake.clear()
+            if not self._closing:
+                self._hurry.clear()
             batch, self._pending = self._pending, {}
             if batch:
                 try:

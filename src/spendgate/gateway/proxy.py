@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -46,7 +46,7 @@ from spendgate.gateway.errors import (
 )
 from spendgate.gateway.routes import INCLUDE_USAGE_KINDS, Route
 from spendgate.gateway.upstream import Target, Upstreams
-from spendgate.ledger.events import UsageEvent, new_event_id
+from spendgate.ledger.events import EventIds, UsageEvent
 from spendgate.ledger.writer import EventWriter
 from spendgate.money import format_usd
 from spendgate.pricing import PriceBook
@@ -98,6 +98,7 @@ class Gateway:
     session: aiohttp.ClientSession | None = None
     refresh_directory: Callable[[], Any] | None = None  # awaitable factory, for unknown keys
     enforcer: Enforcer | None = None
+    new_event_id: EventIds = field(default_factory=EventIds)
 
     # --- refusals ----------------------------------------------------------------------
     async def authenticate(self, headers: dict[str, str]) -> GatewayKey:
@@ -140,7 +141,7 @@ class Gateway:
             target = self.upstreams.resolve(route, model)
             self.upstreams.check_credentials(target.upstream)
             now = self.clock()
-            request_id = new_event_id(now)
+            request_id = self.new_event_id(now)
             admission = await self._admit(request_id, route, target, body, attribution, now)
         except GatewayError as error:
             await send_error(send, error, route.family)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +20,36 @@ def new_event_id(now: datetime) -> str:
     the index and ids sort like timestamps."""
     millis = int(now.timestamp() * 1000)
     return f"{millis:012x}{os.urandom(10).hex()}"
+
+
+class EventIds:
+    """``new_event_id`` without a syscall per id, for the request path: the same 32 hex
+    characters, 48-bit milliseconds first, then 48 random bits drawn once per process (again
+    in a forked child) and a 32-bit counter. Ids of one process never repeat (the counter
+    would have to wrap within one millisecond); two processes or two starts share ids only if
+    their random parts match, which is as unlikely as two ``new_event_id`` ids matching."""
+
+    __slots__ = ("__weakref__", "_counter", "_prefix")
+
+    def __init__(self) -> None:
+        self._reseed()
+        ids = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _reseed_alive(ids))
+
+    def _reseed(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def __call__(self, now: datetime) -> str:
+        millis = int(now.timestamp() * 1000)
+        # next() on itertools.count is atomic under the GIL: safe from any thread.
+        return f"{millis:012x}{self._prefix}{next(self._counter) & 0xFFFFFFFF:08x}"
+
+
+def _reseed_alive(ids: weakref.ref[EventIds]) -> None:
+    alive = ids()
+    if alive is not None:
+        alive._reseed()
 
 
 def format_ts(ts: datetime) -> str:

@@ -216,7 +216,10 @@ class EventWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
             self._wake.clear()
-            await self._ship_all()
+            # What arrived during this round waits for the next tick (or a full batch): shipping
+            # until empty under steady traffic means a transaction, a checkpoint and a thread
+            # hand-off for every few events.
+            await self._ship_all(drain=False)
 
     async def _sync_loop(self) -> None:
         # Its own thread: an fsync never waits behind a database call that hangs.
@@ -230,8 +233,9 @@ class EventWriter:
                 except OSError:
                     log.exception("spool fsync failed")
 
-    async def _ship_all(self) -> bool:
-        """Ship until nothing is left; False if it gave up (closing while the store is down)."""
+    async def _ship_all(self, *, drain: bool = True) -> bool:
+        """Ship until nothing is left (``drain``) or until less than a full batch is left (a
+        periodic round); False if it gave up (closing while the store is down)."""
         if self._ship_lock is None:  # never started: ship inline
             self._ship_lock = asyncio.Lock()
         async with self._ship_lock:
@@ -247,7 +251,7 @@ class EventWriter:
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
                     continue
                 backoff = 0.05
-                if not more:
+                if not more or not (drain or self._closing or self._backlog >= MAX_BATCH or self._spilled):
                     return True
 
     async def _ship_one_batch(self) -> bool:

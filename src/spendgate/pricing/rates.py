@@ -73,6 +73,7 @@ class Rates:
     _scaled: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _request_units: int = field(init=False, repr=False, compare=False)
     _exponent: int = field(init=False, repr=False, compare=False)
+    _texts: tuple[str, ...] = field(init=False, repr=False, compare=False)  # ``as_dict``'s values
 
     def __post_init__(self) -> None:
         parts: list[tuple[int, int]] = []
@@ -91,10 +92,12 @@ class Rates:
         object.__setattr__(self, "_scaled", tuple(scaled[:6]))
         object.__setattr__(self, "_request_units", scaled[6] * 1000)
         object.__setattr__(self, "_exponent", -(places + 6))
+        # Every priced request stores its unit prices: formatted once, not per request.
+        object.__setattr__(self, "_texts", tuple(format(getattr(self, name), "f") for name in PRICE_FIELDS))
 
     def as_dict(self) -> dict[str, str]:
         """The unit prices as plain decimal strings (no exponent), to store with a ledger event."""
-        return {name: format(getattr(self, name), "f") for name in PRICE_FIELDS}
+        return dict(zip(PRICE_FIELDS, self._texts, strict=True))
 
     def discounted(self, percent: Decimal, source: str) -> Rates:
         """These prices times ``1 - percent/100``, computed exactly."""
