@@ -22,6 +22,7 @@ from spendgate.usage import (
     openai_usage,
     tokens_for_chars,
 )
+from spendgate.usage.estimate import text_chars
 
 
 def sse(payload: object, event: str | None = None, sep: bytes = b"\n") -> bytes:
@@ -507,3 +508,22 @@ def test_estimate_input_tokens_other_shapes() -> None:
     assert estimate_input_tokens({"prompt": "x" * 40}) == 10
     assert estimate_input_tokens({"system": "abcd", "instructions": "efgh", "messages": []}) == 2
     assert estimate_input_tokens({"model": "m"}) == 0
+
+
+def test_text_chars_counts_every_string_however_deep() -> None:
+    body = {
+        "model": "not counted",
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "abc"}, {"type": "image_url", "image_url": {"url": "u"}}],
+            },
+            {"role": "assistant", "content": None, "tool_calls": [{"function": {"arguments": "{}"}}]},
+            [["nested", 7, 1.5, True]],
+        ],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "input": 42,
+    }
+    strings = ["user", "text", "abc", "image_url", "u", "assistant", "{}", "nested"]
+    strings += ["function", "f", "object"]
+    assert text_chars(body) == sum(map(len, strings))

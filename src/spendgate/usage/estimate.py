@@ -18,13 +18,20 @@ _TEXT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "tools"
 
 
 def _text_chars(value: Any) -> int:
+    # On every request's path (reservation and begin record): plain loops, no generator frames.
     if isinstance(value, str):
         return len(value)
     if isinstance(value, dict):
-        return sum(_text_chars(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(_text_chars(v) for v in value)
-    return 0
+        value = value.values()
+    elif not isinstance(value, list):
+        return 0
+    total = 0
+    for item in value:
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, (dict, list)):
+            total += _text_chars(item)
+    return total
 
 
 def tokens_for_chars(chars: int) -> int:
@@ -33,7 +40,12 @@ def tokens_for_chars(chars: int) -> int:
 
 def text_chars(body: dict[str, Any]) -> int:
     """Characters of text a request sends (messages, prompt, system, tools…)."""
-    return sum(_text_chars(body.get(field)) for field in _TEXT_FIELDS)
+    total = 0
+    for field in _TEXT_FIELDS:
+        value = body.get(field)
+        if value is not None:
+            total += _text_chars(value)
+    return total
 
 
 def estimate_input_tokens(body: dict[str, Any]) -> int:
