@@ -104,7 +104,9 @@ class AlertCenter:
         self._interval = evaluate_interval
         self._dispatcher = dispatcher
         self._clock = clock
-        self._pending: dict[tuple[str, str, str], Observation] = {}
+        # Noted observations as plain tuples (Observation's fields): made into Observations
+        # only when evaluated, once per budget window and interval rather than per request.
+        self._pending: dict[tuple[str, str, str], tuple[Budget, Window, Decimal, Decimal | None]] = {}
         # budget name -> (window key, {(kind, threshold)} stored for that window)
         self._recorded: dict[str, tuple[str, set[tuple[str, int]]]] = {}
         self._wake = asyncio.Event()
@@ -116,14 +118,14 @@ class AlertCenter:
 
     # --- the request path: note and return ---------------------------------------------
     def budget_spent(self, budget: Budget, window: Window, spent: Decimal) -> None:
-        self._note(("spent", budget.name, window.key), Observation(budget, window, spent), latest=True)
+        self._pending[("spent", budget.name, window.key)] = (budget, window, spent, None)  # the latest wins
+        self._idle.clear()
+        self._wake.set()
 
     def budget_refused(self, budget: Budget, window: Window, spent: Decimal, reserved: Decimal) -> None:
-        self._note(("refused", budget.name, window.key), Observation(budget, window, spent, reserved))
-
-    def _note(self, key: tuple[str, str, str], seen: Observation, *, latest: bool = False) -> None:
-        if latest or key not in self._pending:
-            self._pending[key] = seen
+        key = ("refused", budget.name, window.key)
+        if key not in self._pending:  # the first refusal is the news
+            self._pending[key] = (budget, window, spent, reserved)
         self._idle.clear()
         self._wake.set()
 
@@ -167,7 +169,7 @@ class AlertCenter:
             batch, self._pending = self._pending, {}
             if batch:
                 try:
-                    await self._evaluate(list(batch.values()))
+                    await self._evaluate([Observation(*noted) for noted in batch.values()])
                 except Exception:
                     log.exception("budget alert evaluation failed")
             if not self._pending:
