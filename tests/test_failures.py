@@ -133,6 +133,32 @@ def test_unreachable_upstream_is_502_in_provider_shape(make_gateway) -> None:
     assert [e["status"] for e in gateway.events()] == ["error", "error"]
 
 
+def test_upstream_accepting_no_connection_is_502_after_connect_timeout_and_not_billed(make_gateway) -> None:
+    # A listener whose accept queue is full: the kernel drops further SYNs, so connect() hangs.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    try:
+        gateway = make_gateway(openai_base_url=f"http://127.0.0.1:{port}/v1", connect_timeout=0.3)
+        with pytest.raises(openai.APIStatusError) as error:
+            gateway.openai(gateway.key("k")).chat.completions.create(model="gpt-4o", messages=_user("hi"))
+        assert error.value.status_code == 502 and error.value.body["type"] == "upstream_error"
+        assert "no connection within 0.3s" in error.value.body["message"]
+        [event] = gateway.events()
+        assert (event["status"], event["http_status"], event["estimated"]) == ("error", 502, False)
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
 def test_upstream_timeout_is_504_and_recorded_incomplete(make_gateway) -> None:
     gateway = make_gateway(upstream_timeout=0.3)
     key = gateway.key("k")

@@ -77,6 +77,7 @@ class SpendgateApp:
             clock=clock,
             max_body_bytes=settings.max_body_bytes,
             upstream_timeout=settings.upstream_timeout,
+            connect_timeout=settings.connect_timeout,
             directory=Directory(),
         )
         # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).

@@ -95,6 +95,7 @@ class Gateway:
     max_body_bytes: int
     upstream_timeout: float
     directory: Directory
+    connect_timeout: float = 10.0
     session: aiohttp.ClientSession | None = None
     refresh_directory: Callable[[], Any] | None = None  # awaitable factory, for unknown keys
     enforcer: Enforcer | None = None
@@ -253,6 +254,12 @@ class Gateway:
             outcome.http_status = 502
             await send_error(send, upstream_unreachable(upstream.name, str(exc.os_error or exc)), route.family, own)
             return
+        except aiohttp.ConnectionTimeoutError:
+            # No connection within connect_timeout: nothing was sent, so nothing was billed.
+            outcome.http_status = 502
+            reason = f"no connection within {self.connect_timeout:g}s"
+            await send_error(send, upstream_unreachable(upstream.name, reason), route.family, own)
+            return
         except (TimeoutError, aiohttp.ServerTimeoutError):
             outcome.http_status, outcome.broken = 504, True
             await send_error(send, upstream_timeout(upstream.name, self.upstream_timeout), route.family, own)
@@ -391,6 +398,9 @@ class Gateway:
             ) as response:
                 payload = await response.read()
                 await send_response(send, response.status, _response_headers(response), payload)
+        except aiohttp.ConnectionTimeoutError:
+            reason = f"no connection within {self.connect_timeout:g}s"
+            await send_error(send, upstream_unreachable(upstream.name, reason), route.family)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             await send_error(send, upstream_timeout(upstream.name, self.upstream_timeout), route.family)
         except aiohttp.ClientError as exc:
