@@ -36,10 +36,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
+
+from compare.cpu import cpu_seconds
+from compare.probes import watch_redis
 
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "[[sim input=120 output=20]] hi"}]})
 STREAM_BODY = json.dumps(
@@ -87,55 +87,6 @@ def timed_requests(port: int, auth: str, body: str, count: int, *, first_byte: b
             raise RuntimeError(f"HTTP {response.status} from port {port}")
     connection.close()
     return samples
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far, all threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def redis_commands(redis_url: str, send: Callable[[], None]) -> tuple[int, Counter[str], int]:
-    """What ``send`` makes clients send to the Redis database of ``redis_url``, watched with
-    ``redis-cli monitor``: (round trips, commands sent, commands run inside Lua scripts). A
-    MULTI … EXEC (pipelined by redis-py) counts as one round trip."""
-    url = urlparse(redis_url)
-    db = (url.path or "/0").lstrip("/") or "0"
-    with tempfile.TemporaryFile() as log:
-        monitor = subprocess.Popen(
-            ["redis-cli", "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 6379), "monitor"], stdout=log
-        )
-        try:
-            time.sleep(0.3)
-            send()
-            time.sleep(0.3)
-        finally:
-            monitor.terminate()
-            monitor.wait(10)
-        log.seek(0)
-        lines = log.read().decode(errors="replace").splitlines()
-    sent: Counter[str] = Counter()
-    in_multi: set[str] = set()
-    trips = scripted = 0
-    # 1700000000.000000 [12 127.0.0.1:50000] "EVALSHA" "…"   /   … [12 lua] "HMGET" "…"
-    for line in lines:
-        _, _, rest = line.partition(f"[{db} ")
-        if not rest:
-            continue
-        client, _, args = rest.partition("] ")
-        command = args.split(" ", 1)[0].strip('"').upper()
-        if client == "lua":
-            scripted += 1
-            continue
-        sent[command] += 1
-        if command == "MULTI":
-            in_multi.add(client)
-        elif command == "EXEC":
-            in_multi.discard(client)
-            trips += 1
-        elif client not in in_multi:
-            trips += 1
-    return trips, sent, scripted
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -209,7 +160,9 @@ def main() -> None:
         through_ttfb = timed_requests(gateway_port, key, STREAM_BODY, n // 5, first_byte=True)
         trips = None
         if args.redis:
-            trips = redis_commands(args.redis, lambda: timed_requests(gateway_port, key, BODY, 200))
+            trips = watch_redis(
+                args.redis, lambda: timed_requests(gateway_port, key, BODY, 200), workdir / "redis-monitor.log"
+            )
     finally:
         gateway.send_signal(signal.SIGTERM)  # clean shutdown: the ledger is flushed
         gateway.wait(30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -34,16 +35,25 @@ class RedisTrips:
 
 def redis_trips(redis_url: str, port: int, auth: str | None, workdir: Path, requests: int = 200) -> RedisTrips:
     """Sequential requests while `redis-cli monitor` watches: what each one sends to Redis."""
+    trips, commands, scripted = watch_redis(
+        redis_url, lambda: first_byte_plain(port, fixtures.REQUEST_BODY, auth, requests), workdir / "redis-monitor.log"
+    )
+    return RedisTrips(requests, commands, trips, scripted)
+
+
+def watch_redis(redis_url: str, send: Callable[[], object], log: Path) -> tuple[int, Counter[str], int]:
+    """What ``send`` makes clients send to the Redis database of ``redis_url``, watched with
+    ``redis-cli monitor`` (its output kept in ``log``): (round trips, commands sent, commands
+    run inside Lua scripts). A MULTI … EXEC (pipelined by redis-py) counts as one round trip."""
     url = urlparse(redis_url)
     db = (url.path or "/0").lstrip("/") or "0"
-    log = workdir / "redis-monitor.log"
     with log.open("wb") as out:
         monitor = subprocess.Popen(
             ["redis-cli", "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 6379), "monitor"], stdout=out
         )
         try:
             time.sleep(0.3)
-            first_byte_plain(port, fixtures.REQUEST_BODY, auth, requests)
+            send()
             time.sleep(0.3)
         finally:
             monitor.terminate()
@@ -69,7 +79,7 @@ def redis_trips(redis_url: str, port: int, auth: str | None, workdir: Path, requ
             trips += 1
         elif client not in in_multi:
             trips += 1
-    return RedisTrips(requests, commands, trips, scripted)
+    return trips, commands, scripted
 
 
 def pg_transactions(pg_url: str, database: str) -> int:

@@ -218,12 +218,7 @@ def _serve(
     return service, port
 
 
-def spendgate_sqlite(workdir: Path, upstream_port: int, name: str = "spendgate-sqlite") -> Running:
-    path = workdir / f"{name}.db"
-    db_url = f"sqlite:///{path}"
-    key = _enforce_everything(db_url, workdir)
-    service, port = _serve(name, workdir, db_url, upstream_port, {})
-
+def _sqlite_ledger(path: Path) -> Callable[[], LedgerCount]:
     def count() -> LedgerCount:
         with sqlite3.connect(path) as db:
             row = db.execute(
@@ -231,7 +226,16 @@ def spendgate_sqlite(workdir: Path, upstream_port: int, name: str = "spendgate-s
             ).fetchone()
         return LedgerCount(*row)
 
-    return Running("spendgate (SQLite)", port, [service], auth=key, count_ledger=count)
+    return count
+
+
+def spendgate_sqlite(workdir: Path, upstream_port: int, name: str = "spendgate-sqlite") -> Running:
+    path = workdir / f"{name}.db"
+    db_url = f"sqlite:///{path}"
+    key = _enforce_everything(db_url, workdir)
+    service, port = _serve(name, workdir, db_url, upstream_port, {})
+
+    return Running("spendgate (SQLite)", port, [service], auth=key, count_ledger=_sqlite_ledger(path))
 
 
 def spendgate_workers(workdir: Path, upstream_port: int, redis_url: str, workers: int) -> Running:
@@ -248,19 +252,12 @@ def spendgate_workers(workdir: Path, upstream_port: int, redis_url: str, workers
         name, workdir, db_url, upstream_port, {"SPENDGATE_REDIS_URL": redis_url}, "--workers", str(workers)
     )
 
-    def count() -> LedgerCount:
-        with sqlite3.connect(path) as db:
-            row = db.execute(
-                "SELECT COUNT(*), COUNT(DISTINCT id), COALESCE(SUM(http_status = 200), 0) FROM usage_events"
-            ).fetchone()
-        return LedgerCount(*row)
-
     return Running(
         f"spendgate (SQLite + Redis, {workers} worker{'s' if workers > 1 else ''})",
         port,
         [service],
         auth=key,
-        count_ledger=count,
+        count_ledger=_sqlite_ledger(path),
         cleanup=[lambda: redis.Redis.from_url(redis_url).flushdb()],
     )
 

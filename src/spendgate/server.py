@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import uvicorn
@@ -17,20 +19,23 @@ from spendgate.settings import Settings, SettingsError, load_settings
 WORKER_FLAGS_ENV = "SPENDGATE_WORKER_FLAGS"
 
 
-def uvicorn_config(app, host: str, port: int, log_level: str = "warning", **kw) -> uvicorn.Config:
-    options = {
+# The server stack, one process or many (chosen by measurement: bench/compare/RESULTS.md).
+SERVER_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {
         "loop": "uvloop",
         "http": "httptools",
         "lifespan": "on",
-        "log_level": log_level,
         "access_log": False,
         "timeout_keep_alive": 30,
         # spendgate never reads the client's address, so uvicorn's X-Forwarded-For rewriting
         # (a middleware call on every request) buys nothing.
         "proxy_headers": False,
-        **kw,
     }
-    return uvicorn.Config(app, host=host, port=port, **options)
+)
+
+
+def uvicorn_config(app, host: str, port: int, log_level: str = "warning", **kw) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, **{**SERVER_OPTIONS, "log_level": log_level, **kw})
 
 
 def _logging(log_level: str) -> None:
@@ -67,13 +72,8 @@ def run_gateway(
         host=settings.host,
         port=settings.port,
         workers=workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
         log_level=log_level,
-        access_log=False,
-        timeout_keep_alive=30,
-        proxy_headers=False,
+        **SERVER_OPTIONS,
     )
 
 

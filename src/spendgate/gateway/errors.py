@@ -63,6 +63,11 @@ def upstream_unreachable(provider: str, reason: str) -> GatewayError:
     return GatewayError(502, "upstream_error", f"could not reach {provider}: {reason}")
 
 
+def upstream_connect_timeout(provider: str, seconds: float) -> GatewayError:
+    # Nothing was sent: unreachable (502), not a request the provider may have started (504).
+    return upstream_unreachable(provider, f"no connection within {seconds:g}s")
+
+
 def upstream_timeout(provider: str, seconds: float) -> GatewayError:
     return GatewayError(504, "upstream_error", f"{provider} did not answer within {seconds:g}s")
 

@@ -41,6 +41,7 @@ from spendgate.gateway.errors import (
     enforcement_unavailable,
     invalid_request,
     refusal_error,
+    upstream_connect_timeout,
     upstream_timeout,
     upstream_unreachable,
 )
@@ -255,10 +256,8 @@ class Gateway:
             await send_error(send, upstream_unreachable(upstream.name, str(exc.os_error or exc)), route.family, own)
             return
         except aiohttp.ConnectionTimeoutError:
-            # No connection within connect_timeout: nothing was sent, so nothing was billed.
-            outcome.http_status = 502
-            reason = f"no connection within {self.connect_timeout:g}s"
-            await send_error(send, upstream_unreachable(upstream.name, reason), route.family, own)
+            outcome.http_status = 502  # nothing was sent, so nothing was billed
+            await send_error(send, upstream_connect_timeout(upstream.name, self.connect_timeout), route.family, own)
             return
         except (TimeoutError, aiohttp.ServerTimeoutError):
             outcome.http_status, outcome.broken = 504, True
@@ -399,8 +398,7 @@ class Gateway:
                 payload = await response.read()
                 await send_response(send, response.status, _response_headers(response), payload)
         except aiohttp.ConnectionTimeoutError:
-            reason = f"no connection within {self.connect_timeout:g}s"
-            await send_error(send, upstream_unreachable(upstream.name, reason), route.family)
+            await send_error(send, upstream_connect_timeout(upstream.name, self.connect_timeout), route.family)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             await send_error(send, upstream_timeout(upstream.name, self.upstream_timeout), route.family)
         except aiohttp.ClientError as exc:
