@@ -35,7 +35,7 @@ _WORD = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 def normalize_service_tier(value: Any) -> str | None:
     """The tier ``value`` names, or None when it is absent or not a plausible tier name."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         return None
     tier = value.strip().lower()
     if not _WORD.fullmatch(tier):
