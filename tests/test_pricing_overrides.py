@@ -180,7 +180,11 @@ def test_each_invalid_entry_is_named_with_file_and_index(
     with pytest.raises(PriceFileError) as caught:
         load_overrides(path)
     assert caught.value.index == 2
-    assert str(caught.value).startswith(f"{path}: price #2: ")
+    # The file, the entry's number and, when it names one, its provider/model.
+    name = f" ({caught.value.entry})" if caught.value.entry else ""
+    assert str(caught.value).startswith(f"{path}: price #2{name}: ")
+    if "provider" not in message and "model" not in message and "trailing" not in message:
+        assert caught.value.entry == "openai/gpt-4o"
     assert message in str(caught.value)
 
 
@@ -190,7 +194,7 @@ def test_json_floats_are_refused_too(tmp_path: Path) -> None:
         '{"price": [{"provider": "p", "model": "m", "input_mtok": 2.5, "output_mtok": 1}]}',
         "p.json",
     )
-    with pytest.raises(PriceFileError, match=r'price #1: input_mtok = 2.5 is a float .* input_mtok = "2.5"'):
+    with pytest.raises(PriceFileError, match=r'price #1 \(p/m\): input_mtok = 2.5 is a float .* input_mtok = "2.5"'):
         load_overrides(path)
 
 

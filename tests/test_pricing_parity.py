@@ -175,8 +175,9 @@ def test_every_model_sheet_equals_calc_price(provider: Provider, model: ModelInf
 
 @pytest.mark.parametrize(("provider", "model"), MODELS, ids=[f"{p.id}/{m.id}" for p, m in MODELS])
 def test_every_model_through_the_book_by_name_equals_calc_price(provider: Provider, model: ModelInfo) -> None:
-    """The same through PriceBook, looked up by name as a client would send it."""
-    book = PriceBook(genai_provider_ids=BOOK_IDS)
+    """The same through PriceBook, looked up by name as a client would send it (without the
+    supplement, which adds what genai-prices lacks: tested below and in test_pricing_supplement)."""
+    book = PriceBook(genai_provider_ids=BOOK_IDS, supplement=())
     name = reference_name(provider, model)
     for at in instants(model):
         for usage in USAGES:
@@ -210,3 +211,53 @@ def test_every_openai_and_anthropic_model_is_priced_unless_it_has_no_token_price
         "tts-1",
         "tts-1-hd",
     }
+
+
+# --- service tiers: genai-prices' price variants ---------------------------------------------
+
+VARIANT_MODELS = [(p, m) for p, m in MODELS if m.price_variants]
+
+
+def variant_tiers(model: ModelInfo) -> list[str]:
+    """The service tiers a model has variants for, as the gateway names them."""
+    tiers = set()
+    for variant in model.price_variants or ():
+        if variant.when == {"processing": "batch"}:
+            tiers.add("batch")
+        elif set(variant.when) == {"service_tier"} and variant.when["service_tier"] != "default":
+            tiers.add(variant.when["service_tier"])
+    return sorted(tiers)
+
+
+def variant_instants(model: ModelInfo) -> list[datetime]:
+    result = [*instants(model), datetime(2026, 12, 1, 12, tzinfo=UTC)]
+    for variant in model.price_variants or ():
+        if isinstance(variant.constraint, StartDateConstraint):
+            start = datetime.combine(variant.constraint.start_date, time(), UTC)
+            result += [start - timedelta(microseconds=1), start]
+    return result
+
+
+def test_the_data_has_tier_variants_for_openai_and_anthropic() -> None:
+    tiers = {(p.id, tier) for p, m in VARIANT_MODELS for tier in variant_tiers(m)}
+    assert {("openai", "flex"), ("openai", "priority"), ("openai", "batch"), ("anthropic", "batch")} <= tiers
+
+
+@pytest.mark.parametrize(("provider", "model"), VARIANT_MODELS, ids=[f"{p.id}/{m.id}" for p, m in VARIANT_MODELS])
+def test_every_service_tier_through_the_book_equals_calc_price(provider: Provider, model: ModelInfo) -> None:
+    """Each tier a model lists, around each date its tier prices start: Decimal-equal to
+    calc_price given that tier's price context, on one warm book (so cached windows hold too)."""
+    book = PriceBook(genai_provider_ids=BOOK_IDS, supplement=())
+    name = reference_name(provider, model)
+    for tier in variant_tiers(model):
+        context = {"processing": "batch"} if tier == "batch" else {"service_tier": tier}
+        for at in sorted(variant_instants(model)):
+            for usage in USAGES:
+                priced = book.price(provider.id, name, usage, at, tier)
+                calc = genai_prices.calc_price(
+                    genai_usage(usage), name, provider_id=provider.id, genai_request_timestamp=at, price_context=context
+                )
+                if priced is None:
+                    assert not token_priced(calc.model_price)
+                    continue
+                assert priced.cost == calc.total_price, (tier, at, usage)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import openai
+import pytest
 
 from tests.conftest import Simulator
 
@@ -154,3 +155,67 @@ def test_several_workers_share_one_budget_and_lose_nothing(
     report = json.loads(_spendgate("report", "--by", "project", "--format", "json", env=env))
     assert report["total_requests"] == statuses.count(200)  # every answered request, once
     assert Decimal(report["total_cost_usd"]) <= Decimal("0.0015")
+
+
+GOOD_ENTRY = '[[price]]\nprovider = "openai"\nmodel = "gpt-4o"\ninput_mtok = "2"\noutput_mtok = "8"\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("prices.toml", "[[price]\n", "not valid TOML: "),
+        ("prices.json", '{"price": [', "not valid JSON: "),
+        ("prices.toml", GOOD_ENTRY + 'inptu_mtok = "1"\n', "price #1 (openai/gpt-4o): unknown field(s) inptu_mtok"),
+        ("prices.toml", GOOD_ENTRY.replace('"2"', "2.5"), "price #1 (openai/gpt-4o): input_mtok = 2.5 is a float"),
+        (
+            "prices.toml",
+            GOOD_ENTRY + GOOD_ENTRY + 'effective_from = "2026-02-30"\n',
+            "price #2 (openai/gpt-4o): effective_from = '2026-02-30' is not a date",
+        ),
+        (
+            "prices.toml",
+            GOOD_ENTRY + "[[price.tier]]\nabove_input_tokens = -1\ninput_mtok = '4'\n",
+            "price #1 (openai/gpt-4o): tier #1: above_input_tokens must be positive",
+        ),
+        ("absent.toml", None, "cannot read it"),
+    ],
+)
+def test_an_invalid_overrides_file_stops_serve_with_one_clear_line(
+    tmp_path: Path, name: str, text: str | None, problem: str
+) -> None:
+    prices = tmp_path / name
+    if text is not None:
+        prices.write_text(text)
+    config = tmp_path / "spendgate.toml"
+    config.write_text(f'db = "sqlite:///{tmp_path / "ledger.db"}"\nprices = "{prices}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "spendgate", "serve", "--port", str(_free_port()), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"Error: invalid price overrides: {prices}: ")
+    assert problem in line
+
+
+def test_an_invalid_overrides_file_from_the_environment_stops_every_worker_layout(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text(GOOD_ENTRY.replace('"8"', "8.0"))
+    env = {**os.environ, "SPENDGATE_PRICES": str(prices), "SPENDGATE_DB": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    for workers in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-m", "spendgate", "serve", "--port", str(_free_port()), "--workers", workers],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr + done.stdout
+        assert done.stderr.strip() == (
+            f"Error: invalid price overrides: {prices}: price #1 (openai/gpt-4o): output_mtok = 8.0 is a float and"
+            ' money must be exact: quote it, output_mtok = "8.0"'
+        )

@@ -111,6 +111,7 @@ def claude_usage(input_tokens: int, output: int, read: int = 0, write: int = 0, 
             "ephemeral_5m_input_tokens": write - write_1h,
             "ephemeral_1h_input_tokens": write_1h,
         },
+        "service_tier": "standard",
     }
 
 

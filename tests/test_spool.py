@@ -144,6 +144,52 @@ def test_records_round_trip_exactly(tmp_path: Path) -> None:
     assert e.position[1] == segment_path(spool.dir, e.position[0]).stat().st_size
 
 
+def test_the_service_tier_survives_the_spool_and_old_records_without_it_still_load(tmp_path: Path) -> None:
+    spool = Spool.open(tmp_path / "spool")
+    tiered = event(service_tier="priority")
+    spool.append_event(tiered)
+    spool.close()
+    [record] = list(records(spool.dir))
+    assert record.fields["service_tier"] == "priority"
+    assert decode_event(record.fields) == tiered
+    # A record written before the field existed (or by a newer gateway with fields this one
+    # does not know) still loads.
+    old = {k: v for k, v in record.fields.items() if k != "service_tier"}
+    assert decode_event(old).service_tier is None
+    assert decode_event({**record.fields, "some_future_field": 1}) == tiered
+
+
+def test_a_recovered_request_is_priced_at_the_tier_it_asked_for(tmp_path: Path) -> None:
+    from spendgate.attribution import Attribution
+    from spendgate.gateway.accounting import RequestContext, begin_record
+
+    def begin_of(body: dict[str, Any]) -> dict[str, Any]:
+        ctx = RequestContext(
+            request_id="r1",
+            started=datetime(2026, 12, 1, tzinfo=UTC),
+            started_perf=0.0,
+            endpoint="/v1/chat/completions",
+            provider="openai",
+            model="gpt-5",
+            stream=False,
+            attribution=Attribution("p", "t", None, "production", "k"),
+            body=body,
+        )
+        spool = Spool.open(tmp_path / "spool" / str(next(_ids)))
+        spool.append_begin("r1", begin_record(ctx))
+        spool.close()
+        [record] = list(records(spool.dir))
+        return record.fields
+
+    messages = [{"role": "user", "content": "x" * 3000}]
+    standard = unfinished_event(begin_of({"model": "gpt-5", "messages": messages}), PriceBook())
+    priority = unfinished_event(
+        begin_of({"model": "gpt-5", "messages": messages, "service_tier": "priority"}), PriceBook()
+    )
+    assert (standard.service_tier, priority.service_tier) == (None, "priority")
+    assert standard.cost_usd is not None and priority.cost_usd == standard.cost_usd * 2  # gpt-5 priority: 2x
+
+
 def test_a_begin_carries_no_prompt(tmp_path: Path) -> None:
     from spendgate.attribution import Attribution
     from spendgate.gateway.accounting import RequestContext, begin_record

@@ -527,3 +527,54 @@ def test_text_chars_counts_every_string_however_deep() -> None:
     strings = ["user", "text", "abc", "image_url", "u", "assistant", "{}", "nested"]
     strings += ["function", "f", "object"]
     assert text_chars(body) == sum(map(len, strings))
+
+
+# --- the service tier the answer reports ------------------------------------------------
+
+
+def test_openai_bodies_report_the_tier_beside_usage() -> None:
+    chat = {"model": "gpt-5", "service_tier": "priority", "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+    assert openai_response_usage(chat)[0] == Usage(input_tokens=3, output_tokens=2, service_tier="priority")
+    responses = {"model": "gpt-5", "service_tier": "flex", "usage": RESPONSES_USAGE}
+    usage, _ = openai_response_usage(responses)
+    assert usage is not None and usage.service_tier == "flex"
+    default = {**chat, "service_tier": "default"}
+    assert openai_response_usage(default)[0].service_tier == "standard"  # type: ignore[union-attr]
+    for odd in (None, 7, "", "not a tier!"):
+        assert openai_response_usage({**chat, "service_tier": odd})[0].service_tier is None  # type: ignore[union-attr]
+
+
+def test_chat_observer_takes_the_tier_from_the_chunks() -> None:
+    stream = [
+        sse({**chat_chunk({"content": "hi"}), "service_tier": "flex"}),
+        # The usage chunk of a compatible provider that states the tier only once, earlier.
+        sse(USAGE_CHUNK),
+        b"data: [DONE]\n\n",
+    ]
+    observer = ChatStreamObserver(strip_usage_chunk=True)
+    for event in stream:
+        observer.observe(event)
+    assert observer.usage == Usage(input_tokens=11, output_tokens=7, service_tier="flex")
+    observer = ChatStreamObserver(strip_usage_chunk=True)
+    observer.observe(sse({**USAGE_CHUNK, "service_tier": "priority"}))
+    assert observer.usage is not None and observer.usage.service_tier == "priority"
+
+
+def test_responses_observer_takes_the_tier_from_the_final_response() -> None:
+    observer = ResponsesStreamObserver()
+    final = {"model": "gpt-5", "service_tier": "flex", "usage": RESPONSES_USAGE}
+    observer.observe(responses_event("response.completed", response=final))
+    assert observer.usage is not None and observer.usage.service_tier == "flex"
+
+
+def test_anthropic_reports_the_tier_in_usage() -> None:
+    usage = anthropic_usage({"input_tokens": 5, "output_tokens": 1, "service_tier": "batch"})
+    assert usage == Usage(input_tokens=5, output_tokens=1, service_tier="batch")
+    body = {"model": "claude-haiku-4-5", "usage": {"input_tokens": 5, "output_tokens": 1, "service_tier": "priority"}}
+    assert anthropic_response_usage(body)[0].service_tier == "priority"  # type: ignore[union-attr]
+    observer = MessagesStreamObserver()
+    start = {"input_tokens": 30, "output_tokens": 1, "service_tier": "standard"}
+    observer.observe(sse({"type": "message_start", "message": {"model": "claude-haiku-4-5", "usage": start}}))
+    assert observer.partial_usage is not None and observer.partial_usage.service_tier == "standard"
+    observer.observe(sse({"type": "message_delta", "usage": {"output_tokens": 9}}))
+    assert observer.usage == Usage(input_tokens=30, output_tokens=9, service_tier="standard")

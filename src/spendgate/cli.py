@@ -35,6 +35,7 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes (needs Redis).")
 def serve(host: str | None, port: int | None, db: str | None, config: str | None, log_level: str, workers: int) -> None:
     """Run the gateway (and its admin API) on one port."""
+    from spendgate.pricing import PriceFileError
     from spendgate.server import run_gateway
     from spendgate.settings import SettingsError
 
@@ -44,6 +45,9 @@ def serve(host: str | None, port: int | None, db: str | None, config: str | None
         run_gateway(settings, log_level=log_level, workers=workers, flags=flags, config_path=config)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
+    except PriceFileError as exc:
+        # One line naming the file, the entry and the problem; exit status 1, no traceback.
+        raise click.ClickException(f"invalid price overrides: {exc}") from None
 
 
 @main.command()

@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from spendgate.gateway import SpendgateApp, create_app
+from spendgate.pricing import load_overrides
 from spendgate.settings import Settings, SettingsError, load_settings
 
 # How `serve --workers N` hands its command line to the worker processes uvicorn starts:
@@ -50,6 +51,10 @@ def run_gateway(
     flags: dict[str, Any] | None = None,
     config_path: str | None = None,
 ) -> None:
+    if settings.prices:
+        # A bad overrides file is reported here, once (PriceFileError), before anything starts
+        # and not by every worker process.
+        load_overrides(settings.prices)
     _logging(log_level)
     log = logging.getLogger("spendgate")
     log.info("spendgate listening on http://%s:%d (ledger %s)", settings.host, settings.port, settings.db)

@@ -17,7 +17,7 @@ from spendgate.attribution import Attribution
 from spendgate.ledger.events import STATUS_ERROR, STATUS_INCOMPLETE, STATUS_OK, UsageEvent
 from spendgate.ledger.spool import parse_ts
 from spendgate.pricing import PriceBook, PricedUsage
-from spendgate.usage import Usage, estimate_input_tokens, tokens_for_chars
+from spendgate.usage import Usage, estimate_input_tokens, request_service_tier, tokens_for_chars
 
 
 @dataclass(slots=True)
@@ -59,6 +59,7 @@ def estimate_usage(ctx: RequestContext, outcome: Outcome) -> Usage:
             cache_write_tokens=partial.cache_write_tokens,
             cache_write_1h_tokens=partial.cache_write_1h_tokens,
             output_tokens=max(output, partial.output_tokens),
+            service_tier=partial.service_tier,
         )
     return Usage(input_tokens=estimate_input_tokens(ctx.body), output_tokens=output)
 
@@ -81,7 +82,10 @@ def settle(ctx: RequestContext, outcome: Outcome, prices: PriceBook) -> UsageEve
         usage = Usage()
 
     model = outcome.reported_model or ctx.model
-    priced = _price(prices, ctx, model, usage)
+    # The tier the provider says it served, else the one the client asked for: it decides the
+    # price of every token (OpenAI's flex is half the standard price, priority about double).
+    service_tier = usage.service_tier or request_service_tier(ctx.body)
+    priced = _price(prices, ctx, model, usage, service_tier)
     attribution = ctx.attribution
     return UsageEvent(
         id=ctx.request_id,
@@ -113,6 +117,7 @@ def settle(ctx: RequestContext, outcome: Outcome, prices: PriceBook) -> UsageEve
         estimated=estimated,
         latency_ms=round((time.perf_counter() - ctx.started_perf) * 1000, 3),
         upstream_request_id=outcome.upstream_request_id,
+        service_tier=service_tier,
     )
 
 
@@ -120,7 +125,7 @@ def begin_record(ctx: RequestContext) -> dict[str, Any]:
     """What the spool keeps of a request about to go upstream: enough to record it as
     ``incomplete`` should the process die before it ends (no prompt, an estimate of its size)."""
     attribution = ctx.attribution
-    return {
+    begin = {
         "id": ctx.request_id,
         "ts": ctx.started,  # orjson writes it (faster than format_ts)
         "provider": ctx.provider,
@@ -138,6 +143,10 @@ def begin_record(ctx: RequestContext) -> dict[str, Any]:
         "tags": dict(attribution.tags) if attribution.tags else None,
         "input_tokens": estimate_input_tokens(ctx.body),
     }
+    service_tier = request_service_tier(ctx.body)
+    if service_tier is not None:  # priced at that tier should the request be recovered
+        begin["service_tier"] = service_tier
+    return begin
 
 
 def unfinished_event(begin: dict[str, Any], prices: PriceBook) -> UsageEvent:
@@ -163,16 +172,19 @@ def unfinished_event(begin: dict[str, Any], prices: PriceBook) -> UsageEvent:
         model=begin["model"],
         stream=bool(begin.get("stream")),
         attribution=attribution,
-        body={},
+        # What of the request body matters to its price: the tier it asked for.
+        body={"service_tier": begin.get("service_tier")},
     )
     outcome = Outcome(http_status=0, broken=True, partial_usage=Usage(input_tokens=int(begin.get("input_tokens") or 0)))
     return settle(ctx, outcome, prices)
 
 
-def _price(prices: PriceBook, ctx: RequestContext, model: str, usage: Usage) -> PricedUsage | None:
+def _price(
+    prices: PriceBook, ctx: RequestContext, model: str, usage: Usage, service_tier: str | None
+) -> PricedUsage | None:
     # The reported model (often a dated snapshot) is what was billed; fall back to the
     # requested name when only that one is known to the price table.
-    priced = prices.price(ctx.provider, model, usage, ctx.started)
+    priced = prices.price(ctx.provider, model, usage, ctx.started, service_tier)
     if priced is None and model != ctx.model:
-        priced = prices.price(ctx.provider, ctx.model, usage, ctx.started)
+        priced = prices.price(ctx.provider, ctx.model, usage, ctx.started, service_tier)
     return priced

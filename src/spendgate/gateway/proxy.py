@@ -59,6 +59,7 @@ from spendgate.usage import (
     Usage,
     anthropic_response_usage,
     openai_response_usage,
+    request_service_tier,
 )
 
 log = logging.getLogger("spendgate.gateway")
@@ -205,6 +206,7 @@ class Gateway:
             target.model,
             Usage(input_tokens=input_tokens, output_tokens=output_tokens),
             now,
+            request_service_tier(body),  # a priority request reserves at the priority price
         )
         try:
             return await enforcer.admit(

@@ -91,6 +91,9 @@ class UsageEvent:
     latency_ms: float = 0.0
     upstream_request_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The tier the request was served and priced at ("standard", "flex", "priority", "batch"…),
+    # as the provider reported it, else as the request asked; None when neither said.
+    service_tier: str | None = None
 
     @property
     def priced(self) -> bool:

@@ -1,10 +1,16 @@
 """Reading list prices out of genai-prices: which model a name means, and which price of that
-model is in force at an instant, with the window during which that stays the case.
+model is in force at an instant and service tier, with the window during which that stays the
+case.
 
 genai-prices answers "price at instant t"; the gateway wants to cache the answer, so for a
 model with conditional prices this computes the span around ``t`` during which no constraint
 changes state: between the nearest start dates and, for time-of-day prices, the nearest daily
 start/end times.
+
+Service tiers are genai-prices "price variants": partial prices selected by a request context,
+``{"service_tier": "flex"}`` / ``{"service_tier": "priority"}`` (OpenAI, Google) or
+``{"processing": "batch"}`` (the batch APIs), each valid from a date of its own. A variant
+replaces only the prices it names; the others stay the standard ones (genai-prices' rule).
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ from genai_prices.types import (
     TimeOfDateConstraint,
 )
 
-__all__ = ("ListModel", "ListPrice", "find_list_model", "list_price_at")
+from spendgate.usage.service_tier import STANDARD
+
+__all__ = ("ListModel", "ListPrice", "find_list_model", "list_price_at", "price_context")
+
+_Constraint = StartDateConstraint | TimeOfDateConstraint | None
 
 _ONE_DAY = timedelta(days=1)
 # A snapshot date at the end of a name: gpt-4o-mini-tts-2025-03-20, claude-x-20250929, x@20241022.
@@ -43,12 +53,17 @@ class ListModel:
 
 @dataclass(frozen=True, slots=True)
 class ListPrice:
-    """The price of a model in force at an instant, constant over ``[valid_from, valid_until)``."""
+    """The price of a model in force at an instant, constant over ``[valid_from, valid_until)``.
+
+    ``tier_priced`` is False when a service tier other than standard was asked for and
+    genai-prices has no price of that tier for the model then: ``prices`` are the standard ones.
+    """
 
     prices: ModelPrice
     condition: str  # why this price applies, e.g. "from 2025-06-10"; "" when unconditional
     valid_from: datetime | None
     valid_until: datetime | None
+    tier_priced: bool = True
 
 
 def find_list_model(snapshot: DataSnapshot, provider_id: str, model: str) -> ListModel | None:
@@ -78,16 +93,44 @@ def find_list_model(snapshot: DataSnapshot, provider_id: str, model: str) -> Lis
     return ListModel(provider, found, matched_as, label)
 
 
-def list_price_at(model: ModelInfo, at: datetime) -> ListPrice:
-    """The standard (no price-variant) price genai-prices uses for ``model`` at ``at``."""
-    if isinstance(model.prices, ModelPrice):
-        return ListPrice(model.prices, "", None, None)
-    # Let genai-prices choose, so its precedence rules stay the only ones; then find which
-    # conditional price it chose, to say why in the price source.
-    chosen = model.get_prices(at)
-    conditional = next((c for c in model.prices if c.prices is chosen), None)
-    valid_from, valid_until = _steady_window(model.prices, at)
-    return ListPrice(chosen, _describe(conditional), valid_from, valid_until)
+def price_context(service_tier: str | None) -> dict[str, str] | None:
+    """The genai-prices price context selecting ``service_tier``'s variant (None: standard)."""
+    if service_tier is None or service_tier == STANDARD:
+        return None
+    if service_tier == "batch":
+        return {"processing": "batch"}
+    return {"service_tier": service_tier}
+
+
+def list_price_at(found: ListModel, at: datetime, service_tier: str | None = None) -> ListPrice:
+    """The price genai-prices uses for ``found`` at ``at`` and ``service_tier`` (None: standard)."""
+    model = found.model
+    constraints: list[_Constraint] = []
+    conditional: ConditionalPrice | None = None
+    if not isinstance(model.prices, ModelPrice):
+        constraints += [c.constraint for c in model.prices]
+    context = price_context(service_tier)
+    # genai-prices ignores variants of a model it found through another provider's list.
+    own_model = any(candidate is model for candidate in found.provider.models)
+    variants = [v for v in model.price_variants or () if _selects(v.when, context)] if context and own_model else []
+    constraints += [v.constraint for v in variants]
+    # Let genai-prices choose, so its precedence rules stay the only ones.
+    chosen = model.get_prices(at, context) if variants else model.get_prices(at)
+    if not isinstance(model.prices, ModelPrice):
+        # Which conditional price it started from, to say why in the price source.
+        standard = model.get_prices(at)
+        conditional = next((c for c in model.prices if c.prices is standard), None)
+    tier_priced = context is None or any(
+        (v.constraint is None or v.constraint.active(at))
+        and any(price is not None for key, price in vars(v.prices).items() if not key.startswith("_"))
+        for v in variants
+    )
+    valid_from, valid_until = _steady_window(constraints, at)
+    return ListPrice(chosen, _describe(conditional), valid_from, valid_until, tier_priced)
+
+
+def _selects(when: dict[str, str], context: dict[str, str] | None) -> bool:
+    return context is not None and all(context.get(key) == value for key, value in when.items())
 
 
 def _describe(conditional: ConditionalPrice | None) -> str:
@@ -100,12 +143,11 @@ def _describe(conditional: ConditionalPrice | None) -> str:
     return ""
 
 
-def _steady_window(conditionals: list[ConditionalPrice], at: datetime) -> tuple[datetime | None, datetime | None]:
+def _steady_window(constraints: list[_Constraint], at: datetime) -> tuple[datetime | None, datetime | None]:
     """The span around ``at`` in which no constraint becomes active or inactive."""
     at = at.astimezone(UTC)
     boundaries: list[datetime] = []
-    for conditional in conditionals:
-        constraint = conditional.constraint
+    for constraint in constraints:
         if constraint is None:
             continue
         if isinstance(constraint, StartDateConstraint):

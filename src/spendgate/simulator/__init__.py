@@ -7,6 +7,9 @@ gateway, and by the benchmarks as a static upstream. Requests steer it with the 
 - ``input``, ``cached``, ``cache_write``, ``cache_write_1h``, ``output``, ``reasoning``: token
   counts, each in the provider's own convention (see :mod:`.plan`);
 - ``model``, ``text``: the model name echoed and the word the reply repeats;
+- ``service_tier``: the tier the answer reports (``none``: no tier in the answer); by default
+  OpenAI echoes the request's (``auto`` and no tier -> ``default``, ``fast`` -> ``priority``)
+  and Anthropic reports ``standard``;
 - ``status``: answer with that HTTP error; ``no_usage``: report no usage;
 - ``chunks``, ``break_after``, ``delay_ms``, ``chunk_delay_ms``: stream shape, failure and pacing.
 

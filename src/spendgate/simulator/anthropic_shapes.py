@@ -40,7 +40,7 @@ ERROR_TYPES = {
 
 def message_usage(plan: Plan, *, output_tokens: int | None = None) -> dict[str, Any]:
     cache_write_5m = plan.cache_write_tokens - plan.cache_write_1h_tokens
-    return {
+    usage: dict[str, Any] = {
         "input_tokens": plan.input_tokens,
         "output_tokens": plan.output_tokens if output_tokens is None else output_tokens,
         "cache_creation_input_tokens": plan.cache_write_tokens,
@@ -50,6 +50,9 @@ def message_usage(plan: Plan, *, output_tokens: int | None = None) -> dict[str, 
             "ephemeral_1h_input_tokens": plan.cache_write_1h_tokens,
         },
     }
+    if plan.service_tier is not None:
+        usage["service_tier"] = plan.service_tier
+    return usage
 
 
 def message(plan: Plan, message_id: str) -> dict[str, Any]:

@@ -87,9 +87,10 @@ def chat_completion(plan: Plan, completion_id: str, created: int) -> dict[str, A
                 "finish_reason": "stop",
             }
         ],
-        "service_tier": "default",
+        "service_tier": plan.service_tier,
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
+    _omit_absent_tier(completion)
     if not plan.no_usage:
         completion["usage"] = chat_usage(plan)
     return completion
@@ -106,10 +107,11 @@ def chat_completion_stream(plan: Plan, completion_id: str, created: int, *, incl
             "object": "chat.completion.chunk",
             "created": created,
             "model": plan.model,
-            "service_tier": "default",
+            "service_tier": plan.service_tier,
             "system_fingerprint": SYSTEM_FINGERPRINT,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
         }
+        _omit_absent_tier(payload)
         if include_usage:
             payload["usage"] = None
         return data_event(payload)
@@ -117,7 +119,9 @@ def chat_completion_stream(plan: Plan, completion_id: str, created: int, *, incl
     closing = [chunk({}, "stop")]
     usage = chat_usage(plan) if include_usage else None
     if usage is not None:
-        closing.append(_usage_chunk(completion_id, "chat.completion.chunk", created, plan.model, usage))
+        closing.append(
+            _usage_chunk(completion_id, "chat.completion.chunk", created, plan.model, usage, plan.service_tier)
+        )
     closing.append(DONE_EVENT)
     return EventStream(
         opening=[chunk({"role": "assistant", "content": "", "refusal": None}, None)],
@@ -127,7 +131,15 @@ def chat_completion_stream(plan: Plan, completion_id: str, created: int, *, incl
     )
 
 
-def _usage_chunk(completion_id: str, object_name: str, created: int, model: str, usage: dict) -> bytes:
+def _omit_absent_tier(payload: dict[str, Any]) -> None:
+    """A simulated provider that does not report a tier leaves the field out altogether."""
+    if payload.get("service_tier") is None:
+        payload.pop("service_tier", None)
+
+
+def _usage_chunk(
+    completion_id: str, object_name: str, created: int, model: str, usage: dict, service_tier: str | None = None
+) -> bytes:
     payload = {
         "id": completion_id,
         "object": object_name,
@@ -137,8 +149,8 @@ def _usage_chunk(completion_id: str, object_name: str, created: int, model: str,
         "choices": [],
         "usage": usage,
     }
-    if object_name == "chat.completion.chunk":
-        payload["service_tier"] = "default"
+    if object_name == "chat.completion.chunk" and service_tier is not None:
+        payload["service_tier"] = service_tier
     return data_event(payload)
 
 
@@ -233,7 +245,7 @@ def response_object(
         "parallel_tool_calls": True,
         "previous_response_id": None,
         "reasoning": {"effort": None, "summary": None},
-        "service_tier": "default",
+        "service_tier": plan.service_tier,
         "store": True,
         "temperature": 1.0,
         "text": {"format": {"type": "text"}, "verbosity": "medium"},

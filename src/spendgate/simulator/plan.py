@@ -42,7 +42,7 @@ INT_KEYS = frozenset(
     }
 )
 FLAG_KEYS = frozenset({"no_usage"})
-TEXT_KEYS = frozenset({"model", "text"})
+TEXT_KEYS = frozenset({"model", "text", "service_tier"})
 KNOWN_KEYS = INT_KEYS | FLAG_KEYS | TEXT_KEYS
 FLAG_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
@@ -66,6 +66,7 @@ class Plan:
     no_usage: bool
     delay_ms: float
     chunk_delay_ms: float
+    service_tier: str | None = None  # the tier the answer reports; None: the answer omits it
 
     @property
     def text(self) -> str:
@@ -93,6 +94,17 @@ def default_output_tokens(request: dict[str, Any]) -> int:
     return DEFAULT_OUTPUT_TOKENS
 
 
+def reported_service_tier(request: dict[str, Any], provider: Provider) -> str:
+    """The tier the provider reports by default: OpenAI serves the tier asked for (``auto``
+    and none as ``default``, ``fast`` as ``priority``); Anthropic reports ``standard``."""
+    if provider == "anthropic":
+        return "standard"
+    asked = request.get("service_tier")
+    if not isinstance(asked, str) or asked in ("auto", ""):
+        return "default"
+    return "priority" if asked == "fast" else asked
+
+
 def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, default_latency_ms: float = 0.0) -> Plan:
     """Build the plan for a request whose raw body is ``raw`` and parsed body is ``request``.
 
@@ -117,6 +129,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
             no_usage=False,
             delay_ms=default_latency_ms,
             chunk_delay_ms=0.0,
+            service_tier=reported_service_tier(request, provider),
         )
 
     numbers = _checked_numbers(directives)
@@ -152,6 +165,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
     # A broken stream sends exactly break_after deltas, whatever chunks says.
     chunks = break_after if break_after is not None else numbers.get("chunks", DEFAULT_CHUNKS)
     word = directives.get("text") or DEFAULT_WORD
+    service_tier = directives.get("service_tier") or reported_service_tier(request, provider)
 
     return Plan(
         model=directives.get("model") or model,
@@ -167,6 +181,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
         no_usage=_flag(directives, "no_usage"),
         delay_ms=float(numbers.get("delay_ms", default_latency_ms)),
         chunk_delay_ms=float(numbers.get("chunk_delay_ms", 0)),
+        service_tier=None if service_tier == "none" else service_tier,
     )
 
 

@@ -9,9 +9,11 @@ from spendgate.usage.openai import (
     openai_response_usage,
     openai_usage,
 )
+from spendgate.usage.service_tier import STANDARD, normalize_service_tier, request_service_tier
 from spendgate.usage.sse import SSESplitter, event_fields
 
 __all__ = [
+    "STANDARD",
     "ChatStreamObserver",
     "MessagesStreamObserver",
     "ResponsesStreamObserver",
@@ -21,7 +23,9 @@ __all__ = [
     "anthropic_usage",
     "estimate_input_tokens",
     "event_fields",
+    "normalize_service_tier",
     "openai_response_usage",
     "openai_usage",
+    "request_service_tier",
     "tokens_for_chars",
 ]

@@ -2,7 +2,8 @@
 
 Anthropic's ``input_tokens`` EXCLUDES cache reads and cache writes, which are reported
 beside it; the normalized ``input_tokens`` counts every input token, so they are added in
-here, in one place.
+here, in one place. ``usage.service_tier`` says which tier served the request (``standard``,
+``priority``, ``batch``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 
 from spendgate.usage.model import Usage
+from spendgate.usage.service_tier import normalize_service_tier
 from spendgate.usage.sse import event_fields
 
 
@@ -32,6 +34,7 @@ def anthropic_usage(usage: Any) -> Usage | None:
         cache_write_tokens=cache_write,
         cache_write_1h_tokens=min(cache_write_1h, cache_write),
         output_tokens=_int(usage.get("output_tokens")),
+        service_tier=normalize_service_tier(usage.get("service_tier")),
     )
 
 

@@ -8,6 +8,9 @@ Conventions (chosen so reports add up without knowing the provider):
   ``cache_write_1h_tokens`` is the part of the cache writes made with a one-hour TTL.
 - ``output_tokens`` counts every output token; ``reasoning_tokens`` is the part of it the
   model spent reasoning (OpenAI bills it as output).
+- ``service_tier`` is the tier the provider reports having served the request at, normalized
+  (``standard``, ``flex``, ``priority``, ``batch``…; see ``usage.service_tier``), or None when
+  the answer did not say. It is not a token count but it decides the price of every token.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class Usage:
     cache_write_1h_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    service_tier: str | None = None
 
     @property
     def uncached_input_tokens(self) -> int:

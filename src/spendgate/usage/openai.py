@@ -3,6 +3,9 @@
 OpenAI's ``prompt_tokens`` / ``input_tokens`` already include cached tokens, and
 ``completion_tokens`` / ``output_tokens`` already include reasoning tokens, which is
 exactly the normalized convention: no arithmetic needed, only renaming.
+
+The service tier is reported beside ``usage``, not in it: ``service_tier`` on a chat
+completion, on every chat chunk, and on a Responses API ``response`` object.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 import orjson
 
 from spendgate.usage.model import Usage
+from spendgate.usage.service_tier import normalize_service_tier
 from spendgate.usage.sse import event_fields
 
 
@@ -23,8 +27,11 @@ def _details(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def openai_usage(usage: Any) -> Usage | None:
-    """Normalize an OpenAI ``usage`` object of any endpoint; None when absent or malformed."""
+def openai_usage(usage: Any, service_tier: Any = None) -> Usage | None:
+    """Normalize an OpenAI ``usage`` object of any endpoint; None when absent or malformed.
+
+    ``service_tier`` is the ``service_tier`` field of the object that carried ``usage``.
+    """
     if not isinstance(usage, dict):
         return None
     if "prompt_tokens" in usage:  # chat, completions, embeddings
@@ -35,6 +42,7 @@ def openai_usage(usage: Any) -> Usage | None:
             cached_input_tokens=_int(input_details.get("cached_tokens")),
             output_tokens=_int(usage.get("completion_tokens")),
             reasoning_tokens=_int(output_details.get("reasoning_tokens")),
+            service_tier=normalize_service_tier(service_tier),
         )
     if "input_tokens" in usage:  # Responses API
         input_details = _details(usage.get("input_tokens_details"))
@@ -44,6 +52,7 @@ def openai_usage(usage: Any) -> Usage | None:
             cached_input_tokens=_int(input_details.get("cached_tokens")),
             output_tokens=_int(usage.get("output_tokens")),
             reasoning_tokens=_int(output_details.get("reasoning_tokens")),
+            service_tier=normalize_service_tier(service_tier),
         )
     return None
 
@@ -53,7 +62,7 @@ def openai_response_usage(body: Any) -> tuple[Usage | None, str | None]:
     if not isinstance(body, dict):
         return None, None
     model = body.get("model")
-    return openai_usage(body.get("usage")), model if isinstance(model, str) else None
+    return openai_usage(body.get("usage"), body.get("service_tier")), model if isinstance(model, str) else None
 
 
 def _loads(data: bytes) -> Any:
@@ -70,12 +79,13 @@ class ChatStreamObserver:
     extra usage-only chunk is withheld so the client sees the stream it asked for.
     """
 
-    __slots__ = ("model", "output_chars", "strip_usage_chunk", "usage")
+    __slots__ = ("model", "output_chars", "service_tier", "strip_usage_chunk", "usage")
 
     def __init__(self, *, strip_usage_chunk: bool) -> None:
         self.strip_usage_chunk = strip_usage_chunk
         self.usage: Usage | None = None
         self.model: str | None = None
+        self.service_tier: Any = None  # as last reported by a chunk (every chat chunk has it)
         self.output_chars = 0
 
     def observe(self, raw_event: bytes) -> bool:
@@ -87,10 +97,12 @@ class ChatStreamObserver:
             return True
         if self.model is None and isinstance(chunk.get("model"), str):
             self.model = chunk["model"]
+        if chunk.get("service_tier") is not None:
+            self.service_tier = chunk["service_tier"]
         choices = chunk.get("choices")
         if choices:
             self.output_chars += _choices_chars(choices)
-        usage = openai_usage(chunk.get("usage"))
+        usage = openai_usage(chunk.get("usage"), self.service_tier)
         if usage is not None:
             self.usage = usage
             if self.strip_usage_chunk and not choices:
@@ -152,7 +164,7 @@ class ResponsesStreamObserver:
             if isinstance(response, dict):
                 if isinstance(response.get("model"), str):
                     self.model = response["model"]
-                usage = openai_usage(response.get("usage"))
+                usage = openai_usage(response.get("usage"), response.get("service_tier"))
                 if usage is not None:
                     self.usage = usage
         return True
