@@ -72,6 +72,16 @@ def test_test_sends_a_signed_event(db_url: str, receiver: tuple[Receiver, str]) 
     assert verified(got.body, got.headers["x-spendgate-signature"], "whsec-t")
 
 
+def test_test_as_json(db_url: str, receiver: tuple[Receiver, str]) -> None:
+    _, url = receiver
+    hook = orjson.loads(run(webhooks, db_url, "add", f"{url}/hook", "--json").stdout)
+    result = run(webhooks, db_url, "test", hook["id"], "--json")
+    assert result.exit_code == 0, result.output
+    outcome = orjson.loads(result.stdout)
+    assert (outcome["webhook"], outcome["url"], outcome["status"]) == (hook["id"], f"{url}/hook", 200)
+    assert outcome["elapsed_ms"] >= 0 and set(outcome) == {"webhook", "url", "status", "elapsed_ms"}
+
+
 def test_test_reports_a_refusal_or_no_answer(db_url: str, receiver: tuple[Receiver, str]) -> None:
     rx, url = receiver
     rx.fail_first, rx.fail_status = 1, 404
