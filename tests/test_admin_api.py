@@ -75,3 +75,58 @@ def test_admin_api_budgets_show_live_reservations(make_gateway) -> None:
     assert status["spent_usd"] == "0.00021"  # 1000 x $0.15 + 100 x $0.60 per million
     assert status["reserved_usd"] == "0"
     assert status["remaining_usd"] == "2.49979"
+
+
+def _error(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["type"] == ("invalid_request_error" if status == 400 else "authentication_error")
+    return error["message"]
+
+
+def test_admin_events_limit_is_bounded(make_gateway) -> None:
+    gateway = make_gateway(admin_key=ADMIN)
+    key = gateway.key("k")
+    for _ in range(3):
+        gateway.openai(key).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    gateway.flush()
+    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+        assert len(admin.get("/admin/events", params={"limit": "2"}).json()) == 2
+        assert len(admin.get("/admin/events", params={"limit": "10000"}).json()) == 3
+        assert len(admin.get("/admin/events").json()) == 3  # default 50
+        for bad in ("-1", "0", "10001", str(2**64), "99999999999999999999999", "1.5", "abc", "", " 5", "٣"):
+            message = _error(admin.get("/admin/events", params={"limit": bad}), 400)
+            assert "limit must be a whole number from 1 to 10,000" in message, bad
+
+
+def test_admin_query_parameters_are_checked_on_every_route(make_gateway) -> None:
+    gateway = make_gateway(admin_key=ADMIN)
+    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+        assert "unknown query parameter 'limt'" in _error(admin.get("/admin/events?limt=5"), 400)
+        assert "more than once" in _error(admin.get("/admin/events?limit=1&limit=100000"), 400)
+        assert "unknown query parameter 'limit'" in _error(admin.get("/admin/teams?limit=1"), 400)
+        assert "unknown query parameter" in _error(admin.get("/admin/report?by=team&group=x"), 400)
+        assert "unknown query parameter" in _error(admin.post("/admin/teams?x=1", json={"name": "a"}), 400)
+        for day in ("2025-3-1", "20250301", "2025-W10-1", "yesterday"):
+            assert "since must be a day, YYYY-MM-DD" in _error(admin.get(f"/admin/report?since={day}"), 400), day
+        assert admin.get("/admin/report?by=team&since=2025-03-01&until=2025-03-31").status_code == 200
+        assert admin.get("/admin/teams").json() == []  # the refused POST created nothing
+
+
+def test_admin_api_takes_only_a_bearer_admin_key(make_gateway) -> None:
+    gateway = make_gateway(admin_key=ADMIN)
+    for accepted in (f"Bearer {ADMIN}", f"bearer {ADMIN}", f"BEARER {ADMIN}"):
+        assert httpx.get(f"{gateway.url}/admin/teams", headers={"authorization": accepted}).status_code == 200
+    for refused in (
+        f"Basic1 {ADMIN}",  # any seven characters used to pass for "Bearer "
+        f"Token  {ADMIN}",
+        f"xxxxxxx{ADMIN}",
+        f"Basic {ADMIN}",
+        f"Bearer{ADMIN}",
+        f"Bearer {ADMIN}x",
+        f"Bearer {ADMIN[:-1]}",
+        "Bearer",
+        ADMIN,
+    ):
+        response = httpx.get(f"{gateway.url}/admin/teams", headers={"authorization": refused})
+        assert "Authorization: Bearer" in _error(response, 401), refused

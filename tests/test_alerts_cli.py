@@ -3,8 +3,6 @@ and against a real receiver."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from spendgate.alerts.rules import THRESHOLD_CROSSED
 from spendgate.cli_webhooks import alerts, webhooks
-from tests.test_alerts_support import NOW, Receiver, Store, running_receiver
+from tests.test_alerts_support import NOW, Receiver, Store, running_receiver, verified
 
 
 @pytest.fixture
@@ -67,11 +65,21 @@ def test_test_sends_a_signed_event(db_url: str, receiver: tuple[Receiver, str]) 
     hook = orjson.loads(run(webhooks, db_url, "add", f"{url}/hook", "--secret", "whsec-t", "--json").stdout)
     result = run(webhooks, db_url, "test", hook["id"])
     assert result.exit_code == 0, result.output
-    assert f"{url}/hook answered 200" in result.stdout and "thanks" in result.stdout
+    assert f"{url}/hook answered 200 in " in result.stdout and " ms" in result.stdout
+    assert "thanks" not in result.output  # the receiver's answer is never shown
     [got] = rx.requests
     assert got.json()["event"] == "webhook.test"
-    expected = "sha256=" + hmac.new(b"whsec-t", got.body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(got.headers["x-spendgate-signature"], expected)
+    assert verified(got.body, got.headers["x-spendgate-signature"], "whsec-t")
+
+
+def test_test_as_json(db_url: str, receiver: tuple[Receiver, str]) -> None:
+    _, url = receiver
+    hook = orjson.loads(run(webhooks, db_url, "add", f"{url}/hook", "--json").stdout)
+    result = run(webhooks, db_url, "test", hook["id"], "--json")
+    assert result.exit_code == 0, result.output
+    outcome = orjson.loads(result.stdout)
+    assert (outcome["webhook"], outcome["url"], outcome["status"]) == (hook["id"], f"{url}/hook", 200)
+    assert outcome["elapsed_ms"] >= 0 and set(outcome) == {"webhook", "url", "status", "elapsed_ms"}
 
 
 def test_test_reports_a_refusal_or_no_answer(db_url: str, receiver: tuple[Receiver, str]) -> None:
@@ -81,6 +89,7 @@ def test_test_reports_a_refusal_or_no_answer(db_url: str, receiver: tuple[Receiv
     refused = run(webhooks, db_url, "test", f"{url}/hook")
     assert refused.exit_code == 1
     assert "answered 404" in refused.stdout and "HTTP 404" in refused.output
+    assert "nope" not in refused.output
     with running_receiver() as (_, gone):
         pass
     run(webhooks, db_url, "add", f"{gone}/hook")

@@ -3,8 +3,6 @@ and a real webhook receiver. Skipped until the gateway reports budgets to an Ale
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +14,7 @@ import pytest
 
 from spendgate.budgets.model import Budget, Scope
 from tests.conftest import Gateway
-from tests.test_alerts_support import Clock, Receiver, running_receiver
+from tests.test_alerts_support import Clock, Receiver, running_receiver, verified
 
 # Half an hour into November: too early for a forecast, so only thresholds and the refusal fire.
 EARLY_NOV = datetime(2026, 11, 1, 0, 30, tzinfo=UTC)
@@ -72,8 +70,7 @@ def test_gateway_spend_fires_each_threshold_and_the_refusal_once(make_gateway: C
         ("budget.exhausted", None): 1,
     }
     for request in got:
-        expected = "sha256=" + hmac.new(b"whsec-gw", request.body, hashlib.sha256).hexdigest()
-        assert hmac.compare_digest(request.headers["x-spendgate-signature"], expected)
+        assert verified(request.body, request.headers["x-spendgate-signature"], "whsec-gw")
         body = request.json()
         assert body["budget"]["name"] == "payments-monthly"
         assert body["budget"]["period_start"] == "2026-11-01T00:00:00Z"

@@ -24,9 +24,10 @@ from spendgate.alerts.rules import (
     forecast_payload,
     projected_spend,
     retry_delay,
-    sign,
+    signature_header,
     slack_body,
     threshold_payload,
+    verify_signature,
     webhook_test_payload,
 )
 from spendgate.budgets.model import Scope
@@ -181,13 +182,52 @@ def test_slack_body_for_every_event_and_escapes_free_text() -> None:
 
 
 # --- signatures, webhooks, retries -------------------------------------------------------------
-def test_signature_verifies_with_an_independent_hmac() -> None:
+def test_signature_signs_the_timestamp_with_the_body_as_stripe_does() -> None:
     body = orjson.dumps(threshold_payload(budget(), NOV, 50, D("50"), at=NOW, alert_id="s"))
-    header = f"sha256={sign(body, 'whsec-123')}"
-    expected = "sha256=" + hmac.new(b"whsec-123", body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(header, expected)
-    assert not hmac.compare_digest(f"sha256={sign(body, 'other')}", expected)
-    assert not hmac.compare_digest(f"sha256={sign(body + b' ', 'whsec-123')}", expected)
+    header = signature_header(body, "whsec-123", 1_790_000_000)
+    # Computed independently: HMAC-SHA256 over "<t>.<body>", hex.
+    expected = hmac.new(b"whsec-123", b"1790000000." + body, hashlib.sha256).hexdigest()
+    assert header == f"t=1790000000,v1={expected}"
+
+
+@pytest.mark.parametrize(
+    ("case", "ok"),
+    [
+        ("as sent", True),
+        ("4 minutes later", True),
+        ("6 minutes later", False),  # outside the 5-minute replay window
+        ("6 minutes early", False),
+        ("other secret", False),
+        ("body changed", False),
+        ("timestamp changed", False),
+        ("no timestamp", False),
+        ("second v1 matches", True),  # a secret being rotated
+        ("garbage", False),
+    ],
+)
+def test_verify_signature(case: str, ok: bool) -> None:
+    body, secret, t = b'{"event": "webhook.test"}', "whsec-123", 1_790_000_000
+    header, now = signature_header(body, secret, t), float(t)
+    mac = header.split("v1=")[1]
+    if case == "4 minutes later":
+        now += 240
+    elif case == "6 minutes later":
+        now += 360
+    elif case == "6 minutes early":
+        now -= 360
+    elif case == "other secret":
+        secret = "whsec-456"
+    elif case == "body changed":
+        body += b" "
+    elif case == "timestamp changed":
+        header = f"t={t + 1},v1={mac}"
+    elif case == "no timestamp":
+        header = f"v1={mac}"
+    elif case == "second v1 matches":
+        header = f"t={t},v1={'0' * 64},v1={mac}"
+    elif case == "garbage":
+        header = "t=١٢,v1=é"
+    assert verify_signature(header, body, secret, now=now) is ok
 
 
 def test_webhook_checks() -> None:

@@ -4,6 +4,7 @@ webhook receiver on loopback, budgets and a settable clock."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -55,12 +57,16 @@ class Received:
 
 class Receiver:
     """A webhook receiver (raw ASGI) that records every POST and answers ``fail_status``
-    to the first ``fail_first`` of them, then 200, after ``delay`` seconds."""
+    to the first ``fail_first`` of them, then 200, after ``delay`` seconds and once ``gate``
+    is open (it is, unless a test closes it to make the receiver hang)."""
 
     def __init__(self) -> None:
         self.fail_first = 0
         self.fail_status = 500
         self.delay = 0.0
+        self.gate = threading.Event()
+        self.gate.set()
+        self.answered = 0
         self._lock = threading.Lock()
         self._requests: list[Received] = []
 
@@ -76,8 +82,12 @@ class Receiver:
             self._requests.append(Received(scope["path"], headers, body, status))
         if self.delay:
             await asyncio.sleep(self.delay)
+        while not self.gate.is_set():
+            await asyncio.sleep(0.01)
         answer = b"nope" if failing else b"thanks"
         await send_response(send, status, answer, [(b"content-type", b"text/plain")])
+        with self._lock:
+            self.answered += 1
 
     @property
     def requests(self) -> list[Received]:
@@ -95,7 +105,22 @@ def running_receiver() -> Iterator[tuple[Receiver, str]]:
     try:
         yield receiver, server.url
     finally:
+        receiver.gate.set()  # nothing may hang the server's shutdown
         server.stop()
+
+
+def readme_signature_check() -> Callable[..., bool]:
+    """The webhook signature check the README gives receivers, run as written there: the
+    tests verify signatures with it, so the documented snippet is known to work."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [snippet] = re.findall(r"```python\n(import hashlib, hmac, time\n.*?)```", readme, re.S)
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)
+    return namespace["verify_spendgate_signature"]
+
+
+def verified(body: bytes, header: str, secret: str) -> bool:
+    return readme_signature_check()(body, header, secret)
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

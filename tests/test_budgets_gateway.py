@@ -284,12 +284,34 @@ def test_policies_require_dimensions_per_environment(gateway: Gateway) -> None:
     gateway.wait_for_directory()
     with pytest.raises(openai.BadRequestError) as refused:
         gateway.openai(production, default_headers={"x-spendgate-feature": "search"}).chat.completions.create(**_ask())
-    assert "missing customer" in refused.value.body["message"]
+    assert refused.value.body["message"] == (
+        "this request lacks customer, which the policy for production keys requires; set x-spendgate-customer"
+    )
     gateway.openai(
         production, default_headers={"x-spendgate-feature": "search", "x-spendgate-customer": "acme"}
     ).chat.completions.create(**_ask())
     gateway.openai(staging).chat.completions.create(**_ask())  # other environments are free
     assert len(gateway.sim.log.records) == 2
+
+
+def test_policy_message_names_several_missing_dimensions_once(gateway: Gateway) -> None:
+    gateway.store.create_policy(Policy("production", ("feature", "customer", "tag:agent")))
+    key = gateway.key("prod")
+    gateway.wait_for_directory()
+    expected = (
+        "this request lacks customer and tag:agent, which the policy for production keys requires;"
+        " set x-spendgate-customer and x-spendgate-tags: agent=…"
+    )
+    headers = {"x-spendgate-feature": "search"}
+    with pytest.raises(openai.BadRequestError) as refused:
+        gateway.openai(key, default_headers=headers).chat.completions.create(**_ask())
+    assert refused.value.body["message"] == expected
+    with pytest.raises(anthropic.BadRequestError) as refused_anthropic:
+        gateway.anthropic(key, default_headers=headers).messages.create(
+            model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert refused_anthropic.value.body["error"]["message"] == expected
+    assert gateway.sim.log.records == []
 
 
 def test_two_gateways_sharing_redis_roll_windows_and_match_the_ledger(make_gateway, redis_url: str) -> None:

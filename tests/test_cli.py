@@ -320,7 +320,9 @@ def test_report_json_by_tag_and_default_dimension(ledger: str) -> None:
 def test_report_csv(ledger: str) -> None:
     out = ok(ledger, "report", "--by", "project,team", "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert out.splitlines()[0].startswith("project,team,cost_usd,requests,input_tokens")
+    assert out.splitlines()[0].startswith('"project","team","cost_usd","requests","input_tokens"')
+    # Text quoted, figures bare: a spreadsheet reads the figures as numbers.
+    assert out.splitlines()[1] == '"checkout","payments",0.004,1,1000,400,0,0,200,0,0,0,0'
     assert [(r["project"], r["team"], r["cost_usd"], r["input_tokens"]) for r in rows] == [
         ("checkout", "payments", "0.004", "1000"),
         ("support", "cx", "0.001225", "2000"),
@@ -417,6 +419,7 @@ def test_events_table(ledger: str) -> None:
 
 
 def test_empty_ledger(db: str) -> None:
+    ok(db, "migrate")  # an empty ledger, made the way a new user makes one
     assert json.loads(ok(db, "events", "--format", "json").stdout) == []
     data = json.loads(ok(db, "report", "--format", "json").stdout)
     assert data["rows"] == []

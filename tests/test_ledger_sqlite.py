@@ -59,6 +59,7 @@ FIGURES = {
     "output_tokens",
     "cached_input_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "reasoning_tokens",
     "unpriced_requests",
     "estimated_requests",
@@ -318,6 +319,7 @@ def test_report_row_figures(filled: SQLiteStore) -> None:
         "output_tokens": 250,
         "cached_input_tokens": 400,
         "cache_write_tokens": 300,
+        "cache_write_1h_tokens": 0,
         "reasoning_tokens": 0,
         "unpriced_requests": 0,
         "estimated_requests": 0,
@@ -401,7 +403,7 @@ def test_unpriced_events_counted_not_summed(store: SQLiteStore) -> None:
     assert rows["p"]["requests"] == 2
     assert rows["p"]["unpriced_requests"] == 1
     assert rows["p"]["input_tokens"] == 110
-    assert rows["q"]["cost_usd"] == "0"
+    assert rows["q"]["cost_usd"] is None  # only unpriced requests: the cost is unknown, not 0
     assert rows["q"]["unpriced_requests"] == 1
     assert data["total_cost_usd"] == "0.25"
     assert data["unpriced_requests"] == 2

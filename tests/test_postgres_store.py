@@ -243,6 +243,7 @@ def test_report_by_each_dimension_figures(filled: tuple[PostgresStore, SQLiteSto
         "output_tokens": 250,
         "cached_input_tokens": 400,
         "cache_write_tokens": 300,
+        "cache_write_1h_tokens": 0,
         "reasoning_tokens": 0,
         "unpriced_requests": 0,
         "estimated_requests": 0,
@@ -327,7 +328,7 @@ def test_unpriced_events_counted_not_summed(store: PostgresStore) -> None:
     data = store.report(ReportQuery(by=("project",))).as_json()
     rows = {r["project"]: r for r in data["rows"]}
     assert (rows["p"]["cost_usd"], rows["p"]["requests"], rows["p"]["unpriced_requests"]) == ("0.25", 2, 1)
-    assert (rows["q"]["cost_usd"], rows["q"]["unpriced_requests"]) == ("0", 1)
+    assert (rows["q"]["cost_usd"], rows["q"]["unpriced_requests"]) == (None, 1)  # unknown, not 0
     assert (data["total_cost_usd"], data["unpriced_requests"]) == ("0.25", 2)
     unpriced = [e for e in store.list_events() if e["model"] == "mystery-model"]
     assert all(e["cost_usd"] is None and e["priced"] is False for e in unpriced)

@@ -36,7 +36,7 @@ def test_unknown_model_is_recorded_flagged_unpriced_never_zero(gateway: Gateway)
     report = gateway.report("model")
     rows = {row["model"]: row for row in report["rows"]}
     assert rows["my-finetune-v7"]["unpriced_requests"] == 1
-    assert rows["my-finetune-v7"]["cost_usd"] == "0"
+    assert rows["my-finetune-v7"]["cost_usd"] is None  # unknown, not $0
     assert report["unpriced_requests"] == 1
     assert Decimal(report["total_cost_usd"]) == Decimal(priced["cost_usd"])
 

@@ -6,16 +6,15 @@ import sys
 from datetime import date
 
 import click
-from rich.console import Console
 
 from spendgate import management
 from spendgate.cli_budgets import budgets, limits, policies
 from spendgate.cli_ledger import prune_command
-from spendgate.cli_support import db_options, print_json, print_table, settings_from
+from spendgate.cli_support import LIMIT_MAX, db_options, json_option, print_json, print_table, settings_from
 from spendgate.cli_webhooks import alerts, webhooks
 from spendgate.ledger.postgres_cli import migrate_command
 from spendgate.ledger.store import Store
-from spendgate.reports.render import events_table, report_csv, report_json, report_table
+from spendgate.reports.render import events_csv, events_table, report_csv, report_json, report_table, stdout_console
 from spendgate.reports.spec import ReportQuery, parse_dimensions
 
 
@@ -88,8 +87,8 @@ def teams() -> None:
 @teams.command("create")
 @click.argument("name")
 @click.option("--cost-center", default=None)
-@click.option("--json", "as_json", is_flag=True)
-@db_options
+@json_option
+@db_options(creates=True)
 def teams_create(store: Store, name: str, cost_center: str | None, as_json: bool) -> None:
     team = management.create_team(store, name, cost_center)
     if as_json:
@@ -99,7 +98,7 @@ def teams_create(store: Store, name: str, cost_center: str | None, as_json: bool
 
 
 @teams.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @db_options
 def teams_list(store: Store, as_json: bool) -> None:
     items = store.list_teams()
@@ -117,8 +116,8 @@ def projects() -> None:
 @projects.command("create")
 @click.argument("name")
 @click.option("--team", required=True)
-@click.option("--json", "as_json", is_flag=True)
-@db_options
+@json_option
+@db_options(creates=True)
 def projects_create(store: Store, name: str, team: str, as_json: bool) -> None:
     project = management.create_project(store, name, team)
     if as_json:
@@ -128,7 +127,7 @@ def projects_create(store: Store, name: str, team: str, as_json: bool) -> None:
 
 
 @projects.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @db_options
 def projects_list(store: Store, as_json: bool) -> None:
     items = store.list_projects()
@@ -148,8 +147,8 @@ def keys() -> None:
 @click.option("--project", default=None, help="Default project of the key's requests.")
 @click.option("--lock", is_flag=True, help="Always attribute to --project, whatever the headers say.")
 @click.option("--environment", default=None, help="production (default), staging, development, …")
-@click.option("--json", "as_json", is_flag=True)
-@db_options
+@json_option
+@db_options(creates=True)
 def keys_create(
     store: Store, name: str, project: str | None, lock: bool, environment: str | None, as_json: bool
 ) -> None:
@@ -163,7 +162,7 @@ def keys_create(
 
 
 @keys.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @db_options
 def keys_list(store: Store, as_json: bool) -> None:
     items = store.list_keys()
@@ -178,7 +177,7 @@ def keys_list(store: Store, as_json: bool) -> None:
 
 @keys.command("revoke")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @db_options
 def keys_revoke(store: Store, name: str, as_json: bool) -> None:
     key = store.revoke_key(name)
@@ -203,9 +202,11 @@ def _date(value: str | None, option: str) -> date | None:
 @click.option("--since", default=None, help="First day, YYYY-MM-DD (UTC).")
 @click.option("--until", default=None, help="Last day, inclusive, YYYY-MM-DD (UTC).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @db_options
-def report(store: Store, by: str, since: str | None, until: str | None, fmt: str) -> None:
+def report(store: Store, by: str, since: str | None, until: str | None, fmt: str, as_json: bool) -> None:
     """Spend grouped by any combination of dimensions, exact to the last digit."""
+    fmt = "json" if as_json else fmt
     query = ReportQuery(by=parse_dimensions(by), since=_date(since, "--since"), until=_date(until, "--until"))
     result = store.report(query)
     if fmt == "json":
@@ -213,12 +214,12 @@ def report(store: Store, by: str, since: str | None, until: str | None, fmt: str
     elif fmt == "csv":
         sys.stdout.write(report_csv(result))
     else:
-        report_table(result, Console())
+        report_table(result, stdout_console())
 
 
 @main.command()
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, LIMIT_MAX), help="How many.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @db_options
 def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
@@ -227,8 +228,10 @@ def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
     items = store.list_events(limit)
     if fmt == "json":
         print_json(items)
+    elif fmt == "csv":
+        sys.stdout.write(events_csv(items))
     else:
-        events_table(items, Console())
+        events_table(items, stdout_console())
 
 
 # Feature areas keep their commands in their own modules.

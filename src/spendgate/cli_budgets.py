@@ -21,7 +21,7 @@ from spendgate.budgets.model import (
 )
 from spendgate.budgets.status import budget_status
 from spendgate.budgets.windows import window_for
-from spendgate.cli_support import db_options, print_json, print_table
+from spendgate.cli_support import db_options, json_option, print_json, print_table
 from spendgate.ledger.store import Store
 
 
@@ -42,8 +42,8 @@ def budgets() -> None:
 @click.option("--alert-at", default=None, help="Alert thresholds in percent (default 50,80,100; '' for none)")
 @click.option("--soft", is_flag=True, help="Only alert; never refuse")
 @click.option("--name", default=None, help="Default: SCOPE-PERIOD")
-@click.option("--json", "as_json", is_flag=True)
-@db_options
+@json_option
+@db_options(creates=True)
 def budgets_create(
     store: Store,
     scope: str,
@@ -93,7 +93,7 @@ def _reserved(settings_redis: str | None, keys: list[str]) -> dict[str, Decimal]
 
 
 @budgets.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.option("--redis-url", default=None, envvar="SPENDGATE_REDIS_URL", help="To show in-flight reservations")
 @db_options
 def budgets_list(store: Store, as_json: bool, redis_url: str | None) -> None:
@@ -136,10 +136,14 @@ def budgets_list(store: Store, as_json: bool, redis_url: str | None) -> None:
 
 @budgets.command("delete")
 @click.argument("name")
+@json_option
 @db_options
-def budgets_delete(store: Store, name: str) -> None:
+def budgets_delete(store: Store, name: str, as_json: bool) -> None:
     store.delete_budget(name)
-    click.echo(f"budget {name} deleted")
+    if as_json:
+        print_json({"deleted": name})
+    else:
+        click.echo(f"budget {name} deleted")
 
 
 @click.group()
@@ -151,29 +155,42 @@ def limits() -> None:
 @click.option("--scope", required=True)
 @click.option("--rpm", type=click.IntRange(min=1), default=None, help="Requests per minute")
 @click.option("--tpm", type=click.IntRange(min=1), default=None, help="Tokens (input + output) per minute")
-@db_options
-def limits_create(store: Store, scope: str, rpm: int | None, tpm: int | None) -> None:
+@json_option
+@db_options(creates=True)
+def limits_create(store: Store, scope: str, rpm: int | None, tpm: int | None, as_json: bool) -> None:
     limit = store.create_limit(RateLimit(Scope.parse(scope), rpm, tpm))
-    click.echo(f"limit on {limit.scope}: rpm {rpm or '—'}, tpm {tpm or '—'}")
+    if as_json:
+        print_json(_limit_json(limit))
+    else:
+        click.echo(f"limit on {limit.scope}: rpm {rpm or '—'}, tpm {tpm or '—'}")
+
+
+def _limit_json(limit: RateLimit) -> dict[str, object]:
+    return {"scope": str(limit.scope), "rpm": limit.rpm, "tpm": limit.tpm}
 
 
 @limits.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @db_options
 def limits_list(store: Store, as_json: bool) -> None:
     items = store.list_limits()
     if as_json:
-        print_json([{"scope": str(i.scope), "rpm": i.rpm, "tpm": i.tpm} for i in items])
+        print_json([_limit_json(i) for i in items])
     else:
         print_table(["scope", "rpm", "tpm"], [[str(i.scope), i.rpm, i.tpm] for i in items])
 
 
 @limits.command("delete")
 @click.argument("scope")
+@json_option
 @db_options
-def limits_delete(store: Store, scope: str) -> None:
-    store.delete_limit(str(Scope.parse(scope)))
-    click.echo(f"limit on {scope} deleted")
+def limits_delete(store: Store, scope: str, as_json: bool) -> None:
+    parsed = str(Scope.parse(scope))
+    store.delete_limit(parsed)
+    if as_json:
+        print_json({"deleted": parsed})
+    else:
+        click.echo(f"limit on {scope} deleted")
 
 
 @click.group()
@@ -184,15 +201,19 @@ def policies() -> None:
 @policies.command("require")
 @click.option("--environment", required=True)
 @click.option("--dimensions", required=True, help="Comma-separated: project, team, feature, customer, trace, tag:NAME")
-@db_options
-def policies_require(store: Store, environment: str, dimensions: str) -> None:
+@json_option
+@db_options(creates=True)
+def policies_require(store: Store, environment: str, dimensions: str, as_json: bool) -> None:
     dims = tuple(d.strip() for d in dimensions.split(",") if d.strip())
     store.create_policy(Policy(environment, dims))
-    click.echo(f"requests from {environment} keys must carry: {', '.join(dims)}")
+    if as_json:
+        print_json({"environment": environment, "dimensions": list(dims)})
+    else:
+        click.echo(f"requests from {environment} keys must carry: {', '.join(dims)}")
 
 
 @policies.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @db_options
 def policies_list(store: Store, as_json: bool) -> None:
     items = store.list_policies()
@@ -204,10 +225,14 @@ def policies_list(store: Store, as_json: bool) -> None:
 
 @policies.command("delete")
 @click.argument("environment")
+@json_option
 @db_options
-def policies_delete(store: Store, environment: str) -> None:
+def policies_delete(store: Store, environment: str, as_json: bool) -> None:
     store.delete_policy(environment)
-    click.echo(f"policy for {environment} deleted")
+    if as_json:
+        print_json({"deleted": environment})
+    else:
+        click.echo(f"policy for {environment} deleted")
 
 
 __all__ = ["budgets", "limits", "policies"]

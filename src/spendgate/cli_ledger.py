@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 
 import click
 
-from spendgate.cli_support import print_json, settings_from
+from spendgate.cli_support import json_option, open_existing_store, print_json, settings_from
 from spendgate.ledger.retention import retention_cutoff
-from spendgate.ledger.store import StoreError, open_store
+from spendgate.ledger.store import StoreError
 
 
 @click.command("prune")
@@ -32,7 +32,7 @@ from spendgate.ledger.store import StoreError, open_store
 )
 @click.option("--db", "db", default=None, help="Database URL (default: SPENDGATE_DB or sqlite:///./spendgate.db).")
 @click.option("--config", "config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML).")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@json_option
 def prune_command(before: datetime | None, db: str | None, config: str | None, as_json: bool) -> None:
     """Delete raw usage events older than the retention period; rollups stay."""
     settings = settings_from(db, config)
@@ -43,7 +43,7 @@ def prune_command(before: datetime | None, db: str | None, config: str | None, a
     else:
         cutoff = before.replace(tzinfo=UTC)
     try:
-        store = open_store(settings.db)
+        store = open_existing_store(settings.db)
     except StoreError as exc:
         raise click.UsageError(str(exc)) from exc
     try:

@@ -1,20 +1,33 @@
-"""What every `spendgate` command shares: settings from flags, a store from --db, output."""
+"""What every `spendgate` command shares: settings from flags, a store from --db, output.
+
+Only `serve`, `migrate`, `demo` and the commands that create something (teams, projects,
+keys, budgets, limits, policies, webhooks) may create a ledger. Every other command opens
+the one that exists and refuses, naming the URL, when there is none: a mistyped --db or a
+report run in the wrong directory must not make an empty database and report $0.
+"""
 
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
 import orjson
-from rich.console import Console
 from rich.table import Table
 
 from spendgate.budgets.model import BudgetError
-from spendgate.ledger.store import StoreError, open_store
+from spendgate.ledger.store import Store, StoreError, open_store
+from spendgate.reports.render import plain, stdout_console
 from spendgate.reports.spec import ReportError
 from spendgate.settings import Settings, SettingsError, load_settings
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+# A --limit the databases can take (a 64-bit integer); anything larger is a usage error, not a crash.
+LIMIT_MAX = 2**63 - 1
 
 
 def settings_from(db: str | None, config: str | None, **flags: Any) -> Settings:
@@ -24,36 +37,120 @@ def settings_from(db: str | None, config: str | None, **flags: Any) -> Settings:
         raise click.UsageError(str(exc)) from exc
 
 
-def db_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--db and --config on every command, resolved into a Store the command can use."""
+# --- opening the ledger -----------------------------------------------------------------------
+class NoLedgerError(click.ClickException):
+    """The database URL names no spendgate ledger (exit status 1)."""
 
-    @click.option("--db", "db", default=None, help="Database URL (default: SPENDGATE_DB or sqlite:///./spendgate.db).")
-    @click.option("--config", "config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML).")
-    @functools.wraps(func)
-    def wrapper(db: str | None, config: str | None, **kwargs: Any) -> Any:
-        settings = settings_from(db, config)
+
+def redact_url(url: str) -> str:
+    """The URL as it can be shown: without a password (in the user part or the query)."""
+    try:
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if parts.password is None and not any(k.lower() == "password" for k, _ in pairs):
+            return url  # nothing to hide (and a sqlite://// path stays as given)
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe=":/%")
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "the given database URL"
+
+
+def _sqlite_file(url: str) -> str:
+    # As SQLiteStore.from_url reads it: sqlite:///relative.db, sqlite:////absolute.db.
+    path = url.split(":", 1)[1]
+    return path[3:] if path.startswith("///") else path.lstrip("/")
+
+
+def _sqlite_ledger_missing(url: str) -> str | None:
+    """Why the SQLite URL names no ledger, or None when it does (read-only: creates nothing)."""
+    path = _sqlite_file(url)
+    if not path or path == ":memory:":
+        return "an in-memory database holds no ledger"
+    if not Path(path).is_file():
+        return f"there is no file {Path(path).resolve()}"
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
         try:
-            store = open_store(settings.db)
-        except StoreError as exc:
-            raise click.UsageError(str(exc)) from exc
-        try:
-            return func(store, **kwargs)
-        except (StoreError, ReportError, BudgetError) as exc:
-            raise click.ClickException(str(exc)) from exc
+            row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            conn.execute("SELECT 1 FROM usage_events LIMIT 0")
         finally:
-            store.close()
+            conn.close()
+    except sqlite3.DatabaseError:
+        row = None
+    return None if row else f"{Path(path).resolve()} is not a spendgate database"
 
-    return wrapper
+
+def _postgres_ledger_missing(url: str) -> str | None:
+    from spendgate.ledger import postgres_migrations
+    from spendgate.ledger.postgres import connect
+
+    with connect(url) as conn:  # a StoreError (server down, bad URL) says so itself
+        if postgres_migrations.applied(conn):
+            return None
+    return "its schema holds no spendgate tables (never migrated)"
 
 
+def open_existing_store(url: str) -> Store:
+    """The ledger at ``url``, which must exist already: commands that only read (or change
+    what exists) never create one. Raises NoLedgerError naming the URL otherwise."""
+    if url.startswith("sqlite:"):
+        missing = _sqlite_ledger_missing(url)
+    elif url.startswith(("postgresql:", "postgres:")):
+        missing = _postgres_ledger_missing(url)
+    else:
+        missing = None  # open_store names what is unsupported
+    if missing is not None:
+        raise NoLedgerError(
+            f"no spendgate ledger at {redact_url(url)}: {missing}. Check --db, SPENDGATE_DB or the"
+            " directory you run in; `spendgate migrate` or `spendgate serve` creates a ledger there."
+        )
+    return open_store(url)
+
+
+def db_options(func: Callable[..., Any] | None = None, *, creates: bool = False) -> Any:
+    """--db and --config on a command, resolved into a Store it receives first.
+
+    ``@db_options`` needs an existing ledger; ``@db_options(creates=True)`` is for commands
+    that create something, which may create the ledger too."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @click.option(
+            "--db", "db", default=None, help="Database URL (default: SPENDGATE_DB or sqlite:///./spendgate.db)."
+        )
+        @click.option("--config", "config", default=None, type=click.Path(dir_okay=False), help="Config file (TOML).")
+        @functools.wraps(command)
+        def wrapper(db: str | None, config: str | None, **kwargs: Any) -> Any:
+            settings = settings_from(db, config)
+            try:
+                store = open_store(settings.db) if creates else open_existing_store(settings.db)
+            except StoreError as exc:
+                raise click.UsageError(str(exc)) from exc
+            try:
+                return command(store, **kwargs)
+            except (StoreError, ReportError, BudgetError) as exc:
+                raise click.ClickException(str(exc)) from exc
+            finally:
+                store.close()
+
+        return wrapper
+
+    return decorate if func is None else decorate(func)
+
+
+# --- output -------------------------------------------------------------------------------------
 def print_json(data: Any) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
 def print_table(columns: list[str], rows: list[list[Any]]) -> None:
+    """Values as plain text (never console markup); folded, not cut, on a narrow terminal,
+    and whole when the output is not a terminal."""
     table = Table()
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*("—" if v is None else str(v) for v in row))
-    Console().print(table)
+        table.add_row(*(plain(v) for v in row))
+    stdout_console().print(table)

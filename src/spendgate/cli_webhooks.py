@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
 import click
 
 from spendgate.alerts.model import AlertStore
-from spendgate.cli_support import db_options, print_json, print_table
+from spendgate.cli_support import LIMIT_MAX, db_options, json_option, print_json, print_table
 
 
 @click.group()
@@ -21,8 +22,8 @@ def webhooks() -> None:
 @click.argument("url")
 @click.option("--secret", default=None, help="Sign each body with HMAC-SHA256 (x-spendgate-signature).")
 @click.option("--format", "fmt", type=click.Choice(["json", "slack"]), default="json", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-@db_options
+@json_option
+@db_options(creates=True)
 def webhooks_add(store: AlertStore, url: str, secret: str | None, fmt: str, as_json: bool) -> None:
     hook = store.add_webhook(url, secret, fmt)
     if as_json:
@@ -33,7 +34,7 @@ def webhooks_add(store: AlertStore, url: str, secret: str | None, fmt: str, as_j
 
 
 @webhooks.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @db_options
 def webhooks_list(store: AlertStore, as_json: bool) -> None:
     hooks = store.list_webhooks()
@@ -48,7 +49,7 @@ def webhooks_list(store: AlertStore, as_json: bool) -> None:
 
 @webhooks.command("remove")
 @click.argument("id_or_url")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @db_options
 def webhooks_remove(store: AlertStore, id_or_url: str, as_json: bool) -> None:
     hook = store.remove_webhook(id_or_url)
@@ -60,23 +61,32 @@ def webhooks_remove(store: AlertStore, id_or_url: str, as_json: bool) -> None:
 
 @webhooks.command("test")
 @click.argument("id_or_url")
-@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for the receiver.")
+@click.option(
+    "--timeout", default=10.0, show_default=True, type=click.FloatRange(0, 600, min_open=True), help="Seconds to wait."
+)
+@json_option
 @db_options
-def webhooks_test(store: AlertStore, id_or_url: str, timeout: float) -> None:
-    """Send a (signed, if it has a secret) `webhook.test` event now and show the answer."""
+def webhooks_test(store: AlertStore, id_or_url: str, timeout: float, as_json: bool) -> None:
+    """Send a (signed, if it has a secret) `webhook.test` event now; show the status and time.
+
+    The receiver's answer is not shown: a webhook URL can point anywhere the gateway can
+    reach, and its answer is none of the caller's business (nor a way to read internal pages)."""
     hook = store.webhook(id_or_url)
+    started = time.perf_counter()
     try:
-        status, answer = asyncio.run(_send_test(store, hook, timeout))
+        status = asyncio.run(_send_test(store, hook, timeout))
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise click.ClickException(f"could not reach {hook['url']}: {exc or type(exc).__name__}") from exc
-    click.echo(f"{hook['url']} answered {status}")
-    if answer.strip():
-        click.echo(answer.strip()[:500])
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    if as_json:
+        print_json({"webhook": hook["id"], "url": hook["url"], "status": status, "elapsed_ms": elapsed_ms})
+    else:
+        click.echo(f"{hook['url']} answered {status} in {elapsed_ms} ms")
     if not 200 <= status < 300:
         raise click.ClickException(f"the receiver refused the test event (HTTP {status})")
 
 
-async def _send_test(store: AlertStore, hook: dict[str, Any], timeout: float) -> tuple[int, str]:
+async def _send_test(store: AlertStore, hook: dict[str, Any], timeout: float) -> int:
     from spendgate.alerts.dispatcher import AlertDispatcher
 
     dispatcher = AlertDispatcher(store, timeout=timeout, lease_seconds=timeout + 1)
@@ -92,8 +102,8 @@ def alerts() -> None:
 
 
 @alerts.command("list")
-@click.option("--limit", default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, LIMIT_MAX), help="How many.")
+@json_option
 @db_options
 def alerts_list(store: AlertStore, limit: int, as_json: bool) -> None:
     items = store.list_alerts(limit)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from spendgate import management
@@ -126,7 +127,7 @@ def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 
         db_path = Path(tempfile.mkdtemp(prefix="spendgate-demo-")) / "demo.db"
         db_url = f"sqlite:///{db_path}"
     store = open_store(db_url)
-    console.print(f"[bold]spendgate demo[/bold] — ledger: {db_url}")
+    console.print(f"[bold]spendgate demo[/bold] — ledger: {escape(db_url)}")
 
     console.print("• starting the simulated provider (OpenAI + Anthropic shapes) on loopback")
     simulator = serve_in_thread(create_simulator_app())
@@ -177,4 +178,4 @@ def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 
         "spendgate report --by day --format json",
         "spendgate events --limit 10",
     ):
-        console.print(f"  {command} --db {db_url}", soft_wrap=True, highlight=False)
+        console.print(f"  {command} --db {escape(db_url)}", soft_wrap=True, highlight=False)

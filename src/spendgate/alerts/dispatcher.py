@@ -4,6 +4,11 @@ Deliveries live in the database (see ``ledger/sqlite_alerts.py``): a process cla
 due ones under a lease, POSTs them, and marks each delivered, or failed with a retry time
 (2 s, 4 s, 8 s… capped at 10 minutes) until ``max_attempts`` is spent. Because the state
 is shared, any replica may finish what another started, and a crash loses nothing.
+
+Receivers are independent: each claimed delivery is sent by a task of its own, bounded by
+``timeout``, and the loop that claims does not wait for sends to finish. A receiver that
+hangs holds only its own deliveries (until their timeout), never another's, nor the next
+alerts. At most ``max_in_flight`` sends run at once; a slot frees as a send ends.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +30,7 @@ from spendgate.alerts.rules import (
     WEBHOOK_TEST,
     new_alert_id,
     retry_delay,
-    sign,
+    signature_header,
     slack_body,
     webhook_test_payload,
 )
@@ -32,8 +38,6 @@ from spendgate.alerts.rules import (
 log = logging.getLogger("spendgate.alerts")
 
 USER_AGENT = "spendgate"
-# Enough of a receiver's answer to explain a failure, without reading an unbounded body.
-ANSWER_LIMIT = 4096
 
 
 def utc_now() -> datetime:
@@ -49,8 +53,9 @@ async def post_alert(
     kind: str,
     payload: dict[str, Any],
     timeout: float,
-) -> tuple[int, str]:
-    """POST one alert; returns the receiver's status and (the start of) its answer."""
+) -> int:
+    """POST one alert; returns the receiver's status. Its answer is not read: a webhook URL
+    may point anywhere the gateway reaches, and what answers there is nobody's to see."""
     body = orjson.dumps(slack_body(payload) if fmt == "slack" else payload)
     headers = {
         "content-type": "application/json",
@@ -59,7 +64,8 @@ async def post_alert(
         "x-spendgate-alert-id": str(payload.get("id", "")),
     }
     if secret:
-        headers[SIGNATURE_HEADER] = f"sha256={sign(body, secret)}"
+        # Signed now, with the wall clock the receiver compares against (each retry anew).
+        headers[SIGNATURE_HEADER] = signature_header(body, secret, int(time.time()))
     # No redirects: following one would re-send a signed body to wherever it points.
     async with session.post(
         url,
@@ -68,13 +74,7 @@ async def post_alert(
         timeout=aiohttp.ClientTimeout(total=timeout),
         allow_redirects=False,
     ) as response:
-        answer = bytearray()
-        while len(answer) < ANSWER_LIMIT:
-            chunk = await response.content.read(ANSWER_LIMIT - len(answer))
-            if not chunk:
-                break
-            answer += chunk
-        return response.status, answer.decode("utf-8", "replace")
+        return response.status
 
 
 class AlertDispatcher:
@@ -91,6 +91,7 @@ class AlertDispatcher:
         backoff_base: float = 2.0,
         backoff_cap: float = 600.0,
         batch_size: int = 20,
+        max_in_flight: int = 64,
         close_timeout: float = 5.0,
     ) -> None:
         if lease_seconds <= timeout:
@@ -107,10 +108,12 @@ class AlertDispatcher:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._batch_size = batch_size
+        self._max_in_flight = max_in_flight
         self._close_timeout = close_timeout
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Start the background task (from inside the running event loop)."""
@@ -133,16 +136,20 @@ class AlertDispatcher:
             if not done:
                 log.warning("alert deliveries still in flight after %s s; leaving them for later", self._close_timeout)
                 self._task.cancel()
+                for send in list(self._sending):
+                    send.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._sending:  # cancelled above: let them unwind before the session closes
+            await asyncio.gather(*self._sending, return_exceptions=True)
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def send_test(self, webhook: dict[str, Any]) -> tuple[int, str]:
+    async def send_test(self, webhook: dict[str, Any]) -> int:
         """POST a ``webhook.test`` event to ``webhook`` (as ``store.webhook`` returns it) once,
-        now, outside the delivery queue; errors reaching it are raised."""
+        now, outside the delivery queue; its HTTP status. Errors reaching it are raised."""
         now = self._clock()
         payload = webhook_test_payload(webhook["id"], at=now, alert_id=new_alert_id(now))
         return await post_alert(
@@ -155,38 +162,51 @@ class AlertDispatcher:
             timeout=self._timeout,
         )
 
-    async def deliver_due(self) -> int:
-        """Claim one batch of due deliveries and send them concurrently; how many were claimed."""
-        deliveries = await asyncio.to_thread(
-            self._store.claim_deliveries, self._clock(), self._batch_size, self._lease_seconds
-        )
-        results = await asyncio.gather(*(self._deliver(d) for d in deliveries), return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                # The outcome could not be stored; the lease runs out and the delivery is retried.
-                log.error("could not record an alert delivery's outcome: %r", result)
+    async def _start_due(self) -> int:
+        """Claim due deliveries, as many as there are free sending slots (at most a batch),
+        and start sending each in a task of its own; how many were claimed. Sends are not
+        waited for: a slow receiver must not hold up the claims for anyone else."""
+        room = min(self._batch_size, self._max_in_flight - len(self._sending))
+        if room <= 0:
+            return 0
+        deliveries = await asyncio.to_thread(self._store.claim_deliveries, self._clock(), room, self._lease_seconds)
+        loop = asyncio.get_running_loop()
+        for delivery in deliveries:
+            send = loop.create_task(self._deliver(delivery), name=f"spendgate-alert-send-{delivery.webhook_id}")
+            self._sending.add(send)
+            send.add_done_callback(self._sent)
         return len(deliveries)
+
+    def _sent(self, send: asyncio.Task[None]) -> None:
+        self._sending.discard(send)
+        if not send.cancelled() and send.exception() is not None:
+            # The outcome could not be stored; the lease runs out and the delivery is retried.
+            log.error("could not record an alert delivery's outcome: %r", send.exception())
+        self._wake.set()  # a sending slot is free
 
     async def _run(self) -> None:
         while True:
-            self._wake.clear()  # before claiming, so a wake during the batch is not lost
+            self._wake.clear()  # before claiming, so a wake during the claim is not lost
             try:
-                claimed = await self.deliver_due()
+                claimed = await self._start_due()
             except Exception:
                 log.exception("alert delivery pass failed")
                 claimed = 0
                 if self._closing:
-                    return
+                    break
             if claimed >= self._batch_size:
                 continue  # probably more due right now
             if self._closing:
-                return
+                break
             with contextlib.suppress(TimeoutError):  # the poll picks up retries as they fall due
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        # Closing: what was due has been claimed; the sends under way finish (or time out).
+        while self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
 
     async def _deliver(self, delivery: Delivery) -> None:
         try:
-            status, answer = await post_alert(
+            status = await post_alert(
                 self._client(),
                 url=delivery.url,
                 secret=delivery.secret,
@@ -195,7 +215,7 @@ class AlertDispatcher:
                 payload=delivery.payload,
                 timeout=self._timeout,
             )
-            error = None if 200 <= status < 300 else f"HTTP {status}: {answer[:200]}"
+            error = None if 200 <= status < 300 else f"HTTP {status}"
         except Exception as exc:  # whatever went wrong reaching the receiver, it is retried
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         now = self._clock()

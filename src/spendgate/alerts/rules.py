@@ -7,15 +7,11 @@ Three alert kinds come from budgets:
 - ``budget.exhausted``: a blocking budget refused its first request in the window.
 
 Each is a JSON object posted to every webhook. Money is an exact decimal string and every
-instant is ISO-8601 UTC. A webhook with a secret receives the body signed with
-HMAC-SHA256 in ``x-spendgate-signature: sha256=<hex>``; a receiver checks it over the raw
-body, before parsing it, with a constant-time comparison::
-
-    import hashlib, hmac
-
-    def verified(raw_body: bytes, header: str, secret: str) -> bool:
-        expected = hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(header, "sha256=" + expected)
+instant is ISO-8601 UTC. A webhook with a secret receives a signature as Stripe sends it:
+``x-spendgate-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">``. The
+timestamp is signed with the body, so a receiver that also refuses a ``t`` more than
+``SIGNATURE_TOLERANCE_S`` away from its clock cannot be fed a recorded request again later
+(:func:`verify_signature` does both; the README has the same check for receivers).
 
 Each alert has a unique ``id``, the same on every retry of its delivery, so a receiver
 that may see a retry of a POST it already handled can drop the duplicate by id.
@@ -41,6 +37,8 @@ EXHAUSTED = "budget.exhausted"
 WEBHOOK_TEST = "webhook.test"
 WEBHOOK_FORMATS = ("json", "slack")
 SIGNATURE_HEADER = "x-spendgate-signature"
+# How far a signature's timestamp may be from the receiver's clock (the replay window).
+SIGNATURE_TOLERANCE_S = 300
 
 # A projection needs both this share of the window and this much time behind it: one
 # hour into a month, ten dollars would "project" to 7,200 — noise, not a warning.
@@ -199,9 +197,32 @@ def slack_body(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- webhooks -----------------------------------------------------------------------------
-def sign(body: bytes, secret: str) -> str:
-    """HMAC-SHA256 of the exact body bytes, hex; sent as ``sha256=<hex>``."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def _mac(secret: str, timestamp: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
+
+
+def signature_header(body: bytes, secret: str, timestamp: int) -> str:
+    """``t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<body>">``, over the exact body bytes."""
+    return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
+
+
+def verify_signature(
+    header: str, body: bytes, secret: str, *, now: float, tolerance: float = SIGNATURE_TOLERANCE_S
+) -> bool:
+    """True when ``header`` signs ``body`` with ``secret`` at a time within ``tolerance``
+    seconds of ``now`` (any of several ``v1`` values may match, as when a secret rotates)."""
+    timestamp, macs = None, []
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
+            timestamp = int(value)
+        elif name == "v1":
+            macs.append(value)
+    if timestamp is None or abs(now - timestamp) > tolerance:
+        return False
+    expected = _mac(secret, timestamp, body)
+    # Every candidate is compared (constant time each), so the answer takes as long either way.
+    return any([hmac.compare_digest(expected.encode(), mac.encode("utf-8", "replace")) for mac in macs])
 
 
 def check_webhook(url: str, fmt: str) -> None:

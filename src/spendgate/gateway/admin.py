@@ -5,17 +5,23 @@ GET  /admin/projects                   POST /admin/projects  {"name", "team"}
 GET  /admin/keys                       POST /admin/keys      {"name", "project"?, "lock"?, "environment"?}
 POST /admin/keys/NAME/revoke
 GET  /admin/report?by=team,project&since=YYYY-MM-DD&until=YYYY-MM-DD
-GET  /admin/events?limit=N
+GET  /admin/events?limit=N             (1 to 10,000; default 50)
+
+Only ``Authorization: Bearer <SPENDGATE_ADMIN_KEY>`` is accepted (the scheme's case does
+not matter, RFC 7235). Query parameters are checked: an unknown, repeated or out-of-range
+one is a 400, never a silent default.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -36,6 +42,68 @@ from spendgate.money import format_usd
 from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions
 
 MAX_ADMIN_BODY = 64 * 1024
+DEFAULT_EVENTS_LIMIT = 50
+MAX_EVENTS_LIMIT = 10_000
+# The query parameters each route reads; anything else is refused (the others take none).
+_QUERY_PARAMETERS = {"/admin/events": ("limit",), "/admin/report": ("by", "since", "until")}
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_ROUTES = {
+    *((f"/admin/{name}", method) for name in ("teams", "projects", "keys", "budgets") for method in ("GET", "POST")),
+    ("/admin/events", "GET"),
+    ("/admin/report", "GET"),
+}
+_REVOKE = re.compile(r"^/admin/keys/[^/]+/revoke$")
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value (scheme in any case), or None."""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def admin_key_matches(given: str | None, admin_key: str) -> bool:
+    # Digests are compared, so the time taken says nothing of the key's length either.
+    digest = hashlib.sha256((given or "").encode()).digest()
+    return given is not None and hmac.compare_digest(digest, hashlib.sha256(admin_key.encode()).digest())
+
+
+def query_parameters(path: str, query_string: bytes) -> dict[str, str]:
+    """The route's query parameters, each given at most once; anything else is a 400."""
+    try:
+        pairs = parse_qsl(query_string.decode(), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError as exc:
+        raise invalid_request("the query string is not UTF-8") from exc
+    allowed = _QUERY_PARAMETERS.get(path, ())
+    query: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise invalid_request(f"unknown query parameter {name[:64]!r} for {path} (known: {known})")
+        if name in query:
+            raise invalid_request(f"query parameter {name!r} is given more than once")
+        query[name] = value
+    return query
+
+
+def events_limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_EVENTS_LIMIT
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) or not 1 <= int(text) <= MAX_EVENTS_LIMIT:
+        raise invalid_request(f"limit must be a whole number from 1 to {MAX_EVENTS_LIMIT:,}, got {text[:32]!r}")
+    return int(text)
+
+
+def report_day(name: str, text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        if not _DAY.match(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise invalid_request(f"{name} must be a day, YYYY-MM-DD, got {text[:32]!r}") from exc
 
 
 class AdminAPI:
@@ -65,15 +133,17 @@ class AdminAPI:
     def _authorize(self, headers: dict[str, str]) -> None:
         if not self.admin_key:
             raise GatewayError(403, "permission_error", "the admin API is off: set SPENDGATE_ADMIN_KEY to turn it on")
-        given = headers.get("authorization", "")[7:].strip()
-        if not hmac.compare_digest(given.encode(), self.admin_key.encode()):
+        if not admin_key_matches(bearer_token(headers.get("authorization", "")), self.admin_key):
             raise authentication_error("admin API: wrong or missing 'Authorization: Bearer <SPENDGATE_ADMIN_KEY>'")
 
     async def _dispatch(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> tuple[int, Any]:
         method, path = scope["method"], scope["path"].rstrip("/")
-        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
         store = self.store
         try:
+            if (path, method) in _ROUTES or (method == "POST" and _REVOKE.match(path)):
+                query = query_parameters(path, scope.get("query_string", b""))
+            else:
+                raise not_found(path)
             if path == "/admin/teams" and method == "GET":
                 return 200, [management.team_as_json(t) for t in await asyncio.to_thread(store.list_teams)]
             if path == "/admin/projects" and method == "GET":
@@ -81,15 +151,15 @@ class AdminAPI:
             if path == "/admin/keys" and method == "GET":
                 return 200, [management.key_as_json(k) for k in await asyncio.to_thread(store.list_keys)]
             if path == "/admin/events" and method == "GET":
-                limit = int(query.get("limit", "50"))
+                limit = events_limit(query.get("limit"))
                 return 200, await asyncio.to_thread(store.list_events, limit)
             if path == "/admin/budgets" and method == "GET" and self.budget_statuses is not None:
                 return 200, await self.budget_statuses()
             if path == "/admin/report" and method == "GET":
                 report_query = ReportQuery(
                     by=parse_dimensions(query.get("by")),
-                    since=date.fromisoformat(query["since"]) if query.get("since") else None,
-                    until=date.fromisoformat(query["until"]) if query.get("until") else None,
+                    since=report_day("since", query.get("since")),
+                    until=report_day("until", query.get("until")),
                 )
                 return 200, (await asyncio.to_thread(store.report, report_query)).as_json()
             if method == "POST":

@@ -85,13 +85,35 @@ def enforcement_unavailable(reason: str) -> GatewayError:
     )
 
 
+# Where each dimension a policy can require is set on a request.
+_DIMENSION_HEADERS = {
+    "project": "x-spendgate-project",
+    "team": "x-spendgate-team",
+    "feature": "x-spendgate-feature",
+    "customer": "x-spendgate-customer",
+    "trace": "x-spendgate-trace-id",
+}
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def policy_message(environment: str, missing: list[str]) -> str:
+    """The 400's message, e.g. "this request lacks customer and tag:agent, which the policy
+    for production keys requires; set x-spendgate-customer and x-spendgate-tags: agent=…"."""
+    headers = [_DIMENSION_HEADERS[dim] for dim in missing if dim in _DIMENSION_HEADERS]
+    tags = [f"{dim.removeprefix('tag:')}=…" for dim in missing if dim.startswith("tag:")]
+    if tags:
+        headers.append(f"x-spendgate-tags: {', '.join(tags)}")
+    where = f"; set {_and(headers)}" if headers else ""
+    return f"this request lacks {_and(missing)}, which the policy for {environment} keys requires{where}"
+
+
 def refusal_error(refusal: Refusal) -> GatewayError:
     """Budget, rate-limit and policy refusals, saying exactly which rule refused and why."""
     if isinstance(refusal, PolicyViolation):
-        return invalid_request(
-            f"requests from {refusal.environment} keys must carry {', '.join(refusal.missing)}: "
-            f"missing {', '.join(refusal.missing)} (set the x-spendgate-* headers)"
-        )
+        return invalid_request(policy_message(refusal.environment, refusal.missing))
     if isinstance(refusal, RateLimited):
         seconds = max(1, math.ceil(refusal.retry_after))
         return GatewayError(

@@ -293,13 +293,13 @@ class PostgresStore(PostgresBudgetsMixin, PostgresAlertsMixin, PostgresRollupsMi
 
 def _result(by: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> ReportResult:
     """Report rows from (dimension values…, cost, requests, input, output, cached input,
-    cache write, reasoning tokens, unpriced, estimated, errors)."""
+    cache write, reasoning tokens, unpriced, estimated, errors, 1-hour cache write tokens)."""
     result = ReportResult(by=by)
     n = len(by)
     for row in rows:
         if row[n + 1] == 0:
             continue  # an empty ledger still yields one aggregate row
-        figures = [int(value) for value in row[n + 1 : n + 10]]
+        figures = [int(value) for value in row[n + 1 : n + 11]]
         result.rows.append(
             ReportRow(
                 dims={dim: row[i] for i, dim in enumerate(by)},
@@ -313,6 +313,7 @@ def _result(by: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> ReportResult:
                 unpriced_requests=figures[6],
                 estimated_requests=figures[7],
                 error_requests=figures[8],
+                cache_write_1h_tokens=figures[9],
             )
         )
     return result.sort()

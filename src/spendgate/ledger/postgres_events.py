@@ -88,7 +88,8 @@ AGGREGATES = (
     "coalesce(sum(cost_usd), 0), count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),"
     " coalesce(sum(cached_input_tokens), 0), coalesce(sum(cache_write_tokens), 0),"
     " coalesce(sum(reasoning_tokens), 0), count(*) FILTER (WHERE cost_usd IS NULL),"
-    " count(*) FILTER (WHERE estimated), count(*) FILTER (WHERE status = 'error')"
+    " count(*) FILTER (WHERE estimated), count(*) FILTER (WHERE status = 'error'),"
+    " coalesce(sum(cache_write_1h_tokens), 0)"
 )
 
 
@@ -158,6 +159,7 @@ def event_as_json(row: dict[str, Any]) -> dict[str, Any]:
         "output_tokens": row["output_tokens"],
         "cached_input_tokens": row["cached_input_tokens"],
         "cache_write_tokens": row["cache_write_tokens"],
+        "cache_write_1h_tokens": row["cache_write_1h_tokens"],
         "reasoning_tokens": row["reasoning_tokens"],
         "cost_usd": None if cost is None else format_usd(cost),
         "priced": cost is not None,

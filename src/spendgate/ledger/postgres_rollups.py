@@ -76,7 +76,7 @@ _FIGURES = (
     " coalesce(sum(r.output_tokens), 0), coalesce(sum(r.cached_input_tokens), 0),"
     " coalesce(sum(r.cache_write_tokens), 0), coalesce(sum(r.reasoning_tokens), 0),"
     " coalesce(sum(r.unpriced_requests), 0), coalesce(sum(r.estimated_requests), 0),"
-    " coalesce(sum(r.error_requests), 0)"
+    " coalesce(sum(r.error_requests), 0), coalesce(sum(r.cache_write_1h_tokens), 0)"
 )
 
 

@@ -221,6 +221,7 @@ def event_as_json(row: sqlite3.Row) -> dict[str, Any]:
         "output_tokens": row["output_tokens"],
         "cached_input_tokens": row["cached_input_tokens"],
         "cache_write_tokens": row["cache_write_tokens"],
+        "cache_write_1h_tokens": row["cache_write_1h_tokens"],
         "reasoning_tokens": row["reasoning_tokens"],
         "cost_usd": None if cost is None else format_usd(Decimal(cost)),
         "priced": cost is not None,
@@ -456,7 +457,7 @@ class SQLiteStore(SQLiteBudgetsMixin, SQLiteAlertsMixin, SQLiteRollupsMixin):
             "decimal_sum(cost_usd), COUNT(*), SUM(input_tokens), SUM(output_tokens),"
             " SUM(cached_input_tokens),"
             " SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_usd IS NULL), SUM(estimated),"
-            " SUM(status = 'error')"
+            " SUM(status = 'error'), SUM(cache_write_1h_tokens)"
         )
         columns = ", ".join([*select, aggregates])
         sql = f"SELECT {columns} FROM usage_events{where}"
@@ -484,8 +485,9 @@ class SQLiteStore(SQLiteBudgetsMixin, SQLiteAlertsMixin, SQLiteRollupsMixin):
 
 def _report_row(by: Sequence[str], row: Sequence[Any], cost: Decimal, first: int) -> ReportRow:
     """A report row from the dimension values and the figures from ``first`` on (requests,
-    input, output, cached input, cache write, reasoning tokens, unpriced, estimated, errors)."""
-    figures = [value or 0 for value in row[first : first + 9]]
+    input, output, cached input, cache write, reasoning tokens, unpriced, estimated, errors,
+    1-hour cache write tokens)."""
+    figures = [value or 0 for value in row[first : first + 10]]
     return ReportRow(
         dims={dim: row[i] for i, dim in enumerate(by)},
         cost_usd=cost,
@@ -498,6 +500,7 @@ def _report_row(by: Sequence[str], row: Sequence[Any], cost: Decimal, first: int
         unpriced_requests=figures[6],
         estimated_requests=figures[7],
         error_requests=figures[8],
+        cache_write_1h_tokens=figures[9],
     )
 
 

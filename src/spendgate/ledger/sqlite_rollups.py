@@ -87,7 +87,7 @@ _COST_SQL = "SUM(r.cost_nanos), SUM(r.cost_attos), decimal_sum(r.cost_rest) FILT
 REPORT_FIGURES_SQL = (
     f"{_COST_SQL}, SUM(r.requests), SUM(r.input_tokens), SUM(r.output_tokens), SUM(r.cached_input_tokens),"
     " SUM(r.cache_write_tokens), SUM(r.reasoning_tokens), SUM(r.unpriced_requests), SUM(r.estimated_requests),"
-    " SUM(r.error_requests)"
+    " SUM(r.error_requests), SUM(r.cache_write_1h_tokens)"
 )
 
 

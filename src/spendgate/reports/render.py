@@ -1,49 +1,129 @@
-"""Reports and events as a terminal table, CSV (for finance) or JSON (for scripts)."""
+"""Reports and events as a terminal table, CSV (for finance) or JSON (for scripts).
+
+Everything shown in a table that came from a request or a user (feature, customer, key and
+tag names…) is passed to rich as ``Text``, never as a string: a string would be parsed as
+console markup, so ``[/oops]`` would crash the command and ``[link=…]`` become a link.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from spendgate.attribution.model import UNALLOCATED
 from spendgate.money import format_usd
-from spendgate.reports.spec import ReportResult
+from spendgate.reports.csv_export import csv_text
+from spendgate.reports.spec import ReportResult, ReportRow
 
-NUMBER_COLUMNS = (
+# Report figures after the dimensions, in CSV column order. Each row's cost sums its priced
+# requests; ``unpriced_requests`` counts the ones left out of it (all of them: no cost).
+REPORT_FIGURES = (
+    "cost_usd",
     "requests",
     "input_tokens",
     "cached_input_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "output_tokens",
     "reasoning_tokens",
     "unpriced_requests",
+    "estimated_requests",
+    "error_requests",
 )
 
+# Without a terminal (a pipe, a file, a CI log) nothing limits the width: a table is as wide
+# as its content, so no value is ever cut short ("r…") for want of 80 columns.
+UNBOUNDED_WIDTH = 100_000
 
+
+def stdout_console() -> Console:
+    """The console commands print to: the terminal's width on a terminal, unbounded otherwise."""
+    console = Console(file=sys.stdout)
+    if not console.is_terminal:
+        console = Console(file=sys.stdout, width=UNBOUNDED_WIDTH)
+    return console
+
+
+def plain(value: Any, missing: str = "—") -> Text:
+    """A cell shown exactly as it is: no markup, no emoji codes, no highlighting."""
+    return Text(missing if value is None else str(value))
+
+
+# --- JSON and CSV ---------------------------------------------------------------------------
 def report_json(result: ReportResult) -> str:
     return orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2).decode()
 
 
+def _report_csv_row(row: ReportRow) -> dict[str, Any]:
+    figures: dict[str, Any] = {name: getattr(row, name) for name in REPORT_FIGURES}
+    figures["cost_usd"] = row.cost_usd if row.cost_known else None
+    return {**row.dim_values(), **figures}
+
+
 def report_csv(result: ReportResult) -> str:
-    out = io.StringIO()
-    rows = [row.as_json() for row in result.rows]
-    fields = [*result.by, "cost_usd", *NUMBER_COLUMNS, "estimated_requests", "error_requests"]
-    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return out.getvalue()
+    return csv_text([*result.by, *REPORT_FIGURES], (_report_csv_row(row) for row in result.rows))
 
 
-def _dim_text(dim: str, value: Any) -> str:
+# Event fields in CSV column order (the JSON object's keys).
+EVENT_CSV_COLUMNS = (
+    "id",
+    "ts",
+    "provider",
+    "model",
+    "endpoint",
+    "stream",
+    "project",
+    "team",
+    "cost_center",
+    "feature",
+    "environment",
+    "customer",
+    "key",
+    "trace_id",
+    "tags",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "priced",
+    "rates",
+    "price_source",
+    "status",
+    "http_status",
+    "estimated",
+    "latency_ms",
+    "upstream_request_id",
+)
+
+
+def events_csv(events: Sequence[dict[str, Any]]) -> str:
+    """Events as listed in JSON, one per line; ``tags`` and ``rates`` as JSON text."""
+    rows = []
+    for event in events:
+        cost = event.get("cost_usd")
+        rows.append({**event, "cost_usd": None if cost is None else Decimal(cost)})
+    return csv_text(EVENT_CSV_COLUMNS, rows)
+
+
+# --- tables ----------------------------------------------------------------------------------
+def _dim_text(dim: str, value: Any) -> Text:
     if value is None:
-        return UNALLOCATED if dim == "project" else "—"
-    return str(value)
+        return plain(UNALLOCATED if dim == "project" else "—")
+    return plain(value)
+
+
+def _cost_text(row: ReportRow) -> Text:
+    return Text(format_usd(row.cost_usd) if row.cost_known else "unpriced")
 
 
 def report_table(
@@ -52,27 +132,32 @@ def report_table(
     table = Table(title=title, show_footer=True)
     total = result.total_cost_usd
     for i, dim in enumerate(result.by):
-        table.add_column(dim, footer="total" if i == 0 else "", no_wrap=True)
+        # Folded, not cut, when the terminal is narrow: a value is shown whole or not at all.
+        table.add_column(plain(dim), footer="total" if i == 0 else "", overflow="fold")
     # Exact figures are never cut short: money columns don't wrap or truncate.
-    table.add_column("cost (USD)", justify="right", footer=format_usd(total), no_wrap=True)
+    total_text = format_usd(total) if result.cost_known else "unpriced"
+    table.add_column("cost (USD)", justify="right", footer=total_text, no_wrap=True)
     table.add_column("share", justify="right", footer="100%" if total else "", no_wrap=True)
     table.add_column("requests", justify="right", footer=str(result.total_requests))
     optional = [
+        ("unpriced", "unpriced_requests"),
         ("input tok", "input_tokens"),
         ("cached", "cached_input_tokens"),
         ("cache write", "cache_write_tokens"),
         ("output tok", "output_tokens"),
     ]
     shown = [
-        (label, attr) for label, attr in optional if token_columns and any(getattr(row, attr) for row in result.rows)
+        (label, attr)
+        for label, attr in optional
+        if (token_columns or attr == "unpriced_requests") and any(getattr(row, attr) for row in result.rows)
     ]
     for label, _ in shown:
         table.add_column(label, justify="right")
     for row in result.rows:
-        share = f"{(row.cost_usd / total * 100):.1f}%" if total else "—"
+        share = f"{(row.cost_usd / total * 100):.1f}%" if total and row.cost_known else "—"
         table.add_row(
             *(_dim_text(dim, row.dims[dim]) for dim in result.by),
-            format_usd(row.cost_usd),
+            _cost_text(row),
             share,
             str(row.requests),
             *(f"{getattr(row, attr):,}" for _, attr in shown),
@@ -81,7 +166,7 @@ def report_table(
     if result.unpriced_requests:
         console.print(
             f"[yellow]{result.unpriced_requests} request(s) used models with no known price and are NOT in "
-            "the total: add them to the SPENDGATE_PRICES file.[/yellow]"
+            "the costs: add them to the SPENDGATE_PRICES file.[/yellow]"
         )
 
 
@@ -103,11 +188,13 @@ EVENT_TABLE_COLUMNS = (
 def events_table(events: list[dict[str, Any]], console: Console) -> None:
     table = Table()
     for column in EVENT_TABLE_COLUMNS:
+        figure = column.endswith(("tokens", "usd"))
         table.add_column(
             column,
-            justify="right" if column.endswith(("tokens", "usd")) else "left",
-            # Exact figures are never cut short (as in the report table).
+            justify="right" if figure else "left",
+            # Exact figures are never cut short (as in the report table); text folds.
             no_wrap=column == "cost_usd",
+            overflow="fold",
         )
     for event in events:
         cells = []
@@ -117,6 +204,6 @@ def events_table(events: list[dict[str, Any]], console: Console) -> None:
                 value = "unpriced"
             elif column == "cost_usd" and event.get("estimated"):
                 value = f"~{value}"
-            cells.append("—" if value is None else str(value))
+            cells.append(plain(value))
         table.add_row(*cells)
     console.print(table)

@@ -32,6 +32,7 @@ TOKEN_FIELDS = (
     "output_tokens",
     "cached_input_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "reasoning_tokens",
 )
 
@@ -69,6 +70,11 @@ class ReportQuery:
 
 @dataclass
 class ReportRow:
+    """One group's sums. ``cost_usd`` sums the priced requests only: when some requests of
+    the group are unpriced it is a lower bound, and ``unpriced_requests`` says how many are
+    missing from it; when all are, the cost is unknown (``cost_known`` is False) and is
+    written as null (JSON) or an empty cell (CSV), never as a misleading 0."""
+
     dims: dict[str, str | None]
     cost_usd: Decimal = Decimal(0)
     requests: int = 0
@@ -76,22 +82,34 @@ class ReportRow:
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written with a one-hour TTL
     reasoning_tokens: int = 0
     unpriced_requests: int = 0
     estimated_requests: int = 0
     error_requests: int = 0
 
-    def as_json(self) -> dict[str, Any]:
-        row: dict[str, Any] = dict(self.dims)
+    @property
+    def cost_known(self) -> bool:
+        """False when every request of the row is unpriced: its cost is unknown, not 0."""
+        return self.unpriced_requests < self.requests
+
+    def dim_values(self) -> dict[str, str | None]:
+        """The dimension values as exported: a missing project is ``unallocated``."""
+        row = dict(self.dims)
         if "project" in row and row["project"] is None:
             row["project"] = UNALLOCATED
+        return row
+
+    def as_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = self.dim_values()
         row.update(
-            cost_usd=format_usd(self.cost_usd),
+            cost_usd=format_usd(self.cost_usd) if self.cost_known else None,
             requests=self.requests,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             cached_input_tokens=self.cached_input_tokens,
             cache_write_tokens=self.cache_write_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens,
             reasoning_tokens=self.reasoning_tokens,
             unpriced_requests=self.unpriced_requests,
             estimated_requests=self.estimated_requests,
@@ -117,6 +135,11 @@ class ReportResult:
     def unpriced_requests(self) -> int:
         return sum(row.unpriced_requests for row in self.rows)
 
+    @property
+    def cost_known(self) -> bool:
+        """False when the report has requests and none of them is priced (see ReportRow)."""
+        return self.unpriced_requests < self.total_requests or not self.rows
+
     def sort(self) -> ReportResult:
         """Biggest spend first; ties by dimension values so output is stable."""
         self.rows.sort(key=lambda r: (-r.cost_usd, -r.requests, [str(r.dims[d] or "") for d in self.by]))
@@ -126,7 +149,7 @@ class ReportResult:
         return {
             "by": list(self.by),
             "rows": [row.as_json() for row in self.rows],
-            "total_cost_usd": format_usd(self.total_cost_usd),
+            "total_cost_usd": format_usd(self.total_cost_usd) if self.cost_known else None,
             "total_requests": self.total_requests,
             "unpriced_requests": self.unpriced_requests,
         }
