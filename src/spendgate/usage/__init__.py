@@ -9,13 +9,14 @@ from spendgate.usage.openai import (
     openai_response_usage,
     openai_usage,
 )
-from spendgate.usage.sse import SSESplitter, event_fields
+from spendgate.usage.sse import SSESplitter, Unparsed, event_fields
 
 __all__ = [
     "ChatStreamObserver",
     "MessagesStreamObserver",
     "ResponsesStreamObserver",
     "SSESplitter",
+    "Unparsed",
     "Usage",
     "anthropic_response_usage",
     "anthropic_usage",

@@ -8,11 +8,26 @@ Conventions (chosen so reports add up without knowing the provider):
   ``cache_write_1h_tokens`` is the part of the cache writes made with a one-hour TTL.
 - ``output_tokens`` counts every output token; ``reasoning_tokens`` is the part of it the
   model spent reasoning (OpenAI bills it as output).
+
+Counts are never taken on trust: each is bounded where it is parsed (usage/bounds.py), and
+what was out of range is kept in ``anomalies``, so the event can be flagged and audited.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """A figure the provider reported that could not be taken as it was."""
+
+    field: str  # as the provider named it, e.g. "prompt_tokens" or "cache_read_input_tokens"
+    reason: str  # "negative", "not_an_integer" or "out_of_range" (see usage/bounds.py)
+    reported: str  # the figure as reported, as text (exact however large)
+
+    def as_json(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason, "reported": self.reported}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +38,8 @@ class Usage:
     cache_write_1h_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
+    # What was clamped on the way in (empty for every sane answer).
+    anomalies: tuple[Anomaly, ...] = ()
 
     @property
     def uncached_input_tokens(self) -> int:
