@@ -13,6 +13,7 @@ from rich.table import Table
 
 from spendgate.budgets.model import BudgetError
 from spendgate.ledger.store import StoreError, open_store
+from spendgate.redact import redact_urls
 from spendgate.reports.spec import ReportError
 from spendgate.settings import Settings, SettingsError, load_settings
 
@@ -35,11 +36,11 @@ def db_options(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             store = open_store(settings.db)
         except StoreError as exc:
-            raise click.UsageError(str(exc)) from exc
+            raise click.UsageError(redact_urls(str(exc))) from exc
         try:
             return func(store, **kwargs)
         except (StoreError, ReportError, BudgetError) as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(redact_urls(str(exc))) from exc
         finally:
             store.close()
 

@@ -10,6 +10,12 @@ import click
 
 from spendgate.alerts.model import AlertStore
 from spendgate.cli_support import db_options, print_json, print_table
+from spendgate.redact import redact_url, redact_urls
+
+
+def _shown(hook: dict[str, Any]) -> dict[str, Any]:
+    """A webhook as printed: its URL without credentials (it is stored, and used, whole)."""
+    return {**hook, "url": redact_url(hook["url"])}
 
 
 @click.group()
@@ -24,7 +30,7 @@ def webhooks() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @db_options
 def webhooks_add(store: AlertStore, url: str, secret: str | None, fmt: str, as_json: bool) -> None:
-    hook = store.add_webhook(url, secret, fmt)
+    hook = _shown(store.add_webhook(url, secret, fmt))
     if as_json:
         print_json(hook)
     else:
@@ -36,7 +42,7 @@ def webhooks_add(store: AlertStore, url: str, secret: str | None, fmt: str, as_j
 @click.option("--json", "as_json", is_flag=True)
 @db_options
 def webhooks_list(store: AlertStore, as_json: bool) -> None:
-    hooks = store.list_webhooks()
+    hooks = [_shown(hook) for hook in store.list_webhooks()]
     if as_json:
         print_json(hooks)
     else:
@@ -51,7 +57,7 @@ def webhooks_list(store: AlertStore, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @db_options
 def webhooks_remove(store: AlertStore, id_or_url: str, as_json: bool) -> None:
-    hook = store.remove_webhook(id_or_url)
+    hook = _shown(store.remove_webhook(id_or_url))
     if as_json:
         print_json(hook)
     else:
@@ -65,11 +71,13 @@ def webhooks_remove(store: AlertStore, id_or_url: str, as_json: bool) -> None:
 def webhooks_test(store: AlertStore, id_or_url: str, timeout: float) -> None:
     """Send a (signed, if it has a secret) `webhook.test` event now and show the answer."""
     hook = store.webhook(id_or_url)
+    shown = redact_url(hook["url"])
     try:
         status, answer = asyncio.run(_send_test(store, hook, timeout))
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise click.ClickException(f"could not reach {hook['url']}: {exc or type(exc).__name__}") from exc
-    click.echo(f"{hook['url']} answered {status}")
+        reason = redact_urls(str(exc)) or type(exc).__name__
+        raise click.ClickException(f"could not reach {shown}: {reason}") from exc
+    click.echo(f"{shown} answered {status}")
     if answer.strip():
         click.echo(answer.strip()[:500])
     if not 200 <= status < 300:
