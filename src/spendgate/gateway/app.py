@@ -78,6 +78,8 @@ class SpendgateApp:
             max_body_bytes=settings.max_body_bytes,
             upstream_timeout=settings.upstream_timeout,
             connect_timeout=settings.connect_timeout,
+            stream_deadline=settings.stream_deadline,
+            max_stream_event_bytes=settings.max_stream_event_bytes,
             directory=Directory(),
         )
         # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).
