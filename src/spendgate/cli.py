@@ -10,11 +10,13 @@ from rich.console import Console
 
 from spendgate import management
 from spendgate.cli_budgets import budgets, limits, policies
+from spendgate.cli_dead_letters import dead_letters
 from spendgate.cli_ledger import prune_command
 from spendgate.cli_support import db_options, print_json, print_table, settings_from
 from spendgate.cli_webhooks import alerts, webhooks
 from spendgate.ledger.postgres_cli import migrate_command
-from spendgate.ledger.store import Store
+from spendgate.ledger.store import Store, StoreError
+from spendgate.redact import redact_urls
 from spendgate.reports.render import events_table, report_csv, report_json, report_table
 from spendgate.reports.spec import ReportQuery, parse_dimensions
 
@@ -44,6 +46,8 @@ def serve(host: str | None, port: int | None, db: str | None, config: str | None
         run_gateway(settings, log_level=log_level, workers=workers, flags=flags, config_path=config)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
+    except StoreError as exc:  # e.g. an unsupported database URL, which may hold a password
+        raise click.ClickException(redact_urls(str(exc))) from exc
 
 
 @main.command()
@@ -228,5 +232,5 @@ def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
 
 
 # Feature areas keep their commands in their own modules.
-for command in (budgets, limits, policies, webhooks, alerts, migrate_command, prune_command):
+for command in (budgets, limits, policies, webhooks, alerts, migrate_command, prune_command, dead_letters):
     main.add_command(command)

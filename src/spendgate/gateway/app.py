@@ -183,7 +183,12 @@ class SpendgateApp:
             elif path.startswith("/admin/"):
                 await self.admin(scope, receive, send)
             elif path in ("/healthz", "/health"):
-                body = {"status": "ok", "pending_events": self.writer.pending}
+                # dead_letters: events the ledger refused, set aside (`spendgate dead-letters list`).
+                body = {
+                    "status": "ok",
+                    "pending_events": self.writer.pending,
+                    "dead_letters": self.writer.dead_letter_count,
+                }
                 await send_response(send, 200, JSON_HEADERS, orjson.dumps(body))
             else:
                 await send_error(send, not_found(path), OPENAI)
