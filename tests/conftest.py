@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +24,7 @@ import openai
 import pytest
 
 from spendgate import management
+from spendgate.connections import LimitedConfig, limits_from
 from spendgate.gateway import SpendgateApp, create_app
 from spendgate.ledger.sqlite import SQLiteStore
 from spendgate.pricing import PriceBook
@@ -157,7 +159,8 @@ def make_gateway(
         settings = Settings(**{**values, **settings_kwargs})
         store = open_test_store(db_url)
         app = create_app(settings, store=store, prices=prices, **({"clock": clock} if clock else {}))
-        server = serve_in_thread(app, lifespan="on")
+        # Served as `spendgate serve` serves it: under the gateway's connection limits.
+        server = serve_in_thread(app, lifespan="on", config_class=partial(LimitedConfig, limits=limits_from(settings)))
         gateway = Gateway(server.url, app, store, simulator, db_url)
         running.append((server, gateway))
         return gateway

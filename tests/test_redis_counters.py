@@ -217,7 +217,7 @@ async def test_a_counter_gone_while_reserved_is_not_half_rebuilt(replicas, raw) 
     assert await a.missing([gone.counter, kept.counter]) == [gone.counter]
 
 
-async def test_an_overflowing_write_raises_and_changes_nothing(replicas) -> None:
+async def test_an_overflowing_reservation_raises_and_changes_nothing(replicas) -> None:
     a, _ = replicas
     roomy, huge = Charge("o1@total", D(10**9), False), Charge("o2@total", D(10**9), False)
     await a.load(roomy.counter, D(0))
@@ -225,15 +225,36 @@ async def test_an_overflowing_write_raises_and_changes_nothing(replicas) -> None
     assert await a.reserve("r", [roomy, huge], D(9_000_000), ttl=60) is None
     with pytest.raises(ResponseError, match="overflow"):
         await a.reserve("r2", [roomy, huge], D(300_000), ttl=60)  # reserved would pass ~$9.2M
-    with pytest.raises(ResponseError, match="overflow"):
-        await a.settle("r", D(300_000))  # spent would pass ~$9.2M
     states = await a.states([roomy.counter, huge.counter])
     assert [(s.spent, s.reserved) for s in states.values()] == [
         (D(0), D(9_000_000)),
         (D(9_000_000), D(9_000_000)),
     ]
-    [_, state] = await a.settle("r", D(200_000))
-    assert (state.spent, state.reserved) == (D(9_200_000), D(0))
+
+
+FULL = from_pico(2**63 - 1)  # what a counter holds at most: $9,223,372.036854775807
+
+
+async def test_a_settlement_never_fails_on_its_amount_it_saturates_and_ends_the_reservation(replicas, raw) -> None:
+    a, _ = replicas
+    roomy, huge = Charge("s1@total", D(10**9), True), Charge("s2@total", D(9_100_000), True)
+    await a.load(roomy.counter, D(0))
+    await a.load(huge.counter, D(9_000_000))
+    assert await a.reserve("r", [roomy, huge], D(1), ttl=60) is None
+    states = await a.settle("r", D(300_000))  # spent would pass ~$9.2M on the second counter
+    assert [(s.counter, s.spent, s.reserved) for s in states] == [
+        (roomy.counter, D(300_000), D(0)),
+        (huge.counter, FULL, D(0)),
+    ]
+    assert await raw.hget(a.counter_key(huge.counter), "s") == str(2**63 - 1)
+    assert await a.reserve("r2", [huge], D(1), ttl=60) is not None  # a full blocking budget refuses
+    # Any amount at all, even one no 64-bit integer holds: settled, and the reservation is gone.
+    assert await a.reserve("r3", [roomy], D(1), ttl=60) is None
+    [state] = await a.settle("r3", D("1e30"))
+    assert (state.spent, state.reserved) == (FULL, D(0))
+    assert await raw.exists(a.reservation_key("r3")) == 0
+    await a.load("s3@total", D("1e30"))  # a ledger sum past it loads as full, never fails
+    assert (await a.states(["s3@total"]))["s3@total"].spent == FULL
 
 
 async def test_rate_limits_hold_across_replicas(redis_url, namespace, raw) -> None:

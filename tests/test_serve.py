@@ -92,6 +92,52 @@ def test_workers_need_shared_counters(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--workers > 1 needs SPENDGATE_REDIS_URL" in result.stderr
+    assert "listening" not in result.stderr + result.stdout  # it never did
+
+
+def _serve_until(port: int, env: dict[str, str], *args: str, ready: str | None) -> tuple[int | None, str]:
+    """Run `spendgate serve`, until ``ready`` is logged (then SIGTERM) or it exits by itself."""
+    lines = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "spendgate", "serve", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as server:
+        try:
+            assert server.stdout is not None
+            for line in server.stdout:
+                lines.append(line)
+                if ready is not None and ready in line:
+                    server.send_signal(signal.SIGTERM)
+            server.wait(30)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait(10)
+    return server.returncode, "".join(lines)
+
+
+def test_serve_says_it_listens_once_bound_and_never_shows_the_database_password(tmp_path: Path, postgres_db) -> None:
+    url = postgres_db().replace("postgresql://postgres@", "postgresql://postgres:s3cret-pw@", 1)
+    env = {**os.environ, "SPENDGATE_SPOOL_DIR": str(tmp_path / "spool")}
+    _, output = _serve_until(_free_port(), env, "--db", url, ready="spendgate listening")
+    assert "spendgate listening on http://127.0.0.1:" in output, output
+    assert "(ledger postgresql://postgres:***@127.0.0.1:5432/" in output
+    assert "s3cret-pw" not in output
+    assert output.index("Uvicorn running on") < output.index("spendgate listening")  # bound first
+
+
+def test_serve_on_a_taken_port_fails_without_claiming_to_listen(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {**os.environ, "SPENDGATE_DB": f"sqlite:///{tmp_path / 'x.db'}"}
+        status, output = _serve_until(taken.getsockname()[1], env, ready=None)
+    assert status not in (0, None)
+    assert "address already in use" in output.lower()
+    assert "listening" not in output
 
 
 def test_several_workers_share_one_budget_and_lose_nothing(

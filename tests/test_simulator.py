@@ -186,9 +186,57 @@ def test_plan_rejects_typos_and_bad_values() -> None:
     with pytest.raises(DirectiveError, match="ouput"):
         make_plan(b"[[sim ouput=3]]", {}, "openai")
     with pytest.raises(DirectiveError, match="input"):
-        make_plan(b"[[sim input=-3]]", {}, "openai")
+        make_plan(b"[[sim input=1.5]]", {}, "openai")
+    with pytest.raises(DirectiveError, match="output"):
+        make_plan(b"[[sim output=18446744073709551616]]", {}, "openai")  # 2**64: no encoder writes it
+    with pytest.raises(DirectiveError, match="chunks"):
+        make_plan(b"[[sim chunks=-1]]", {}, "openai")
+    with pytest.raises(DirectiveError, match="choose one"):
+        make_plan(b"[[sim break_after=1 end_after=1]]", {}, "openai")
     with pytest.raises(DirectiveError, match="cache_write_1h"):
         make_plan(b"[[sim cache_write=2 cache_write_1h=3]]", {}, "anthropic")
+
+
+def test_absurd_and_negative_usage_is_reported_as_asked(oai: openai.OpenAI, app: Any) -> None:
+    completion = oai.chat.completions.create(
+        model=CHAT_MODEL, messages=user("[[sim input=10000000000000000000 output=-7]]")
+    )
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (10**19, -7)
+
+
+def test_end_after_ends_the_stream_cleanly_without_its_final_events(oai: openai.OpenAI, app: Any) -> None:
+    chunks = list(
+        oai.chat.completions.create(
+            model=CHAT_MODEL,
+            messages=user("[[sim end_after=2]]"),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )  # no error: the connection ended as a complete answer would
+    assert [c.choices[0].delta.content for c in chunks] == ["", "ok", " ok"]
+    assert all(c.choices[0].finish_reason is None for c in chunks)
+    assert app.log.last.status == 200 and app.log.last.reported_usage is None
+
+
+async def test_end_after_responses_and_messages_lack_their_final_event(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for path, body in (
+            ("/v1/responses", {"model": CHAT_MODEL}),
+            ("/v1/messages", {"model": CLAUDE_MODEL, "max_tokens": 9}),
+        ):
+            body = {**body, "messages": user("[[sim end_after=1]]"), "stream": True}
+            headers = {"Authorization": "Bearer k", "x-api-key": "k"}
+            async with session.post(url + path, json=body, headers=headers) as response:
+                names = sse_event_names(await response.read())  # read to a clean end
+            assert names and not {"response.completed", "message_delta", "message_stop"} & set(names), path
+
+
+def test_long_delta_is_one_line_of_that_size(oai: openai.OpenAI, app: Any) -> None:
+    chunks = list(
+        oai.chat.completions.create(model=CHAT_MODEL, messages=user("[[sim long_delta=100000]]"), stream=True)
+    )
+    assert [len(c.choices[0].delta.content or "") for c in chunks][-2:] == [100_000, 0]
 
 
 async def test_defaults_without_directive_through_the_asgi_app() -> None:

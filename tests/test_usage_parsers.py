@@ -3,7 +3,9 @@ estimates. No I/O: every input is a literal built here."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from decimal import Decimal
 
 import orjson
 import pytest
@@ -13,6 +15,7 @@ from spendgate.usage import (
     MessagesStreamObserver,
     ResponsesStreamObserver,
     SSESplitter,
+    Unparsed,
     Usage,
     anthropic_response_usage,
     anthropic_usage,
@@ -21,6 +24,14 @@ from spendgate.usage import (
     openai_response_usage,
     openai_usage,
     tokens_for_chars,
+)
+from spendgate.usage.bounds import (
+    MAX_EVENT_COST_USD,
+    MAX_INPUT_TOKENS,
+    MAX_OUTPUT_TOKENS,
+    bounded_cost,
+    bounded_usage,
+    untrusted,
 )
 from spendgate.usage.estimate import text_chars
 
@@ -123,6 +134,42 @@ def test_splitter_many_events_in_one_chunk_and_empty_chunks() -> None:
     assert splitter.tail() == b""
 
 
+def test_splitter_passes_an_oversized_event_through_unparsed_and_resumes_after_it() -> None:
+    huge = b"data: " + b"x" * 5000  # no newline for a long while
+    stream = b"data: 1\n\n" + huge + b"\n\ndata: 2\n\n" + b"data: 3\n\n"
+    for size in (1, 7, 100, 4096, len(stream)):
+        splitter = SSESplitter(max_event_bytes=1000)
+        out = []
+        for i in range(0, len(stream), size):
+            out.extend(splitter.feed(stream[i : i + size]))
+        assert b"".join(out) == stream, size  # every byte goes on, in order, once
+        parsed = [piece for piece in out if not isinstance(piece, Unparsed)]
+        assert parsed == [b"data: 1\n\n", b"data: 2\n\n", b"data: 3\n\n"], size
+        unparsed = b"".join(piece for piece in out if isinstance(piece, Unparsed))
+        assert unparsed == huge + b"\n\n", size
+        assert splitter.unparsed_bytes == len(unparsed)
+        assert splitter.tail() == b""
+
+
+def test_splitter_never_holds_more_than_its_bound() -> None:
+    splitter = SSESplitter(max_event_bytes=1000)
+    held = 0
+    for _ in range(2000):  # 2 MB of one line, in 1 KB chunks
+        out = splitter.feed(b"y" * 1000)
+        held = max(held, len(splitter.tail()))
+        assert all(isinstance(piece, Unparsed) for piece in out)
+    assert held <= 2000  # the bound, plus at most the chunk that crossed it
+    assert splitter.unparsed_bytes == 2_000_000
+    assert splitter.feed(b"\r\n\r\ndata: z\r\n\r\n") == [Unparsed(b"\r\n\r\n"), b"data: z\r\n\r\n"]
+
+
+def test_splitter_separator_split_across_the_end_of_an_oversized_event() -> None:
+    splitter = SSESplitter(max_event_bytes=10)
+    out = splitter.feed(b"data: " + b"a" * 20 + b"\r\n\r")
+    assert out == [Unparsed(b"data: " + b"a" * 20 + b"\r\n\r")]
+    assert splitter.feed(b"\ndata: b\n\n") == [Unparsed(b"\n"), b"data: b\n\n"]
+
+
 # --- event_fields ----------------------------------------------------------------------
 def test_event_fields_name_and_multiline_data() -> None:
     raw = b'event: content_block_delta\ndata: {"x":\ndata:  1}\nid: 7\n\n'
@@ -167,37 +214,104 @@ def test_openai_responses_api_usage() -> None:
     assert usage == Usage(input_tokens=2000, cached_input_tokens=1536, output_tokens=900, reasoning_tokens=640)
 
 
+def reasons(usage: Usage | None) -> list[tuple[str, str]]:
+    return [(a.field, a.reason) for a in usage.anomalies] if usage is not None else []
+
+
+def counts(usage: Usage | None) -> Usage | None:
+    return dataclasses.replace(usage, anomalies=()) if usage is not None else None
+
+
 @pytest.mark.parametrize(
-    ("raw", "expected"),
+    ("raw", "expected", "flagged"),
     [
-        (None, None),
-        ("usage", None),
-        ([1, 2], None),
-        ({}, None),
-        ({"total_tokens": 5}, None),
-        ({"prompt_tokens": -5, "completion_tokens": True}, Usage()),
-        ({"prompt_tokens": "10", "completion_tokens": 2.5}, Usage()),
-        ({"prompt_tokens": 10, "completion_tokens": None}, Usage(input_tokens=10)),
+        (None, None, []),
+        ("usage", None, []),
+        ([1, 2], None, []),
+        ({}, None, []),
+        ({"total_tokens": 5}, None, []),
+        (
+            {"prompt_tokens": -5, "completion_tokens": True},
+            Usage(),
+            [("prompt_tokens", "negative"), ("completion_tokens", "not_an_integer")],
+        ),
+        (
+            {"prompt_tokens": "10", "completion_tokens": 2.5},
+            Usage(),
+            [("prompt_tokens", "not_an_integer"), ("completion_tokens", "not_an_integer")],
+        ),
+        ({"prompt_tokens": 10, "completion_tokens": None}, Usage(input_tokens=10), []),
         (
             {"prompt_tokens": 10, "prompt_tokens_details": None, "completion_tokens_details": None},
             Usage(input_tokens=10),
+            [],
         ),
         (
             {"prompt_tokens": 10, "prompt_tokens_details": "x", "completion_tokens_details": [1]},
             Usage(input_tokens=10),
+            [],
         ),
         (
             {"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": False}},
             Usage(input_tokens=10),
+            [("prompt_tokens_details.cached_tokens", "not_an_integer")],
         ),
         (
             {"input_tokens": 7, "input_tokens_details": [], "output_tokens": -1, "output_tokens_details": 3},
             Usage(input_tokens=7),
+            [("output_tokens", "negative")],
         ),
     ],
 )
-def test_openai_usage_malformed_values(raw: object, expected: Usage | None) -> None:
-    assert openai_usage(raw) == expected
+def test_openai_usage_malformed_values_count_zero_and_are_flagged(
+    raw: object, expected: Usage | None, flagged: list[tuple[str, str]]
+) -> None:
+    usage = openai_usage(raw)
+    assert counts(usage) == expected
+    assert reasons(usage) == flagged
+
+
+@pytest.mark.parametrize("absurd", [10**15, 10**19, 2**64 - 1, 1.8446744073709552e19, float("inf")])
+def test_openai_usage_absurd_counts_are_bounded_and_keep_the_reported_figure(absurd: object) -> None:
+    usage = openai_usage(
+        {"prompt_tokens": absurd, "completion_tokens": absurd, "completion_tokens_details": {"reasoning_tokens": 3}}
+    )
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens) == (
+        MAX_INPUT_TOKENS,
+        MAX_OUTPUT_TOKENS,
+        3,
+    )
+    assert reasons(usage) == [("prompt_tokens", "out_of_range"), ("completion_tokens", "out_of_range")]
+    assert usage.anomalies[0].reported == (str(absurd) if isinstance(absurd, int) else repr(absurd))
+    assert untrusted(usage)
+
+
+def test_usage_at_the_ceilings_is_taken_as_reported() -> None:
+    usage = openai_usage({"prompt_tokens": MAX_INPUT_TOKENS, "completion_tokens": MAX_OUTPUT_TOKENS})
+    assert usage == Usage(input_tokens=MAX_INPUT_TOKENS, output_tokens=MAX_OUTPUT_TOKENS)
+    assert not untrusted(usage)
+
+
+def test_bounded_usage_clamps_sums_and_estimates_past_the_ceilings() -> None:
+    # Anthropic's input adds three bounded parts; an estimate from a huge stream can pass too.
+    big = Usage(input_tokens=3 * MAX_INPUT_TOKENS, output_tokens=MAX_OUTPUT_TOKENS + 1, cached_input_tokens=5)
+    bounded = bounded_usage(big)
+    assert (bounded.input_tokens, bounded.output_tokens, bounded.cached_input_tokens) == (
+        MAX_INPUT_TOKENS,
+        MAX_OUTPUT_TOKENS,
+        5,
+    )
+    assert reasons(bounded) == [("input_tokens", "out_of_range"), ("output_tokens", "out_of_range")]
+    sane = Usage(input_tokens=10, output_tokens=2)
+    assert bounded_usage(sane) is sane
+
+
+def test_bounded_cost() -> None:
+    assert bounded_cost(Decimal("12.5")) == (Decimal("12.5"), None)
+    cost, anomaly = bounded_cost(Decimal("25000000000.000001"))
+    assert cost == MAX_EVENT_COST_USD
+    assert anomaly is not None and (anomaly.reason, anomaly.reported) == ("out_of_range", "25000000000.000001")
 
 
 def test_openai_response_usage_body() -> None:
@@ -254,18 +368,37 @@ def test_anthropic_ephemeral_1h_breakdown() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "expected"),
+    ("raw", "expected", "flagged"),
     [
-        (None, None),
-        ({}, None),
-        ({"cache_read_input_tokens": 10}, None),
-        ({"input_tokens": None, "output_tokens": 3}, Usage(output_tokens=3)),
-        ({"input_tokens": -3, "output_tokens": True, "cache_read_input_tokens": "9"}, Usage()),
-        ({"input_tokens": 4, "cache_creation": "bad"}, Usage(input_tokens=4)),
+        (None, None, []),
+        ({}, None, []),
+        ({"cache_read_input_tokens": 10}, None, []),
+        ({"input_tokens": None, "output_tokens": 3}, Usage(output_tokens=3), []),
+        (
+            {"input_tokens": -3, "output_tokens": True, "cache_read_input_tokens": "9"},
+            Usage(),
+            [
+                ("cache_read_input_tokens", "not_an_integer"),
+                ("input_tokens", "negative"),
+                ("output_tokens", "not_an_integer"),
+            ],
+        ),
+        ({"input_tokens": 4, "cache_creation": "bad"}, Usage(input_tokens=4), []),
     ],
 )
-def test_anthropic_usage_malformed_values(raw: object, expected: Usage | None) -> None:
-    assert anthropic_usage(raw) == expected
+def test_anthropic_usage_malformed_values_count_zero_and_are_flagged(
+    raw: object, expected: Usage | None, flagged: list[tuple[str, str]]
+) -> None:
+    usage = anthropic_usage(raw)
+    assert counts(usage) == expected
+    assert reasons(usage) == flagged
+
+
+def test_anthropic_usage_absurd_counts_are_bounded() -> None:
+    usage = anthropic_usage({"input_tokens": 10**19, "cache_read_input_tokens": 10**15, "output_tokens": 12})
+    assert usage is not None and untrusted(usage)
+    assert reasons(usage) == [("cache_read_input_tokens", "out_of_range"), ("input_tokens", "out_of_range")]
+    assert usage.output_tokens == 12
 
 
 def test_anthropic_response_usage_body() -> None:
@@ -323,6 +456,18 @@ def test_chat_observer_forwards_usage_chunk_when_client_asked() -> None:
     assert observer.usage == Usage(input_tokens=11, output_tokens=7)
 
 
+def test_chat_observer_finished_by_done_or_a_finish_reason_only() -> None:
+    for end in (6, 7):  # [DONE] alone, or a finish_reason without [DONE], end the stream
+        observer = ChatStreamObserver(strip_usage_chunk=True)
+        for event in CHAT_STREAM[:5] + CHAT_STREAM[end:]:
+            observer.observe(event)
+        assert observer.finished
+    cut = ChatStreamObserver(strip_usage_chunk=True)
+    for event in CHAT_STREAM[:5]:
+        cut.observe(event)
+    assert not cut.finished
+
+
 def test_chat_observer_keeps_usage_that_rides_on_a_content_chunk() -> None:
     # Some compatible providers put usage on the last chunk that still has choices:
     # that chunk carries content and must reach the client even when stripping.
@@ -374,7 +519,10 @@ def test_responses_observer_usage_from_final_event(final: str) -> None:
         responses_event("response.output_text.done", text="Hi "),
         responses_event(final, response={"model": "gpt-5-mini-2025-08-07", "usage": RESPONSES_USAGE}),
     ]
-    assert all(observer.observe(event) for event in stream)
+    assert all(observer.observe(event) for event in stream[:-1])
+    assert not observer.finished
+    assert observer.observe(stream[-1])
+    assert observer.finished
     assert observer.usage == Usage(input_tokens=40, cached_input_tokens=32, output_tokens=12, reasoning_tokens=4)
     assert observer.model == "gpt-5-mini-2025-08-07"
     assert observer.output_chars == 5
@@ -441,6 +589,21 @@ def anthropic_stream(with_delta: bool) -> list[bytes]:
         )
         events.append(sse({"type": "message_stop"}, event="message_stop"))
     return events
+
+
+def test_messages_observer_finished_by_the_stop_reason_or_message_stop() -> None:
+    observer = MessagesStreamObserver()
+    for event in anthropic_stream(with_delta=False):
+        observer.observe(event)
+    assert not observer.finished
+    observer.observe(sse({"type": "message_delta", "delta": {"stop_reason": None}, "usage": {"output_tokens": 2}}))
+    assert not observer.finished
+    observer.observe(sse({"type": "message_stop"}, event="message_stop"))
+    assert observer.finished
+    with_delta = MessagesStreamObserver()
+    for event in anthropic_stream(with_delta=True)[:-1]:  # message_delta, no message_stop
+        with_delta.observe(event)
+    assert with_delta.finished
 
 
 def test_messages_observer_combines_start_and_delta() -> None:

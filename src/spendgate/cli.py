@@ -9,11 +9,13 @@ import click
 
 from spendgate import management
 from spendgate.cli_budgets import budgets, limits, policies
+from spendgate.cli_dead_letters import dead_letters
 from spendgate.cli_ledger import prune_command
 from spendgate.cli_support import LIMIT_MAX, db_options, json_option, print_json, print_table, settings_from
 from spendgate.cli_webhooks import alerts, webhooks
 from spendgate.ledger.postgres_cli import migrate_command
-from spendgate.ledger.store import Store
+from spendgate.ledger.store import Store, StoreError
+from spendgate.redact import redact_urls
 from spendgate.reports.render import events_csv, events_table, report_csv, report_json, report_table, stdout_console
 from spendgate.reports.spec import ReportQuery, parse_dimensions
 
@@ -47,6 +49,8 @@ def serve(host: str | None, port: int | None, db: str | None, config: str | None
     except PriceFileError as exc:
         # One line naming the file, the entry and the problem; exit status 1, no traceback.
         raise click.ClickException(f"invalid price overrides: {exc}") from None
+    except StoreError as exc:  # e.g. an unsupported database URL, which may hold a password
+        raise click.ClickException(redact_urls(str(exc))) from exc
 
 
 @main.command()
@@ -235,5 +239,5 @@ def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
 
 
 # Feature areas keep their commands in their own modules.
-for command in (budgets, limits, policies, webhooks, alerts, migrate_command, prune_command):
+for command in (budgets, limits, policies, webhooks, alerts, migrate_command, prune_command, dead_letters):
     main.add_command(command)

@@ -13,7 +13,6 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import click
 import orjson
@@ -21,6 +20,7 @@ from rich.table import Table
 
 from spendgate.budgets.model import BudgetError
 from spendgate.ledger.store import Store, StoreError, open_store
+from spendgate.redact import redact_url, redact_urls
 from spendgate.reports.render import plain, stdout_console
 from spendgate.reports.spec import ReportError
 from spendgate.settings import Settings, SettingsError, load_settings
@@ -40,22 +40,6 @@ def settings_from(db: str | None, config: str | None, **flags: Any) -> Settings:
 # --- opening the ledger -----------------------------------------------------------------------
 class NoLedgerError(click.ClickException):
     """The database URL names no spendgate ledger (exit status 1)."""
-
-
-def redact_url(url: str) -> str:
-    """The URL as it can be shown: without a password (in the user part or the query)."""
-    try:
-        parts = urlsplit(url)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if parts.password is None and not any(k.lower() == "password" for k, _ in pairs):
-            return url  # nothing to hide (and a sqlite://// path stays as given)
-        netloc = parts.netloc
-        if parts.password is not None:
-            netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
-        query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe=":/%")
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return "the given database URL"
 
 
 def _sqlite_file(url: str) -> str:
@@ -127,11 +111,11 @@ def db_options(func: Callable[..., Any] | None = None, *, creates: bool = False)
             try:
                 store = open_store(settings.db) if creates else open_existing_store(settings.db)
             except StoreError as exc:
-                raise click.UsageError(str(exc)) from exc
+                raise click.UsageError(redact_urls(str(exc))) from exc
             try:
                 return command(store, **kwargs)
             except (StoreError, ReportError, BudgetError) as exc:
-                raise click.ClickException(str(exc)) from exc
+                raise click.ClickException(redact_urls(str(exc))) from exc
             finally:
                 store.close()
 

@@ -11,6 +11,12 @@ import click
 
 from spendgate.alerts.model import AlertStore
 from spendgate.cli_support import LIMIT_MAX, db_options, json_option, print_json, print_table
+from spendgate.redact import redact_url, redact_urls
+
+
+def _shown(hook: dict[str, Any]) -> dict[str, Any]:
+    """A webhook as printed: its URL without credentials (it is stored, and used, whole)."""
+    return {**hook, "url": redact_url(hook["url"])}
 
 
 @click.group()
@@ -25,7 +31,7 @@ def webhooks() -> None:
 @json_option
 @db_options(creates=True)
 def webhooks_add(store: AlertStore, url: str, secret: str | None, fmt: str, as_json: bool) -> None:
-    hook = store.add_webhook(url, secret, fmt)
+    hook = _shown(store.add_webhook(url, secret, fmt))
     if as_json:
         print_json(hook)
     else:
@@ -37,7 +43,7 @@ def webhooks_add(store: AlertStore, url: str, secret: str | None, fmt: str, as_j
 @json_option
 @db_options
 def webhooks_list(store: AlertStore, as_json: bool) -> None:
-    hooks = store.list_webhooks()
+    hooks = [_shown(hook) for hook in store.list_webhooks()]
     if as_json:
         print_json(hooks)
     else:
@@ -52,7 +58,7 @@ def webhooks_list(store: AlertStore, as_json: bool) -> None:
 @json_option
 @db_options
 def webhooks_remove(store: AlertStore, id_or_url: str, as_json: bool) -> None:
-    hook = store.remove_webhook(id_or_url)
+    hook = _shown(store.remove_webhook(id_or_url))
     if as_json:
         print_json(hook)
     else:
@@ -72,16 +78,18 @@ def webhooks_test(store: AlertStore, id_or_url: str, timeout: float, as_json: bo
     The receiver's answer is not shown: a webhook URL can point anywhere the gateway can
     reach, and its answer is none of the caller's business (nor a way to read internal pages)."""
     hook = store.webhook(id_or_url)
+    shown = redact_url(hook["url"])
     started = time.perf_counter()
     try:
         status = asyncio.run(_send_test(store, hook, timeout))
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise click.ClickException(f"could not reach {hook['url']}: {exc or type(exc).__name__}") from exc
+        reason = redact_urls(str(exc)) or type(exc).__name__
+        raise click.ClickException(f"could not reach {shown}: {reason}") from exc
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     if as_json:
-        print_json({"webhook": hook["id"], "url": hook["url"], "status": status, "elapsed_ms": elapsed_ms})
+        print_json({"webhook": hook["id"], "url": shown, "status": status, "elapsed_ms": elapsed_ms})
     else:
-        click.echo(f"{hook['url']} answered {status} in {elapsed_ms} ms")
+        click.echo(f"{shown} answered {status} in {elapsed_ms} ms")
     if not 200 <= status < 300:
         raise click.ClickException(f"the receiver refused the test event (HTTP {status})")
 

@@ -24,6 +24,7 @@ from spendgate import management
 from spendgate.demo_traffic import AGENTS, TEAMS, PlannedRequest, plan_month
 from spendgate.gateway import create_app
 from spendgate.ledger.store import Store, open_store
+from spendgate.redact import redact_url
 from spendgate.reports.render import report_table
 from spendgate.reports.spec import ReportQuery
 from spendgate.settings import Settings
@@ -127,7 +128,7 @@ def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 
         db_path = Path(tempfile.mkdtemp(prefix="spendgate-demo-")) / "demo.db"
         db_url = f"sqlite:///{db_path}"
     store = open_store(db_url)
-    console.print(f"[bold]spendgate demo[/bold] — ledger: {escape(db_url)}")
+    console.print(f"[bold]spendgate demo[/bold] — ledger: {escape(redact_url(db_url))}")
 
     console.print("• starting the simulated provider (OpenAI + Anthropic shapes) on loopback")
     simulator = serve_in_thread(create_simulator_app())
@@ -178,4 +179,4 @@ def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 
         "spendgate report --by day --format json",
         "spendgate events --limit 10",
     ):
-        console.print(f"  {command} --db {escape(db_url)}", soft_wrap=True, highlight=False)
+        console.print(f"  {command} --db {escape(redact_url(db_url))}", soft_wrap=True, highlight=False)

@@ -6,6 +6,7 @@ Precedence: command-line flag > environment variable > config file > default.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -64,6 +65,42 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("upstream_timeout", "SPENDGATE_UPSTREAM_TIMEOUT", 600.0, float, "seconds to wait for upstream data"),
     Setting("connect_timeout", "SPENDGATE_CONNECT_TIMEOUT", 10.0, float, "seconds to connect upstream"),
+    Setting(
+        "stream_deadline",
+        "SPENDGATE_STREAM_DEADLINE",
+        3600.0,
+        float,
+        "seconds a streamed answer may last in all, however slowly it trickles (then cut, recorded incomplete)",
+    ),
+    Setting(
+        "max_stream_event_bytes",
+        "SPENDGATE_MAX_STREAM_EVENT_BYTES",
+        16 * 1024 * 1024,
+        int,
+        "largest stream event the gateway reads; a larger one is passed on unread and the request estimated",
+    ),
+    Setting("idle_timeout", "SPENDGATE_IDLE_TIMEOUT", 30.0, float, "seconds a client connection may sit idle"),
+    Setting(
+        "header_timeout",
+        "SPENDGATE_HEADER_TIMEOUT",
+        10.0,
+        float,
+        "seconds a client has to send a request's headers, from their first byte",
+    ),
+    Setting(
+        "body_timeout",
+        "SPENDGATE_BODY_TIMEOUT",
+        60.0,
+        float,
+        "seconds a client has to send a request's body, once its headers are in",
+    ),
+    Setting(
+        "max_connections",
+        "SPENDGATE_MAX_CONNECTIONS",
+        4096,
+        int,
+        "client connections held at once (per process)",
+    ),
     Setting("admin_key", "SPENDGATE_ADMIN_KEY", None, str, "bearer token for the /admin API (off when unset)"),
     Setting("flush_interval", "SPENDGATE_FLUSH_INTERVAL", 0.2, float, "seconds between ledger batch writes"),
     Setting("refresh_interval", "SPENDGATE_REFRESH_INTERVAL", 1.0, float, "seconds between key/project reloads"),
@@ -118,6 +155,12 @@ class Settings:
     max_body_bytes: int = 20 * 1024 * 1024
     upstream_timeout: float = 600.0
     connect_timeout: float = 10.0
+    stream_deadline: float = 3600.0
+    max_stream_event_bytes: int = 16 * 1024 * 1024
+    idle_timeout: float = 30.0
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 4096
     admin_key: str | None = None
     flush_interval: float = 0.2
     refresh_interval: float = 1.0
@@ -156,6 +199,17 @@ def _check_ranges(values: Mapping[str, Any]) -> None:
     # Imported here: settings must not pull the ledger package in at import time.
     from spendgate.ledger.retention import MIN_RETENTION_DAYS
 
+    for name in (
+        "stream_deadline",
+        "max_stream_event_bytes",
+        "idle_timeout",
+        "header_timeout",
+        "body_timeout",
+        "max_connections",
+    ):
+        value = values.get(name)
+        if value is not None and not 0 < value < math.inf:
+            raise SettingsError(f"{name} must be a positive number, got {value}")
     days = values.get("retention_days")
     if days is not None and days < MIN_RETENTION_DAYS:
         raise SettingsError(

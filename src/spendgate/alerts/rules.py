@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from spendgate.budgets.model import Budget
 from spendgate.budgets.windows import Window
 from spendgate.money import format_usd
+from spendgate.redact import redact_url
 
 THRESHOLD_CROSSED = "budget.threshold_crossed"
 FORECAST_OVERRUN = "budget.forecast_overrun"
@@ -228,7 +229,7 @@ def verify_signature(
 def check_webhook(url: str, fmt: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookError(f"bad webhook URL {url!r}: use http(s)://host/path")
+        raise WebhookError(f"bad webhook URL {redact_url(url)!r}: use http(s)://host/path")
     if fmt not in WEBHOOK_FORMATS:
         raise WebhookError(f"bad webhook format {fmt!r}: one of {', '.join(WEBHOOK_FORMATS)}")
 

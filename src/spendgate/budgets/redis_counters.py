@@ -24,8 +24,12 @@ with strings that Python adds to exactly. Consequences:
 * Decimal to pico rounds UP (ceiling): conservative for enforcement, and exact for any price
   with at most 6 decimals per million tokens (such a price times a token count is a whole
   number of pico-dollars). A limit rounds DOWN, also conservative. Pico to Decimal is exact.
-* A counter holds at most 2^63 - 1 pico-dollars, about $9.2M per budget window; a write that
-  would pass that raises ``redis.ResponseError`` and changes nothing.
+* A counter holds at most 2^63 - 1 pico-dollars, about $9.2M per budget window. Spend is
+  never refused for it: a settlement or a load past it leaves the counter full (saturated),
+  which refuses every later request of a blocking budget as the ledger's spend would, and
+  still ends the reservation; a settlement that raised would leave the reservation holding
+  its budget until it expired. A reservation that would pass it raises ``redis.ResponseError``
+  and changes nothing (the request is refused).
 * The limit comparisons in Lua are exact below 2^53 pico-dollars (about $9,007); above, they
   are within 1e-16 relative (a few pico-dollars on a budget of thousands of dollars).
   The stored counters themselves stay exact at any size.
@@ -130,6 +134,12 @@ def to_pico(amount: Decimal) -> int:
     if not -INT64_MAX <= pico <= INT64_MAX:
         raise ValueError(f"{amount} USD does not fit a 64-bit count of pico-dollars")
     return pico
+
+
+def spend_to_pico(amount: Decimal) -> int:
+    """Spend in pico-dollars, rounded up and saturated at what a counter holds: recording spend
+    never fails on its size (the gateway bounds each event far below this anyway)."""
+    return min(max(_scaled(amount, ceiling=True), 0), INT64_MAX)
 
 
 def limit_to_pico(limit: Decimal) -> int:
@@ -250,7 +260,9 @@ class RedisCounters(_RedisNamespace):
 
     async def load(self, counter: str, spent: Decimal) -> None:
         ttl = self.key_ttl(counter)
-        await within(self._load(keys=[self.counter_key(counter)], args=[to_pico(spent), "" if ttl is None else ttl]))
+        await within(
+            self._load(keys=[self.counter_key(counter)], args=[spend_to_pico(spent), "" if ttl is None else ttl])
+        )
 
     async def reserve(self, request_id: str, charges: Sequence[Charge], amount: Decimal, ttl: float) -> Refused | None:
         refused = await self.admit(request_id, charges, amount, ttl, (), 0, 0.0)
@@ -314,7 +326,7 @@ class RedisCounters(_RedisNamespace):
         self, request_id: str, cost: Decimal, scopes: Sequence[str] = (), tokens: int = 0, now: float = 0.0
     ) -> list[CounterState]:
         """``CounterStore.settle``, with ``Gate.settle``'s token correction in the same script."""
-        pico = to_pico(cost)
+        pico = spend_to_pico(cost)
         keys = [self.due_key, self.reservation_key(request_id)]
         if tokens and scopes:
             minute = minute_of(now)
@@ -328,7 +340,11 @@ class RedisCounters(_RedisNamespace):
         # The script answers with the values before its change (exact strings); add them here.
         released = int(result[0])
         return [
-            CounterState(result[i], from_pico(int(result[i + 1]) + pico), from_pico(int(result[i + 2]) + released))
+            CounterState(
+                result[i],
+                from_pico(min(int(result[i + 1]) + pico, INT64_MAX)),  # a full counter stays full
+                from_pico(int(result[i + 2]) + released),
+            )
             for i in range(1, len(result), 3)
         ]
 

@@ -19,13 +19,15 @@ Key layout under the prefix P (all in one cluster slot, see redis_counters.py):
   ``t`` = tokens; its TTL is set when the minute's first request creates it.
 
 A script checks everything before it writes anything: Redis does not roll back a script whose
-command fails halfway (an overflowing HINCRBY), so overflow is checked in Lua first.
+command fails halfway (an overflowing HINCRBY), so overflow is checked in Lua first. Spend is
+never refused for overflow: a counter it would overflow is set full instead (``FULL``).
 """
 
 from __future__ import annotations
 
 _COMMON = """
 local OVERFLOW = 9.2e18
+local FULL = '9223372036854775807'  -- 2^63 - 1 pico-dollars: a saturated counter
 
 local function now_us()
   local t = redis.call('TIME')
@@ -36,7 +38,8 @@ end
 -- Returns {}, when there is no such reservation (settled, released, purged or lost), else
 -- {-amount, counter, spent, reserved, ...} for the counters still there, their values BEFORE this
 -- change: HINCRBY answers with a Lua number, inexact past 2^53, so the caller adds the exact
--- integers itself. An error reply (overflow) changes nothing.
+-- integers itself. A cost that would overflow a counter leaves it FULL: the request is settled
+-- whatever its cost (an error here would leave its reservation holding the budget).
 local function finish(prefix, rid, cost)
   local rkey, due = prefix .. 'rsv:' .. rid, prefix .. 'due'
   local rec = redis.call('HMGET', rkey, 'n', 'c')
@@ -46,23 +49,25 @@ local function finish(prefix, rid, cost)
   end
   -- A counter can only be gone if its window expired or Redis lost data: nothing to release
   -- or add there, and no half counter is created (it is loaded from the ledger again).
-  local out = {rec[1]}
+  local out, full = {rec[1]}, {}
   for _, counter in ipairs(cjson.decode(rec[2])) do
     local counts = redis.call('HMGET', prefix .. 'b:' .. counter, 's', 'r')
     if counts[1] then
-      if cost and math.abs(tonumber(counts[1]) + tonumber(cost)) > OVERFLOW then
-        return redis.error_reply('spendgate: spent would overflow on ' .. counter)
-      end
       out[#out + 1] = counter
       out[#out + 1] = counts[1]
       out[#out + 1] = counts[2] or '0'
+      full[#out] = cost and tonumber(counts[1]) + tonumber(cost) > OVERFLOW
     end
   end
   redis.call('DEL', rkey)
   redis.call('ZREM', due, rid)
   for i = 2, #out, 3 do
     local key = prefix .. 'b:' .. out[i]
-    if cost then redis.call('HINCRBY', key, 's', cost) end
+    if full[i + 2] then
+      redis.call('HSET', key, 's', FULL)
+    elseif cost then
+      redis.call('HINCRBY', key, 's', cost)
+    end
     redis.call('HINCRBY', key, 'r', rec[1])
   end
   return out
@@ -153,7 +158,6 @@ SETTLE = (
     _COMMON
     + """
 local out = finish(ARGV[1], ARGV[2], ARGV[3])
-if out.err then return out end  -- overflow: nothing changed
 local tokens = ARGV[4]
 if tokens ~= '0' then
   for j = 3, #KEYS do

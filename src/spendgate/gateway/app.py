@@ -78,6 +78,8 @@ class SpendgateApp:
             max_body_bytes=settings.max_body_bytes,
             upstream_timeout=settings.upstream_timeout,
             connect_timeout=settings.connect_timeout,
+            stream_deadline=settings.stream_deadline,
+            max_stream_event_bytes=settings.max_stream_event_bytes,
             directory=Directory(),
         )
         # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).
@@ -181,7 +183,12 @@ class SpendgateApp:
             elif path.startswith("/admin/"):
                 await self.admin(scope, receive, send)
             elif path in ("/healthz", "/health"):
-                body = {"status": "ok", "pending_events": self.writer.pending}
+                # dead_letters: events the ledger refused, set aside (`spendgate dead-letters list`).
+                body = {
+                    "status": "ok",
+                    "pending_events": self.writer.pending,
+                    "dead_letters": self.writer.dead_letter_count,
+                }
                 await send_response(send, 200, JSON_HEADERS, orjson.dumps(body))
             else:
                 await send_error(send, not_found(path), OPENAI)

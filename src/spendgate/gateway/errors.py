@@ -51,6 +51,21 @@ def request_too_large(limit: int) -> GatewayError:
     return GatewayError(413, "request_too_large", f"request body is larger than the gateway's limit of {limit} bytes")
 
 
+def request_timeout(what: str, seconds: float) -> GatewayError:
+    return GatewayError(408, "request_timeout", f"the {what} did not arrive within {seconds:g}s")
+
+
+def service_overloaded() -> GatewayError:
+    # Every connection the gateway allows has a request in progress; the SDKs retry a 503.
+    return GatewayError(
+        503,
+        "service_unavailable",
+        "spendgate is at its connection limit; nothing was sent upstream, retry shortly",
+        code="overloaded",
+        headers=((b"retry-after", b"1"),),
+    )
+
+
 def not_found(path: str) -> GatewayError:
     return GatewayError(404, "not_found_error", f"spendgate does not serve {path}")
 

@@ -56,11 +56,14 @@ from spendgate.usage import (
     MessagesStreamObserver,
     ResponsesStreamObserver,
     SSESplitter,
+    Unparsed,
     Usage,
     anthropic_response_usage,
     openai_response_usage,
     request_service_tier,
 )
+from spendgate.usage.bounds import MAX_EVENT_COST_USD
+from spendgate.usage.sse import MAX_EVENT_BYTES
 
 log = logging.getLogger("spendgate.gateway")
 
@@ -98,6 +101,8 @@ class Gateway:
     upstream_timeout: float
     directory: Directory
     connect_timeout: float = 10.0
+    stream_deadline: float | None = None  # seconds a stream may last in all, however it trickles
+    max_stream_event_bytes: int = MAX_EVENT_BYTES
     session: aiohttp.ClientSession | None = None
     refresh_directory: Callable[[], Any] | None = None  # awaitable factory, for unknown keys
     enforcer: Enforcer | None = None
@@ -208,10 +213,11 @@ class Gateway:
             now,
             request_service_tier(body),  # a priority request reserves at the priority price
         )
+        # No event is ever recorded above the per-event ceiling, so no request needs more held
+        # for it (a client's max_tokens of 10^18 must not overflow the counters).
+        worst_cost = min(worst.cost, MAX_EVENT_COST_USD) if worst else Decimal(0)
         try:
-            return await enforcer.admit(
-                request_id, owner, worst.cost if worst else Decimal(0), input_tokens + output_tokens, now
-            )
+            return await enforcer.admit(request_id, owner, worst_cost, input_tokens + output_tokens, now)
         except Refusal as refusal:
             raise refusal_error(refusal) from refusal
         except Exception as exc:
@@ -224,8 +230,13 @@ class Gateway:
         try:
             await self.enforcer.settle(admission, event.cost_usd, event.input_tokens + event.output_tokens)
         except Exception:
-            # The ledger has the event; counters are rebuilt from it if they drift.
-            log.exception("could not settle budget reservation %s", admission.request_id)
+            # The ledger has the event; counters are rebuilt from it if they drift. The
+            # reservation must not outlive the request, holding its budget until it expires.
+            log.exception("could not settle budget reservation %s; releasing it", admission.request_id)
+            try:
+                await self.enforcer.release(admission)
+            except Exception:
+                log.exception("could not release budget reservation %s either", admission.request_id)
 
     async def _forward(
         self,
@@ -305,8 +316,7 @@ class Gateway:
                 parsed = None
             parse = anthropic_response_usage if route.family == ANTHROPIC else openai_response_usage
             outcome.usage, outcome.reported_model = parse(parsed)
-            if outcome.usage is None:
-                outcome.output_chars = len(payload)
+            outcome.output_chars = len(payload)  # for an estimate, should the usage be missing or absurd
         headers = _response_headers(response)
         headers.extend(own)
         # Settled and recorded before the response leaves, so the client is told the very
@@ -341,47 +351,65 @@ class Gateway:
 
         disconnected = asyncio.Event()
         watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, disconnected, response))
-        splitter = SSESplitter()
-        finished = False
+        splitter = SSESplitter(self.max_stream_event_bytes)
+        ended = complete = False  # the upstream body ended without error / with its final event
         try:
-            async for chunk in response.content.iter_any():
-                kept = [event for event in splitter.feed(chunk) if observer.observe(event)]
-                if outcome.event is None and observer.usage is not None:
-                    self._record_reported(ctx, outcome, observer)
-                if kept:
-                    await send({"type": "http.response.body", "body": b"".join(kept), "more_body": True})
-                if disconnected.is_set():
-                    break
-            else:
-                finished = not disconnected.is_set()
+            async with asyncio.timeout(self.stream_deadline) as deadline:
+                async for chunk in response.content.iter_any():
+                    kept = [
+                        event
+                        for event in splitter.feed(chunk)
+                        # An event too large to parse is forwarded unread (see usage/sse.py).
+                        if event.__class__ is Unparsed or observer.observe(event)
+                    ]
+                    if outcome.event is None and observer.usage is not None:
+                        self._record_reported(ctx, outcome, observer, splitter)
+                    if kept:
+                        await send({"type": "http.response.body", "body": b"".join(kept), "more_body": True})
+                    if disconnected.is_set():
+                        break
+                else:
+                    ended = not disconnected.is_set()
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            log.info("upstream stream ended early: %r", exc)
-            if not disconnected.is_set():
-                # Never end a cut stream as if it had completed: the client gets an error
-                # event in its provider's stream shape, which the SDKs raise.
-                await send({"type": "http.response.body", "body": _stream_error(route.family), "more_body": True})
+            if deadline.expired():
+                log.info("stream of %s cut at the %ss stream deadline", ctx.request_id, self.stream_deadline)
+                response.close()  # closing is how a provider learns to stop generating
+            else:
+                log.info("upstream stream ended early: %r", exc)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             outcome.usage = observer.usage
             outcome.reported_model = observer.model
-            outcome.output_chars = observer.output_chars
+            outcome.output_chars = observer.output_chars + splitter.unparsed_bytes
+            outcome.unparsed_bytes = splitter.unparsed_bytes
             outcome.partial_usage = getattr(observer, "partial_usage", None)
-            outcome.broken = not finished
-        if finished:
+            outcome.broken = True  # until it is known to have ended with its final event
+        if ended:
             tail = splitter.tail()
             keep = bool(tail) and observer.observe(tail)
             if outcome.event is None and observer.usage is not None:
-                self._record_reported(ctx, outcome, observer)
+                self._record_reported(ctx, outcome, observer, splitter)
             if keep:
                 await send({"type": "http.response.body", "body": tail, "more_body": True})
-        if not disconnected.is_set():
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            complete = observer.finished
+            if not complete:
+                # Closed cleanly, but before the provider said it was done: a truncated answer.
+                log.info("upstream stream of %s closed before its final event", ctx.request_id)
+        outcome.usage, outcome.broken = observer.usage, not complete
+        if disconnected.is_set():
+            return
+        if not complete:
+            # Never end a cut stream as if it had completed: the client gets an error event in
+            # its provider's stream shape, which the SDKs raise.
+            await send({"type": "http.response.body", "body": _stream_error(route.family), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def _record_reported(self, ctx: RequestContext, outcome: Outcome, observer: Any) -> None:
+    def _record_reported(self, ctx: RequestContext, outcome: Outcome, observer: Any, splitter: SSESplitter) -> None:
         """The provider's usage is in: record the request before relaying the stream's end."""
         outcome.http_status, outcome.usage, outcome.reported_model = 200, observer.usage, observer.model
+        outcome.unparsed_bytes = splitter.unparsed_bytes
         outcome.event = settle(ctx, outcome, self.prices)
         self.writer.record(outcome.event)
 

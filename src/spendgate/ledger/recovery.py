@@ -9,6 +9,10 @@
 A process recovers its own slot (its events stay where they are and are shipped from there)
 and adopts every other slot nobody holds (their events are copied into its own slot, made
 durable, and only then deleted from the orphan).
+
+A record that cannot be made into an event (damaged fields, a begin that cannot be priced) is
+handed to ``set_aside`` (the dead letters, see spool.py) rather than stopping the start-up: one
+bad record must not keep a gateway from serving, nor be lost.
 """
 
 from __future__ import annotations
@@ -63,16 +67,40 @@ def scan_slot(slot_dir: Path, on_event: Callable[[Record], None]) -> Leftovers:
     return leftovers
 
 
+SetAside = Callable[[str, dict[str, Any], Exception], None]  # (kind, record fields, why)
+
+
+def event_or_set_aside(
+    kind: str, fields: dict[str, Any], make: Callable[[dict[str, Any]], UsageEvent], set_aside: SetAside | None
+) -> UsageEvent | None:
+    """``make(fields)``, or None once the record is handed to ``set_aside`` (which, when None,
+    lets the error through)."""
+    try:
+        return make(fields)
+    except Exception as exc:
+        if set_aside is None:
+            raise
+        set_aside(kind, fields, exc)
+        return None
+
+
 def adopt_orphans(
     root: Path,
     own_slot: Path,
     record: Callable[[UsageEvent], None],
     unfinished_event: Callable[[dict[str, Any]], UsageEvent],
     make_durable: Callable[[], None],
+    set_aside: SetAside | None = None,
 ) -> list[Leftovers]:
     """Take over every slot under ``root`` that no live process holds and has records: its
     events and in-flight requests are recorded here (``record``), made durable here, then
-    deleted there."""
+    deleted there. A record that makes no event goes to ``set_aside``."""
+
+    def take(kind: str, fields: dict[str, Any], make: Callable[[dict[str, Any]], UsageEvent]) -> None:
+        event = event_or_set_aside(kind, fields, make, set_aside)
+        if event is not None:
+            record(event)
+
     adopted = []
     for slot_dir in slot_dirs(root):
         if slot_dir == own_slot:
@@ -85,9 +113,9 @@ def adopt_orphans(
             remove_slot(slot_dir, fd)
             continue
         try:
-            leftovers = scan_slot(slot_dir, lambda found: record(decode_event(found.fields)))
+            leftovers = scan_slot(slot_dir, lambda found: take("event", found.fields, decode_event))
             for begin in leftovers.unfinished.values():
-                record(unfinished_event(begin))
+                take("begin", begin, unfinished_event)
             make_durable()
             clear_slot(slot_dir)
         except BaseException:

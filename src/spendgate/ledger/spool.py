@@ -22,6 +22,11 @@ Several gateway processes on one machine never share a spool: each takes a *slot
 sub-folder locked with ``fcntl.flock`` for the life of the process. The kernel drops the lock
 when the process dies however it dies, so the next process can take the slot, or adopt it,
 and recover what was left there.
+
+A record the ledger refuses for what it holds (not because the database is unreachable) is
+set aside in ``dead-letters.jsonl`` beside the slots (:class:`DeadLetters`), so it never holds
+up the others and is never replayed as a poison again; ``spendgate dead-letters`` lists and
+retries them.
 """
 
 from __future__ import annotations
@@ -31,11 +36,12 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -465,14 +471,24 @@ class Spool:
                 os.unlink(segment_path(self.dir, number))
 
     def read_events(
-        self, start: Position, end: Position, limit: int
+        self,
+        start: Position,
+        end: Position,
+        limit: int,
+        undecodable: Callable[[Record, Exception], None] | None = None,
     ) -> tuple[list[tuple[UsageEvent, Position]], Position]:
-        """Up to ``limit`` events after ``start`` and up to ``end``, and where reading stopped."""
+        """Up to ``limit`` events after ``start`` and up to ``end``, and where reading stopped.
+        An event record that is no event (``decode_event`` fails) goes to ``undecodable``."""
         events: list[tuple[UsageEvent, Position]] = []
         cursor = start
         for record in records(self.dir, start, end):
             if record.kind == "event":
-                events.append((decode_event(record.fields), record.position))
+                try:
+                    events.append((decode_event(record.fields), record.position))
+                except Exception as exc:
+                    if undecodable is None:
+                        raise
+                    undecodable(record, exc)
             cursor = record.position
             if len(events) >= limit:
                 return events, cursor
@@ -535,3 +551,137 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# --- dead letters ----------------------------------------------------------------------------
+DEAD_LETTERS = "dead-letters.jsonl"
+_DEAD_LETTERS_LOCK = "dead-letters.lock"
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A spooled record the ledger would not take, and why."""
+
+    kind: str  # "event" (a finished request) or "begin" (one in flight, whose event could not be made)
+    fields: dict[str, Any]  # the record's fields, as spooled
+    error: str
+    at: str  # when it was set aside (UTC, RFC 3339)
+
+    @property
+    def id(self) -> str | None:
+        value = self.fields.get("id")
+        return value if isinstance(value, str) else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"at": self.at, "kind": self.kind, "error": self.error, "record": self.fields}
+
+
+def dead_letter(kind: str, fields: dict[str, Any], error: BaseException | str) -> DeadLetter:
+    reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return DeadLetter(kind, fields, reason[:1000], datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def event_fields(event: UsageEvent) -> dict[str, Any]:
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(UsageEvent)}
+
+
+def _plain(value: Any) -> Any:
+    # Exact text for money and times; whatever else an odd record holds, as text.
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+class DeadLetters:
+    """Records set aside, as JSON lines in one file beside a database's spool slots
+    (``<spool>/dead-letters.jsonl``), shared by the gateway processes of that database on this
+    host. The stdlib encoder writes them: unlike orjson it takes integers of any size, and a
+    record is here precisely because something in it is out of the ordinary.
+
+    ``add`` appends under an exclusive ``flock`` of a lock file beside it, in one ``write``, and
+    fsyncs before returning: the writer moves the spool's checkpoint past a record only once it
+    is here, so it is neither lost nor replayed. ``rewrite`` (``spendgate dead-letters retry``)
+    replaces the file under the same lock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock_path = self.path.with_name(_DEAD_LETTERS_LOCK)
+        self._counted: tuple[int, int, int] | None = None  # (inode, size, mtime) last counted
+        self._count = 0
+
+    @classmethod
+    def beside(cls, spool_root: str | os.PathLike[str]) -> DeadLetters:
+        return cls(Path(spool_root) / DEAD_LETTERS)
+
+    def add(self, letters: list[DeadLetter]) -> None:
+        """Append ``letters``, but not a record already set aside (a start that found it again
+        before the checkpoint could pass it, a batch retried after a failed fsync)."""
+        with self._locked():
+            held = {(letter.kind, letter.id) for letter in self.read()}
+            letters = [letter for letter in letters if letter.id is None or (letter.kind, letter.id) not in held]
+            if not letters:
+                return
+            data = "".join(json.dumps(letter.as_json(), default=_plain) + "\n" for letter in letters).encode()
+            created = not self.path.exists()
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                _fsync_dir(self.path.parent)
+
+    def read(self) -> list[DeadLetter]:
+        try:
+            lines = self.path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        letters = []
+        for line in lines:
+            try:
+                item = json.loads(line)
+                letters.append(DeadLetter(item["kind"], item["record"], item["error"], item["at"]))
+            except (ValueError, KeyError, TypeError):
+                if line.strip():
+                    log.warning("%s: an unreadable line (%d bytes) skipped", self.path, len(line))
+        return letters
+
+    def count(self) -> int:
+        """How many are set aside (re-read only when the file changed: ``/healthz`` asks)."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return 0
+        key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if key != self._counted:
+            self._count, self._counted = len(self.read()), key
+        return self._count
+
+    def rewrite(self, keep: Callable[[list[DeadLetter]], list[DeadLetter]]) -> None:
+        """Replace the letters with ``keep(letters)``, no gateway appending meanwhile."""
+        with self._locked():
+            kept = keep(self.read())
+            if not kept:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
+                return
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            data = "".join(json.dumps(letter.as_json(), default=_plain) + "\n" for letter in kept)
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock

@@ -11,6 +11,13 @@ When the store is unreachable the gateway keeps serving: events pile up in the s
 the store is back, reads them from the spool instead. A failed batch is retried with backoff,
 never dropped; replays are harmless because the store ignores an id it already has.
 
+A batch the store refuses for what an event holds (a value its columns cannot take: a data
+error, see ``is_data_error``) is not retried as a whole, which would stall every event behind
+it for ever and replay it at every start: the batch is halved until the failing events are
+found (``append_isolating``), the rest is stored, and those are set aside durably as dead
+letters (spool.py) before the checkpoint moves past them. Reported by ``/healthz``, listed and
+retried by ``spendgate dead-letters``.
+
 Without a spool (``spool_dir=None``: an in-memory database, or a writer built by hand) it is
 the plain in-memory batcher, and ``aclose`` retries until the store takes everything.
 """
@@ -20,15 +27,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.recovery import adopt_orphans, scan_slot
-from spendgate.ledger.spool import SEGMENT_BYTES, Position, Record, Spool, decode_event
+from spendgate.ledger.recovery import adopt_orphans, event_or_set_aside, scan_slot
+from spendgate.ledger.spool import (
+    SEGMENT_BYTES,
+    DeadLetter,
+    DeadLetters,
+    Position,
+    Record,
+    Spool,
+    dead_letter,
+    decode_event,
+    event_fields,
+)
 from spendgate.ledger.store import Store
 
 log = logging.getLogger("spendgate.ledger")
@@ -81,6 +100,9 @@ class EventWriter:
         self.written = 0
         self.recovered = 0
         self.spool_errors = 0
+        # Set aside: in the dead-letter file beside the spool, or (no spool) in memory.
+        self.dead_letters: DeadLetters | None = None
+        self._dead_in_memory: list[DeadLetter] = []
 
     # --- the request path ----------------------------------------------------------------
     def begin(self, request_id: str, begin: dict[str, Any]) -> None:
@@ -125,6 +147,17 @@ class EventWriter:
         return self._backlog
 
     @property
+    def dead_letter_count(self) -> int:
+        """Records set aside because the ledger would not take them (see ``set_aside``)."""
+        if self.dead_letters is not None:
+            try:
+                return self.dead_letters.count()
+            except OSError:
+                log.exception("could not read the dead letters in %s", self.dead_letters.path)
+                return -1
+        return len(self._dead_in_memory)
+
+    @property
     def in_memory(self) -> int:
         """Unshipped events of which memory holds a copy (bounded by ``max_memory_events`` while
         the spool works)."""
@@ -148,12 +181,17 @@ class EventWriter:
     def open_spool(self) -> None:
         assert self.spool_dir is not None
         spool = self.spool = Spool.open(self.spool_dir, fsync=self.spool_fsync, segment_bytes=self.segment_bytes)
+        self.dead_letters = DeadLetters.beside(spool.root)
         self._cursor = spool.checkpoint()
         own = scan_slot(spool.dir, self._restore)
         price_unfinished = self.unfinished_event or _no_pricing
         for begin in own.unfinished.values():
-            self.record(price_unfinished(begin))
-        adopted = adopt_orphans(spool.root, spool.dir, self.record, price_unfinished, spool.sync)
+            event = event_or_set_aside("begin", begin, price_unfinished, self._set_aside_record)
+            if event is not None:
+                self.record(event)
+        adopted = adopt_orphans(
+            spool.root, spool.dir, self.record, price_unfinished, spool.sync, set_aside=self._set_aside_record
+        )
         for leftovers in [own, *adopted]:
             if leftovers.events or leftovers.unfinished:
                 log.warning(
@@ -170,11 +208,14 @@ class EventWriter:
     def _restore(self, found: Record) -> None:
         """An unshipped event found in our own slot: it stays there, memory gets a copy (the
         first ``max_memory_events`` only; the rest is read back when shipped)."""
-        self._backlog += 1
         if self._spilled or len(self._pending) >= self.max_memory_events:
-            self._spilled = True
-        else:
-            self._pending.append((decode_event(found.fields), found.position))
+            self._backlog += 1
+            self._spilled = True  # decoded when read back (a record that is no event: set aside then)
+            return
+        event = event_or_set_aside("event", found.fields, decode_event, self._set_aside_record)
+        if event is not None:
+            self._backlog += 1
+            self._pending.append((event, found.position))
 
     async def flush(self) -> None:
         """Write everything recorded so far (retrying until the store takes it)."""
@@ -276,13 +317,21 @@ class EventWriter:
             return True
         if self._spilled and self.spool is not None:
             end = self.spool.end
+            undecodable: list[DeadLetter] = []
             read, cursor = await loop.run_in_executor(
-                self._executor, self.spool.read_events, self._cursor, end, MAX_BATCH
+                self._executor,
+                self.spool.read_events,
+                self._cursor,
+                end,
+                MAX_BATCH,
+                lambda record, exc: undecodable.append(dead_letter("event", record.fields, exc)),
             )
-            if read:
+            if read or undecodable:
                 events = [event for event, _ in read]
-                self.written += await loop.run_in_executor(self._executor, self._store_batch, events, cursor)
-                self._backlog -= len(events)
+                self.written += await loop.run_in_executor(
+                    self._executor, self._store_batch, events, cursor, undecodable
+                )
+                self._backlog -= len(events) + len(undecodable)
             self._cursor = cursor
             if cursor >= self.spool.end:
                 # Caught up with the spool, and nothing was recorded meanwhile (``record``
@@ -292,8 +341,12 @@ class EventWriter:
             return True
         return False
 
-    def _store_batch(self, events: list[UsageEvent], shipped: Position | None) -> int:
-        written = self.store.append_events(events)
+    def _store_batch(
+        self, events: list[UsageEvent], shipped: Position | None, undecodable: Sequence[DeadLetter] = ()
+    ) -> int:
+        written, refused = append_isolating(self.store, events)
+        # Durably aside before the checkpoint passes them: neither lost nor replayed.
+        self.set_aside([*undecodable, *(dead_letter("event", event_fields(e), exc) for e, exc in refused)])
         if shipped is not None and self.spool is not None:
             try:
                 self.spool.commit(shipped)
@@ -301,6 +354,51 @@ class EventWriter:
                 # The events are stored; a stale checkpoint only means shipping them again.
                 log.exception("could not move the spool checkpoint")
         return written
+
+    # --- dead letters --------------------------------------------------------------------
+    def set_aside(self, letters: list[DeadLetter]) -> None:
+        """Keep records the ledger will not take where ``spendgate dead-letters`` finds them (in
+        memory without a spool: an in-memory database dies with the process anyway), and say so."""
+        if not letters:
+            return
+        if self.dead_letters is not None:
+            self.dead_letters.add(letters)
+            where = str(self.dead_letters.path)
+        else:
+            self._dead_in_memory.extend(letters)
+            where = "memory (no spool)"
+        for letter in letters:
+            log.error("%s %s set aside in %s: %s", letter.kind, letter.id, where, letter.error)
+
+    def _set_aside_record(self, kind: str, fields: dict[str, Any], error: Exception) -> None:
+        self.set_aside([dead_letter(kind, fields, error)])
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when a write failed for what the events hold (a value the database cannot store: an
+    integer past 64 bits, a CHECK), not because the database is unreachable, locked or full.
+    Only these are worth isolating; anything else is retried with backoff, never set aside."""
+    if isinstance(exc, (ArithmeticError, ValueError, TypeError, sqlite3.IntegrityError, sqlite3.DataError)):
+        return True
+    psycopg = sys.modules.get("psycopg")  # never imported for a SQLite ledger: nothing to check
+    return psycopg is not None and isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
+
+
+def append_isolating(store: Store, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[UsageEvent, Exception]]]:
+    """Store ``events``, and if the store refuses them for what one of them holds, halve the batch
+    until the failing events are alone: the others are stored, those are returned with their
+    errors (a handful of extra transactions per bad event). Any other error propagates."""
+    try:
+        return store.append_events(events), []
+    except Exception as exc:
+        if not is_data_error(exc) or not events:
+            raise
+        if len(events) == 1:
+            return 0, [(events[0], exc)]
+        half = len(events) // 2
+        written_first, refused_first = append_isolating(store, events[:half])
+        written_second, refused_second = append_isolating(store, events[half:])
+        return written_first + written_second, refused_first + refused_second
 
 
 def _no_pricing(begin: dict[str, Any]) -> UsageEvent:

@@ -5,13 +5,16 @@ gateway, and by the benchmarks as a static upstream. Requests steer it with the 
 ``[[sim key=value ...]]`` directive anywhere in their raw body:
 
 - ``input``, ``cached``, ``cache_write``, ``cache_write_1h``, ``output``, ``reasoning``: token
-  counts, each in the provider's own convention (see :mod:`.plan`);
+  counts, each in the provider's own convention (see :mod:`.plan`); any 64-bit integer, negative
+  or absurd ones included, as a misbehaving upstream might report;
 - ``model``, ``text``: the model name echoed and the word the reply repeats;
 - ``service_tier``: the tier the answer reports (``none``: no tier in the answer); by default
   OpenAI echoes the request's (``auto`` and no tier -> ``default``, ``fast`` -> ``priority``)
   and Anthropic reports ``standard``;
 - ``status``: answer with that HTTP error; ``no_usage``: report no usage;
-- ``chunks``, ``break_after``, ``delay_ms``, ``chunk_delay_ms``: stream shape, failure and pacing.
+- ``chunks``, ``break_after``, ``delay_ms``, ``chunk_delay_ms``: stream shape, failure and pacing;
+- ``end_after``: end the stream cleanly after that many deltas, without its final events;
+- ``long_delta``: one more text delta of that many characters (one SSE line of that size).
 
 Unknown keys and malformed values are answered with a 400, so typos in tests are loud.
 """

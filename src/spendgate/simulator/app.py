@@ -217,6 +217,9 @@ class SimulatorApp:
         if plan.break_after is not None:
             await break_connection(send, exchange.receive)
             return
+        if plan.end_after is not None:  # a clean end, but before the provider said it was done
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         record.reported_usage = stream.final_usage
         *closing, final = stream.closing
         for event in closing:

@@ -26,21 +26,22 @@ DEFAULT_MODEL = "sim-model"
 # Request fields that cap the output, in the order they are consulted.
 MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
-INT_KEYS = frozenset(
+# Token counts may be anything a misbehaving upstream could report: negative, or past any
+# real request (up to what a JSON encoder writes as an integer: 64 bits).
+TOKEN_KEYS = frozenset({"input", "cached", "cache_write", "cache_write_1h", "output", "reasoning"})
+INT_KEYS = TOKEN_KEYS | frozenset(
     {
-        "input",
-        "cached",
-        "cache_write",
-        "cache_write_1h",
-        "output",
-        "reasoning",
         "status",
         "chunks",
         "break_after",
+        "end_after",
+        "long_delta",
         "delay_ms",
         "chunk_delay_ms",
     }
 )
+MIN_TOKEN_COUNT = -(2**63)
+MAX_TOKEN_COUNT = 2**64 - 1
 FLAG_KEYS = frozenset({"no_usage"})
 TEXT_KEYS = frozenset({"model", "text", "service_tier"})
 KNOWN_KEYS = INT_KEYS | FLAG_KEYS | TEXT_KEYS
@@ -67,6 +68,9 @@ class Plan:
     delay_ms: float
     chunk_delay_ms: float
     service_tier: str | None = None  # the tier the answer reports; None: the answer omits it
+    # A stream that ends cleanly (no error, no broken connection) after this many deltas,
+    # without its final events: no finish_reason, [DONE], response.completed or message_stop.
+    end_after: int | None = None
 
     @property
     def text(self) -> str:
@@ -162,10 +166,18 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
         status = None  # a success status just means "answer normally"
 
     break_after = numbers.get("break_after")
-    # A broken stream sends exactly break_after deltas, whatever chunks says.
-    chunks = break_after if break_after is not None else numbers.get("chunks", DEFAULT_CHUNKS)
+    end_after = numbers.get("end_after")
+    if break_after is not None and end_after is not None:
+        raise DirectiveError("break_after and end_after are two ways to end a stream: choose one")
+    # A broken or cut stream sends exactly that many deltas, whatever chunks says.
+    cut = break_after if break_after is not None else end_after
+    chunks = cut if cut is not None else numbers.get("chunks", DEFAULT_CHUNKS)
     word = directives.get("text") or DEFAULT_WORD
     service_tier = directives.get("service_tier") or reported_service_tier(request, provider)
+    deltas = text_deltas(word, chunks)
+    if numbers.get("long_delta"):
+        # One more delta, of that many characters: a single SSE line of about that size.
+        deltas = (*deltas, "x" * numbers["long_delta"])
 
     return Plan(
         model=directives.get("model") or model,
@@ -176,12 +188,13 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
         output_tokens=output_tokens,
         reasoning_tokens=reasoning,
         status=status,
-        text_deltas=text_deltas(word, chunks),
+        text_deltas=deltas,
         break_after=break_after,
         no_usage=_flag(directives, "no_usage"),
         delay_ms=float(numbers.get("delay_ms", default_latency_ms)),
         chunk_delay_ms=float(numbers.get("chunk_delay_ms", 0)),
         service_tier=None if service_tier == "none" else service_tier,
+        end_after=end_after,
     )
 
 
@@ -193,7 +206,11 @@ def _checked_numbers(directives: dict[str, str]) -> dict[str, int]:
     for key, value in directives.items():
         if key not in INT_KEYS:
             continue
-        if not (value.isascii() and value.isdigit()):
+        if key in TOKEN_KEYS:
+            digits = value[1:] if value.startswith("-") else value
+            if not (digits.isascii() and digits.isdigit() and MIN_TOKEN_COUNT <= int(value) <= MAX_TOKEN_COUNT):
+                raise DirectiveError(f"simulator directive {key} needs a 64-bit integer, got {value!r}")
+        elif not (value.isascii() and value.isdigit()):
             raise DirectiveError(f"simulator directive {key} needs a non-negative integer, got {value!r}")
         numbers[key] = int(value)
     return numbers

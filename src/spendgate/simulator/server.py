@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,11 +70,13 @@ def serve_in_thread(
     *,
     lifespan: Literal["auto", "on", "off"] = "auto",
     startup_timeout: float = STARTUP_TIMEOUT_S,
+    config_class: Callable[..., uvicorn.Config] = uvicorn.Config,
     **config_options: Any,
 ) -> RunningServer:
     """Start ``app`` under uvicorn in a daemon thread; return once it accepts connections.
 
-    ``config_options`` go to :class:`uvicorn.Config` (e.g. ``http="h11"``) over our defaults.
+    ``config_options`` go to ``config_class`` (:class:`uvicorn.Config`, or a subclass such as
+    the gateway's ``LimitedConfig``), e.g. ``http="h11"``, over our defaults.
     """
     options: dict[str, Any] = {
         "interface": "asgi3",
@@ -84,7 +87,7 @@ def serve_in_thread(
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
         **config_options,
     }
-    server = uvicorn.Server(uvicorn.Config(app, lifespan=lifespan, **options))
+    server = uvicorn.Server(config_class(app, lifespan=lifespan, **options))
     sock = _bind(host, port)
     failures: list[BaseException] = []
 

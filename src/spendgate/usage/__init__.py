@@ -10,7 +10,7 @@ from spendgate.usage.openai import (
     openai_usage,
 )
 from spendgate.usage.service_tier import STANDARD, normalize_service_tier, request_service_tier
-from spendgate.usage.sse import SSESplitter, event_fields
+from spendgate.usage.sse import SSESplitter, Unparsed, event_fields
 
 __all__ = [
     "STANDARD",
@@ -18,6 +18,7 @@ __all__ = [
     "MessagesStreamObserver",
     "ResponsesStreamObserver",
     "SSESplitter",
+    "Unparsed",
     "Usage",
     "anthropic_response_usage",
     "anthropic_usage",

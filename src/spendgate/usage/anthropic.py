@@ -12,29 +12,36 @@ from typing import Any
 
 import orjson
 
-from spendgate.usage.model import Usage
+from spendgate.usage.bounds import MAX_INPUT_TOKENS, MAX_OUTPUT_TOKENS, token_count
+from spendgate.usage.model import Anomaly, Usage
 from spendgate.usage.service_tier import normalize_service_tier
 from spendgate.usage.sse import event_fields
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def anthropic_usage(usage: Any) -> Usage | None:
     if not isinstance(usage, dict) or ("input_tokens" not in usage and "output_tokens" not in usage):
         return None
-    cache_read = _int(usage.get("cache_read_input_tokens"))
-    cache_write = _int(usage.get("cache_creation_input_tokens"))
+    anomalies: list[Anomaly] = []
+
+    def count(value: Any, field: str, ceiling: int = MAX_INPUT_TOKENS) -> int:
+        return token_count(value, field, ceiling, anomalies)
+
+    cache_read = count(usage.get("cache_read_input_tokens"), "cache_read_input_tokens")
+    cache_write = count(usage.get("cache_creation_input_tokens"), "cache_creation_input_tokens")
     breakdown = usage.get("cache_creation")
-    cache_write_1h = _int(breakdown.get("ephemeral_1h_input_tokens")) if isinstance(breakdown, dict) else 0
+    cache_write_1h = (
+        count(breakdown.get("ephemeral_1h_input_tokens"), "cache_creation.ephemeral_1h_input_tokens")
+        if isinstance(breakdown, dict)
+        else 0
+    )
     return Usage(
-        input_tokens=_int(usage.get("input_tokens")) + cache_read + cache_write,
+        input_tokens=count(usage.get("input_tokens"), "input_tokens") + cache_read + cache_write,
         cached_input_tokens=cache_read,
         cache_write_tokens=cache_write,
         cache_write_1h_tokens=min(cache_write_1h, cache_write),
-        output_tokens=_int(usage.get("output_tokens")),
+        output_tokens=count(usage.get("output_tokens"), "output_tokens", MAX_OUTPUT_TOKENS),
         service_tier=normalize_service_tier(usage.get("service_tier")),
+        anomalies=tuple(anomalies),
     )
 
 
@@ -52,15 +59,19 @@ class MessagesStreamObserver:
     cumulative output count (and, in newer API versions, may restate the input side).
     Usage counts as reported only once ``message_delta`` has arrived: a stream cut before
     it has exact input tokens but an unknown output, which the gateway estimates.
+
+    ``finished``: ``message_stop`` arrived, or the ``message_delta`` that carries the
+    ``stop_reason`` (after it nothing but ``message_stop`` is sent: the answer is whole).
     """
 
-    __slots__ = ("_raw", "model", "output_chars", "usage")
+    __slots__ = ("_raw", "finished", "model", "output_chars", "usage")
 
     def __init__(self) -> None:
         self._raw: dict[str, Any] = {}
         self.usage: Usage | None = None
         self.model: str | None = None
         self.output_chars = 0
+        self.finished = False
 
     @property
     def partial_usage(self) -> Usage | None:
@@ -97,4 +108,9 @@ class MessagesStreamObserver:
             if isinstance(usage, dict):
                 self._raw.update({k: v for k, v in usage.items() if v is not None})
                 self.usage = anthropic_usage(self._raw)
+            delta = event.get("delta")
+            if isinstance(delta, dict) and delta.get("stop_reason") is not None:
+                self.finished = True
+        elif kind == "message_stop":
+            self.finished = True
         return True

@@ -14,13 +14,10 @@ from typing import Any
 
 import orjson
 
-from spendgate.usage.model import Usage
+from spendgate.usage.bounds import MAX_INPUT_TOKENS, MAX_OUTPUT_TOKENS, token_count
+from spendgate.usage.model import Anomaly, Usage
 from spendgate.usage.service_tier import normalize_service_tier
 from spendgate.usage.sse import event_fields
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _details(value: Any) -> dict[str, Any]:
@@ -35,26 +32,30 @@ def openai_usage(usage: Any, service_tier: Any = None) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     if "prompt_tokens" in usage:  # chat, completions, embeddings
-        input_details = _details(usage.get("prompt_tokens_details"))
-        output_details = _details(usage.get("completion_tokens_details"))
-        return Usage(
-            input_tokens=_int(usage.get("prompt_tokens")),
-            cached_input_tokens=_int(input_details.get("cached_tokens")),
-            output_tokens=_int(usage.get("completion_tokens")),
-            reasoning_tokens=_int(output_details.get("reasoning_tokens")),
-            service_tier=normalize_service_tier(service_tier),
-        )
-    if "input_tokens" in usage:  # Responses API
-        input_details = _details(usage.get("input_tokens_details"))
-        output_details = _details(usage.get("output_tokens_details"))
-        return Usage(
-            input_tokens=_int(usage.get("input_tokens")),
-            cached_input_tokens=_int(input_details.get("cached_tokens")),
-            output_tokens=_int(usage.get("output_tokens")),
-            reasoning_tokens=_int(output_details.get("reasoning_tokens")),
-            service_tier=normalize_service_tier(service_tier),
-        )
-    return None
+        names = ("prompt_tokens", "completion_tokens")
+    elif "input_tokens" in usage:  # Responses API
+        names = ("input_tokens", "output_tokens")
+    else:
+        return None
+    input_name, output_name = names
+    input_details = _details(usage.get(input_name + "_details"))
+    output_details = _details(usage.get(output_name + "_details"))
+    anomalies: list[Anomaly] = []
+    return Usage(
+        input_tokens=token_count(usage.get(input_name), input_name, MAX_INPUT_TOKENS, anomalies),
+        cached_input_tokens=token_count(
+            input_details.get("cached_tokens"), input_name + "_details.cached_tokens", MAX_INPUT_TOKENS, anomalies
+        ),
+        output_tokens=token_count(usage.get(output_name), output_name, MAX_OUTPUT_TOKENS, anomalies),
+        reasoning_tokens=token_count(
+            output_details.get("reasoning_tokens"),
+            output_name + "_details.reasoning_tokens",
+            MAX_OUTPUT_TOKENS,
+            anomalies,
+        ),
+        service_tier=normalize_service_tier(service_tier),
+        anomalies=tuple(anomalies),
+    )
 
 
 def openai_response_usage(body: Any) -> tuple[Usage | None, str | None]:
@@ -73,13 +74,16 @@ def _loads(data: bytes) -> Any:
 
 
 class ChatStreamObserver:
-    """Watches a chat/completions stream for usage and output size.
+    """Watches a chat/completions stream for usage, output size and its end.
 
     When the gateway asked for usage on the client's behalf (``strip_usage_chunk``), the
     extra usage-only chunk is withheld so the client sees the stream it asked for.
+
+    ``finished``: the provider said it was done, with ``[DONE]`` or a ``finish_reason``. A
+    stream that closes without either was cut short, however cleanly the connection ended.
     """
 
-    __slots__ = ("model", "output_chars", "service_tier", "strip_usage_chunk", "usage")
+    __slots__ = ("finished", "model", "output_chars", "service_tier", "strip_usage_chunk", "usage")
 
     def __init__(self, *, strip_usage_chunk: bool) -> None:
         self.strip_usage_chunk = strip_usage_chunk
@@ -87,10 +91,14 @@ class ChatStreamObserver:
         self.model: str | None = None
         self.service_tier: Any = None  # as last reported by a chunk (every chat chunk has it)
         self.output_chars = 0
+        self.finished = False
 
     def observe(self, raw_event: bytes) -> bool:
         _, data = event_fields(raw_event)
-        if data is None or data == b"[DONE]":
+        if data is None:
+            return True
+        if data == b"[DONE]":
+            self.finished = True
             return True
         chunk = _loads(data)
         if not isinstance(chunk, dict):
@@ -102,12 +110,20 @@ class ChatStreamObserver:
         choices = chunk.get("choices")
         if choices:
             self.output_chars += _choices_chars(choices)
+            if not self.finished:
+                self.finished = _any_finish_reason(choices)
         usage = openai_usage(chunk.get("usage"), self.service_tier)
         if usage is not None:
             self.usage = usage
             if self.strip_usage_chunk and not choices:
                 return False
         return True
+
+
+def _any_finish_reason(choices: Any) -> bool:
+    if not isinstance(choices, list):
+        return False
+    return any(isinstance(choice, dict) and choice.get("finish_reason") is not None for choice in choices)
 
 
 def _choices_chars(choices: Any) -> int:
@@ -138,14 +154,16 @@ _RESPONSES_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete"
 
 
 class ResponsesStreamObserver:
-    """Watches a Responses API stream: usage arrives with the final response event."""
+    """Watches a Responses API stream: usage arrives with the final response event
+    (``response.completed``, ``.incomplete`` or ``.failed``), whose arrival is ``finished``."""
 
-    __slots__ = ("model", "output_chars", "usage")
+    __slots__ = ("finished", "model", "output_chars", "usage")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.model: str | None = None
         self.output_chars = 0
+        self.finished = False
 
     def observe(self, raw_event: bytes) -> bool:
         _, data = event_fields(raw_event)
@@ -160,6 +178,7 @@ class ResponsesStreamObserver:
             if isinstance(delta, str):
                 self.output_chars += len(delta)
         elif kind in _RESPONSES_FINAL_EVENTS or kind == "response.created":
+            self.finished = self.finished or kind in _RESPONSES_FINAL_EVENTS
             response = event.get("response")
             if isinstance(response, dict):
                 if isinstance(response.get("model"), str):
