@@ -23,6 +23,7 @@ up to $9.2 billion per bucket, Redis budget counters of up to $9.2 million per w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from decimal import Decimal
 from typing import Any
@@ -80,7 +81,7 @@ def bounded_usage(usage: Usage) -> Usage:
     }
     if len(anomalies) == len(usage.anomalies):
         return usage
-    return Usage(**counts, anomalies=tuple(anomalies))
+    return dataclasses.replace(usage, **counts, anomalies=tuple(anomalies))  # what is not a count, kept
 
 
 def bounded_cost(cost: Decimal) -> tuple[Decimal, Anomaly | None]:
