@@ -121,14 +121,23 @@ def test_a_record_that_is_no_event_is_set_aside_at_start_up(make_gateway) -> Non
     first = make_gateway()
     assert first.app.writer.spool is not None
     damaged = json.dumps({"kind": "event", "event": {"id": "damaged-1", "ts": "not a time"}}).encode() + b"\n"
-    orphan_slot(first.app.writer.spool.root, damaged, encode_event(event("good-1")))
-    second = make_gateway(db=first.db_url)  # starts: one damaged record does not stop it
+    # Whole, but a field of the wrong type, which a database driver would refuse with an error
+    # that looks like the database's own (retried for ever, were it not caught first).
+    mistyped = json.loads(encode_event(event("damaged-2")))
+    mistyped["event"]["model"] = {"not": "a name"}
+    orphan_slot(
+        first.app.writer.spool.root,
+        damaged,
+        json.dumps(mistyped).encode() + b"\n",
+        encode_event(event("good-1")),
+    )
+    second = make_gateway(db=first.db_url)  # starts: damaged records do not stop it
     assert [e["id"] for e in second.events()] == ["good-1"]
-    assert healthz(second)["dead_letters"] == 1
-    [listed] = json.loads(cli(second, "dead-letters", "list", "--json"))
-    assert listed["record"]["id"] == "damaged-1"
-    # Still no event after a retry: it stays set aside, with the error of this attempt.
-    assert json.loads(cli(second, "dead-letters", "retry", "--json"))["still_set_aside"] == 1
+    assert healthz(second)["dead_letters"] == 2
+    listed = json.loads(cli(second, "dead-letters", "list", "--json"))
+    assert sorted(letter["record"]["id"] for letter in listed) == ["damaged-1", "damaged-2"]
+    # Still no event after a retry: they stay set aside, with the error of this attempt.
+    assert json.loads(cli(second, "dead-letters", "retry", "--json"))["still_set_aside"] == 2
 
 
 @pytest.mark.parametrize("max_memory_events", [10_000, 1])  # 1: every event read back from the spool

@@ -41,11 +41,14 @@ import logging
 import os
 import re
 import threading
+import types
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,6 +71,24 @@ Position = tuple[int, int]
 START: Position = (0, 0)
 
 _EVENT_FIELDS = frozenset(f.name for f in dataclasses.fields(UsageEvent))
+
+
+def _json_types(annotation: Any) -> tuple[type, ...]:
+    """The JSON types a spooled event field may hold, from its annotation: money and times are
+    spooled as text, a float may be written as an integer."""
+    kinds: list[type] = []
+    for part in typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,):
+        origin = typing.get_origin(part) or part
+        kinds.extend({Decimal: (str,), datetime: (str,), float: (float, int)}.get(origin, (origin,)))
+    return tuple(kinds)
+
+
+# What each field of a spooled event must be, checked when it is read back: a damaged record
+# must fail to decode (and be set aside) rather than reach the database as a value its driver
+# refuses with an error that looks like the database's own.
+_EVENT_JSON_TYPES = MappingProxyType(
+    {name: _json_types(annotation) for name, annotation in typing.get_type_hints(UsageEvent).items()}
+)
 
 
 class SpoolError(RuntimeError):
@@ -140,11 +161,14 @@ def parse_ts(value: str) -> datetime:
 
 def decode_event(fields: dict[str, Any]) -> UsageEvent:
     values = {k: v for k, v in fields.items() if k in _EVENT_FIELDS}
+    if values.get("extra") is None:
+        values.pop("extra", None)
+    for name, value in values.items():
+        if not isinstance(value, _EVENT_JSON_TYPES[name]):
+            raise TypeError(f"spooled event field {name} holds {type(value).__name__}")
     values["ts"] = parse_ts(values["ts"])
     if values.get("cost_usd") is not None:
         values["cost_usd"] = Decimal(values["cost_usd"])
-    if values.get("extra") is None:
-        values.pop("extra", None)
     return UsageEvent(**values)
 
 
