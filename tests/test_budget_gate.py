@@ -3,6 +3,7 @@ in-process and the Redis gate alike; and the Redis gate's round trips per reques
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -169,3 +170,31 @@ async def test_the_enforcers_memory_of_counters_stays_bounded_over_many_windows(
         await enforcer.settle(admission, D("0.001"), 10)
         assert admission.nearest == ("daily", D("0.99"))  # a new day: nothing spent in it yet
     assert len(enforcer._known) <= 4 + 64 + 1
+
+
+class ReplyLost:
+    """A gate whose admissions are made in the store but whose answers never arrive: a Redis
+    script that ran, its reply lost to a timeout (or the waiting task cancelled)."""
+
+    def __init__(self, gate: Gate, error: BaseException) -> None:
+        self.inner, self.error = gate, error
+        self.counters, self.limiter = gate.counters, gate.limiter
+
+    async def admit(self, *args):  # type: ignore[no-untyped-def]
+        await self.inner.admit(*args)
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [TimeoutError(), asyncio.CancelledError()], ids=["timeout", "cancelled"])
+async def test_an_admission_whose_answer_is_lost_leaves_no_reservation(gate: Gate, error: BaseException) -> None:
+    async def ledger_spend(scope, window):
+        return D(0)
+
+    budget = Budget(name="team", scope=Scope.parse("team:t"), limit_usd=D(10), period="total")
+    enforcer = Enforcer(ReplyLost(gate, error), ledger_spend, wall_clock=lambda: T)  # type: ignore[arg-type]
+    enforcer.rules = Rules(budgets=(budget,))
+    owner = Attribution(project="p", team="t", cost_center=None, environment=None, key="k")
+    with pytest.raises(type(error)):
+        await enforcer.admit("lost", owner, D(4), 10, datetime(2026, 11, 23, tzinfo=UTC))
+    [state] = (await gate.counters.states(["team|team:t|total|UTC@total"])).values()
+    assert (state.spent, state.reserved) == (D(0), D(0))

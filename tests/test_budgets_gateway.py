@@ -15,6 +15,7 @@ import pytest
 from spendgate.budgets.enforcer import counter_key
 from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
 from spendgate.budgets.windows import window_for
+from spendgate.gateway import proxy
 from tests.conftest import Gateway
 
 # A long prompt whose real token count (the simulator's: raw bytes / 4) is below the
@@ -375,3 +376,68 @@ def test_budgets_that_cannot_be_checked_refuse_with_503_and_reach_no_provider(ma
         assert len(gateway.sim.log.records) == sent + 1
     finally:
         proxy.close()
+
+
+def _nested(levels: int, leaf: object) -> object:
+    for _ in range(levels):
+        leaf = {"x": leaf}
+    return leaf
+
+
+def _reserved(gateway: Gateway) -> Decimal:
+    return sum((state.reserved for state in _counter_states(gateway).values()), Decimal(0))
+
+
+def test_deeply_nested_bodies_are_400_before_anything_is_reserved(gateway: Gateway) -> None:
+    """A body nested ~300 levels broke re-serialising it (the stream's usage request), and ~1,000
+    levels inside an image part broke the input estimate: both after the reservation, which then
+    held the budget for an hour. Now they are refused before admission, in each provider's shape."""
+    key = _setup(gateway, limit_usd=Decimal(500))
+    client = gateway.openai(key)
+    client.chat.completions.create(**_ask())  # loads the budget's counter
+    with pytest.raises(openai.BadRequestError) as deep_stream:
+        client.chat.completions.create(
+            **_ask(), stream=True, extra_body={"metadata": {"note": "x"}, "response_format": _nested(300, 1)}
+        )
+    assert deep_stream.value.body["type"] == "invalid_request_error"
+    assert "nests more than 64 levels" in deep_stream.value.body["message"]
+    assert _reserved(gateway) == 0
+    # Too deep for any JSON encoder to write: the bytes are put together by hand.
+    deep = b'{"x":' * 1000 + b"1" + b"}" * 1000
+    image_part = b'{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": ' + deep + b"}}"
+    deep_image = b'{"max_tokens": 10, "messages": [{"role": "user", "content": [' + image_part + b']}], "model": "%s"}'
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    raw = httpx.post(f"{gateway.url}/v1/chat/completions", content=deep_image % b"gpt-4o-mini", headers=headers)
+    assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
+    assert _reserved(gateway) == 0
+    raw = httpx.post(f"{gateway.url}/v1/messages", content=deep_image % b"claude-haiku-4-5", headers={"x-api-key": key})
+    assert raw.status_code == 400
+    assert raw.json()["type"] == "error" and raw.json()["error"]["type"] == "invalid_request_error"
+    assert _reserved(gateway) == 0
+    assert len(gateway.sim.log.records) == 1  # only the first, shallow request went upstream
+    # A deep but legitimate body (a JSON schema nested 20 levels) still goes through.
+    client.chat.completions.create(**_ask(), extra_body={"response_format": _nested(20, 1)})
+    assert len(gateway.sim.log.records) == 2
+
+
+def test_a_request_that_fails_after_admission_releases_its_reservation(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = _setup(gateway, limit_usd=Decimal(500))
+    client = gateway.openai(key)
+    client.chat.completions.create(**_ask())
+
+    def broken_begin_record(ctx: object) -> dict:
+        raise RuntimeError("a bug between admission and the upstream call")
+
+    monkeypatch.setattr(proxy, "begin_record", broken_begin_record)
+    for _ in range(3):
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(**_ask())
+    assert _reserved(gateway) == 0
+    assert len(gateway.sim.log.records) == 1
+    monkeypatch.undo()
+    client.chat.completions.create(**_ask())
+    [state] = _counter_states(gateway).values()
+    assert state.reserved == 0
+    assert state.spent == _ledger_spend(gateway, "team:payments", datetime.now(UTC))

@@ -162,6 +162,13 @@ class Enforcer:
                         spent = await self.ledger_spend(budget.scope, window)
                         await self.gate.counters.load(charge.counter, spent)
                         self._known[charge.counter] = CounterState(charge.counter, spent, ZERO)
+            except BaseException:
+                # A timeout or a cancellation may come after the store reserved (a Redis script
+                # that ran, its reply lost): end it now rather than when its deadline passes.
+                if charges:
+                    with contextlib.suppress(Exception):
+                        await self.gate.counters.release(request_id)
+                raise
         raise RuntimeError("budget counters kept disappearing while being loaded")
 
     def _nearest(self, charged: Sequence[tuple[Budget, Window, Charge]], amount: Decimal) -> tuple[str, Decimal]:
@@ -175,7 +182,9 @@ class Enforcer:
         value, _, name = min(remaining)
         return name, value
 
-    async def settle(self, admission: Admission, cost: Decimal | None, tokens: int) -> None:
+    async def settle(
+        self, admission: Admission, cost: Decimal | None, tokens: int, *, at: datetime | None = None
+    ) -> None:
         # The rate limits counted the estimate at admission: correct them to the actual usage.
         correction = tokens - admission.tokens if admission.limits else 0
         scopes = [str(limit.scope) for limit in admission.limits] if correction else []

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from spendgate.jsondepth import MAX_DEPTH
 from spendgate.usage.estimate import TOKENS_PER_MESSAGE
 
 RESERVE_CHARS_PER_TOKEN = 3
@@ -110,15 +111,18 @@ class InputShape:
     opaque: bool = False  # refers to input it does not carry, or carries it unmeasurably
 
 
-def _walk(value: Any, shape: InputShape) -> None:
+def _walk(value: Any, shape: InputShape, depth: int) -> None:
     if isinstance(value, str):
         if value.isascii():
             shape.text_units += len(value)
         else:  # each extra UTF-8 byte counts as a token: 3 units
             shape.text_units += 3 * len(value.encode()) - 2 * len(value)
+    elif depth > MAX_DEPTH:
+        # Deeper than any body the gateway accepts: never measured, never recursed into.
+        shape.opaque = True
     elif isinstance(value, list):
         for item in value:
-            _walk(item, shape)
+            _walk(item, shape, depth + 1)
     elif isinstance(value, dict):
         kind = value.get("type")
         if kind in IMAGE_PARTS:
@@ -133,7 +137,7 @@ def _walk(value: Any, shape: InputShape) -> None:
                 shape.opaque = True
                 return
         for item in value.values():
-            _walk(item, shape)
+            _walk(item, shape, depth + 1)
 
 
 def input_shape(body: dict[str, Any]) -> InputShape:
@@ -143,7 +147,7 @@ def input_shape(body: dict[str, Any]) -> InputShape:
         if field == "prompt" and isinstance(value, dict):
             shape.opaque = True  # the Responses API's stored prompt template, by id
             continue
-        _walk(value, shape)
+        _walk(value, shape, 2)  # the body is level 1
     if any(body.get(field) for field in OPAQUE_REFERENCES):
         shape.opaque = True
     return shape
