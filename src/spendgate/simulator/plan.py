@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from spendgate.simulator.directives import DIRECTIVE_OPEN, parse_directives
+from spendgate.simulator.tokens import billed_input_tokens
 
 Provider = Literal["openai", "anthropic"]
 
@@ -23,6 +24,7 @@ MAX_REQUESTED_OUTPUT_TOKENS = 64
 DEFAULT_CHUNKS = 4
 DEFAULT_WORD = "ok"
 DEFAULT_MODEL = "sim-model"
+MAX_CHOICES = 128  # OpenAI's limit on n
 # Request fields that cap the output, in the order they are consulted.
 MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
@@ -66,6 +68,7 @@ class Plan:
     no_usage: bool
     delay_ms: float
     chunk_delay_ms: float
+    choices: int = 1  # answers returned (n); output_tokens counts every answer generated
 
     @property
     def text(self) -> str:
@@ -80,21 +83,36 @@ def text_deltas(word: str, count: int) -> tuple[str, ...]:
     return (word, *([" " + word] * (count - 1)))
 
 
-def default_input_tokens(raw: bytes) -> int:
-    # About four bytes per token, like the usual rule of thumb; never zero.
-    return max(1, len(raw) // 4)
-
-
 def default_output_tokens(request: dict[str, Any]) -> int:
+    """Output of every answer generated: one per choice (``n``), or ``best_of`` of them."""
+    per_answer = DEFAULT_OUTPUT_TOKENS
     for field in MAX_TOKENS_FIELDS:
         value = request.get(field)
         if isinstance(value, int) and not isinstance(value, bool):
-            return value if 0 <= value <= MAX_REQUESTED_OUTPUT_TOKENS else DEFAULT_OUTPUT_TOKENS
-    return DEFAULT_OUTPUT_TOKENS
+            per_answer = value if 0 <= value <= MAX_REQUESTED_OUTPUT_TOKENS else DEFAULT_OUTPUT_TOKENS
+            break
+    return per_answer * max(_count(request, "n"), _count(request, "best_of"))
 
 
-def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, default_latency_ms: float = 0.0) -> Plan:
-    """Build the plan for a request whose raw body is ``raw`` and parsed body is ``request``.
+def _count(request: dict[str, Any], field: str) -> int:
+    value = request.get(field)
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CHOICES:
+        raise DirectiveError(f"{field} must be an integer between 1 and {MAX_CHOICES}")
+    return value
+
+
+def make_plan(
+    raw: bytes,
+    request: dict[str, Any],
+    provider: Provider,
+    *,
+    framed: bool = True,
+    default_latency_ms: float = 0.0,
+) -> Plan:
+    """Build the plan for a request whose raw body is ``raw`` and parsed body is ``request``;
+    ``framed`` when its input is messages (see :mod:`spendgate.simulator.tokens`).
 
     Raises :class:`DirectiveError` for unknown keys or malformed values.
     """
@@ -105,7 +123,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
     if not directives:
         return Plan(
             model=model,
-            input_tokens=default_input_tokens(raw),
+            input_tokens=billed_input_tokens(request, framed=framed),
             cached_tokens=0,
             cache_write_tokens=0,
             cache_write_1h_tokens=0,
@@ -117,6 +135,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
             no_usage=False,
             delay_ms=default_latency_ms,
             chunk_delay_ms=0.0,
+            choices=_count(request, "n"),
         )
 
     numbers = _checked_numbers(directives)
@@ -131,7 +150,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
 
     input_tokens = numbers.get("input")
     if input_tokens is None:
-        input_tokens = default_input_tokens(raw)
+        input_tokens = billed_input_tokens(request, framed=framed)
         if provider == "openai":
             # OpenAI's prompt_tokens include the cached part: keep the default as the uncached part.
             input_tokens += cached
@@ -167,6 +186,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
         no_usage=_flag(directives, "no_usage"),
         delay_ms=float(numbers.get("delay_ms", default_latency_ms)),
         chunk_delay_ms=float(numbers.get("chunk_delay_ms", 0)),
+        choices=_count(request, "n"),
     )
 
 
