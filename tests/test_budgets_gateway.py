@@ -441,3 +441,68 @@ def test_a_request_that_fails_after_admission_releases_its_reservation(
     [state] = _counter_states(gateway).values()
     assert state.reserved == 0
     assert state.spent == _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+
+
+async def _burst(count: int, call) -> list[int]:  # type: ignore[no-untyped-def]
+    async def one(i: int) -> int:
+        try:
+            await call(i)
+            return 200
+        except openai.APIStatusError as exc:
+            return exc.status_code
+        except anthropic.APIStatusError as exc:
+            return exc.status_code
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def test_a_burst_asking_for_several_answers_never_overspends(gateway: Gateway) -> None:
+    """Each answer of ``n`` is billed up to max_tokens: 20 concurrent n=10 requests used to
+    reserve one answer each and spend ten."""
+    key = _setup(gateway, limit_usd=Decimal("0.001"))
+    ask = {"model": "gpt-4o-mini", "max_tokens": 50, "n": 10, "messages": [{"role": "user", "content": "a colour?"}]}
+    async with gateway.async_openai(key) as client:
+        answered: list = []
+
+        async def call(_: int) -> None:
+            answered.append(await client.chat.completions.create(**ask))
+
+        statuses = await _burst(20, call)
+    assert set(statuses) <= {200, 402} and statuses.count(200) >= 1
+    assert all(len(answer.choices) == 10 and answer.usage.completion_tokens == 500 for answer in answered)
+    spent = _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+    assert spent <= Decimal("0.001"), f"overspent: {spent} ({statuses.count(200)} answered)"
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "messages"])
+async def test_a_burst_of_100_tiny_requests_never_overspends(gateway: Gateway, endpoint: str) -> None:
+    """On a tiny request the per-message framing and the reply priming the provider bills are
+    most of its input (the simulator bills them as OpenAI's cookbook counts them): reserved as
+    text alone, a burst passed a blocking budget by 4–12%."""
+    key = _setup(gateway, limit_usd=Decimal("0.0001"))
+    prompts = ["hi", "ok?", "2+2", "yes", "A", "name one"]
+    async with gateway.async_openai(key) as oai, gateway.async_anthropic(key) as claude:
+
+        async def call(i: int) -> None:
+            prompt = prompts[i % len(prompts)]
+            if endpoint == "chat":
+                messages = [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "name": "u", "content": prompt},
+                ]
+                await oai.chat.completions.create(model="gpt-4o-mini", max_tokens=2, messages=messages)  # type: ignore[arg-type]
+            else:
+                await claude.messages.create(
+                    model="claude-haiku-4-5",
+                    max_tokens=2,
+                    system="Be brief.",
+                    messages=[{"role": "user", "content": prompt}],
+                )
+
+        statuses = await _burst(100, call)
+    assert set(statuses) == {200, 402}, statuses
+    spent = _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+    assert spent <= Decimal("0.0001"), f"overspent: {spent} ({statuses.count(200)} answered)"
+    # Every answered request was billed more input than its text alone (the framing is real).
+    events = gateway.events()
+    assert len(events) == statuses.count(200) and all(event["input_tokens"] >= 10 for event in events)

@@ -14,11 +14,15 @@ Input tokens are estimated from what the request carries:
   (``previous_response_id``, ``conversation``), a stored prompt, a file, a PDF or audio —
   cannot be measured here, so the honest worst case is the model's whole context window.
   Without this, forty concurrent "continue" requests of a Responses API agent would each
-  reserve a few tokens and could together pass a budget by forty times what they reserved.
+  reserve a few tokens and could together pass a budget by forty times what they reserved;
+- around the text, the framing providers bill (``usage.estimate.framing_tokens``: a few
+  tokens per message and the reply's priming), and each string at least one token: on a
+  tiny request that framing is most of the bill.
 
 Text is capped at the context window too (a provider refuses more). Output is the
 request's own cap (max_tokens and its aliases) or, when it sets none, the model's maximum
-output. A reservation that errs high only holds money until the request settles.
+output, times the answers it asks for (``n``, or ``best_of`` of a legacy completion). A
+reservation that errs high only holds money until the request settles.
 """
 
 from __future__ import annotations
@@ -27,10 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from spendgate.jsondepth import MAX_DEPTH
-from spendgate.usage.estimate import TOKENS_PER_MESSAGE
+from spendgate.usage.estimate import framing_tokens
 
 RESERVE_CHARS_PER_TOKEN = 3
 OUTPUT_CAP_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+# Several answers to one request, each up to the output cap (and each billed).
+ANSWER_COUNT_KINDS = frozenset({"chat", "completions"})
+ANSWER_COUNT_FIELDS = ("n", "best_of")
 
 # Above what any current model bills for one image: OpenAI's patch-based models stop at
 # 1,536 patches (× up to 2.5 for some), tile-based ones at ~1,100–6,000 for "high" detail;
@@ -114,7 +121,9 @@ class InputShape:
 def _walk(value: Any, shape: InputShape, depth: int) -> None:
     if isinstance(value, str):
         if value.isascii():
-            shape.text_units += len(value)
+            # However short, a string is at least one token (a lone "a" is not a third of one).
+            length = len(value)
+            shape.text_units += length if length >= RESERVE_CHARS_PER_TOKEN or not length else RESERVE_CHARS_PER_TOKEN
         else:  # each extra UTF-8 byte counts as a token: 3 units
             shape.text_units += 3 * len(value.encode()) - 2 * len(value)
     elif depth > MAX_DEPTH:
@@ -153,6 +162,20 @@ def input_shape(body: dict[str, Any]) -> InputShape:
     return shape
 
 
+def answers(kind: str, body: dict[str, Any]) -> int:
+    """How many answers a request is billed for: ``n`` of chat and legacy completions, or a
+    legacy completion's ``best_of`` (it generates that many and returns ``n``). A value the
+    provider would refuse counts as one."""
+    if kind not in ANSWER_COUNT_KINDS:
+        return 1
+    count = 1
+    for field in ANSWER_COUNT_FIELDS:
+        value = body.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and value > count:
+            count = value
+    return count
+
+
 def reservation_tokens(kind: str, model: str, body: dict[str, Any]) -> tuple[int, int]:
     """(input, output) tokens to reserve for a request of this endpoint kind."""
     shape = input_shape(body)
@@ -160,9 +183,7 @@ def reservation_tokens(kind: str, model: str, body: dict[str, Any]) -> tuple[int
     if shape.opaque:
         input_tokens = window
     else:
-        messages = body.get("messages")
-        framing = TOKENS_PER_MESSAGE * len(messages) if isinstance(messages, list) else TOKENS_PER_MESSAGE
         text = -(-shape.text_units // RESERVE_CHARS_PER_TOKEN)
-        input_tokens = min(window, text + framing + shape.images * IMAGE_RESERVE_TOKENS)
-    output_tokens = 0 if kind == "embeddings" else max_output_tokens(model, body)
+        input_tokens = min(window, text + framing_tokens(body) + shape.images * IMAGE_RESERVE_TOKENS)
+    output_tokens = 0 if kind == "embeddings" else max_output_tokens(model, body) * answers(kind, body)
     return input_tokens, output_tokens
