@@ -14,7 +14,7 @@ from redis.asyncio.connection import Connection
 
 from spendgate.attribution import Attribution
 from spendgate.budgets.counters import Charge, CounterMissing, Refused
-from spendgate.budgets.enforcer import Enforcer, RateLimited
+from spendgate.budgets.enforcer import BudgetExceeded, Enforcer, RateLimited
 from spendgate.budgets.gate import Gate, InProcessGate, RateRefused
 from spendgate.budgets.model import Budget, RateLimit, Scope
 from spendgate.budgets.rules import Rules
@@ -60,6 +60,9 @@ async def test_a_rate_limit_refusal_leaves_no_reservation(gate: Gate) -> None:
     refused = await gate.admit("second", [charge], D(2), 60, [("team:x", 5, None), *limits], 10, T + 1)
     assert isinstance(refused, RateRefused) and refused.retry_after == pytest.approx(39)
     assert refused.index == 1  # which limit refused: the key's, not the team's
+    assert refused.kind == "rpm"  # and which of its counts: requests
+    by_tokens = await gate.admit("third", [charge], D(2), 60, [("team:y", 5, 15)], 20, T + 1)
+    assert isinstance(by_tokens, RateRefused) and (by_tokens.index, by_tokens.kind) == (0, "tpm")
     assert (await gate.counters.states([charge.counter]))[charge.counter].reserved == D(2)
     assert await gate.settle("second", D(2), [], 0, T + 1) == []  # no such reservation
     assert (await gate.counters.states([charge.counter]))[charge.counter].spent == D(0)
@@ -198,3 +201,39 @@ async def test_an_admission_whose_answer_is_lost_leaves_no_reservation(gate: Gat
         await enforcer.admit("lost", owner, D(4), 10, datetime(2026, 11, 23, tzinfo=UTC))
     [state] = (await gate.counters.states(["team|team:t|total|UTC@total"])).values()
     assert (state.spent, state.reserved) == (D(0), D(0))
+
+
+async def test_a_refusal_says_whether_the_budget_is_spent_or_only_this_request_too_large() -> None:
+    """Exhausted: what is left is less than the cheapest request the budget was charged in the
+    window (before any, the refused request's input alone). Otherwise a smaller request fits."""
+    from spendgate.budgets.enforcer import BudgetExceeded
+
+    async def ledger_spend(scope, window):
+        return D(0)
+
+    refused: list[tuple[Decimal, bool]] = []
+
+    class Observer:
+        def budget_spent(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+        def budget_refused(self, budget, window, spent, reserved, *, exhausted, at) -> None:  # type: ignore[no-untyped-def]
+            refused.append((spent, exhausted))
+
+    enforcer = Enforcer(InProcessGate(), ledger_spend, observer=Observer(), wall_clock=lambda: T)
+    enforcer.rules = Rules(budgets=(Budget(name="b", scope=Scope.parse("org"), limit_usd=D(1), period="total"),))
+    owner = Attribution(project="p", team="t", cost_center=None, environment=None, key="k")
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+
+    async def ask(worst: str, least: str) -> BudgetExceeded:
+        with pytest.raises(BudgetExceeded) as exceeded:
+            await enforcer.admit(f"r{len(refused)}", owner, D(worst), 10, now, least_cost=lambda: D(least))
+        return exceeded.value
+
+    too_large = await ask("2", "0.1")  # nothing spent: only this request's worst case is too much
+    assert (too_large.exhausted, too_large.remaining, too_large.requested) == (False, D(1), D(2))
+    admission = await enforcer.admit("a", owner, D("0.9"), 10, now)
+    assert admission is not None
+    await enforcer.settle(admission, D("0.7"), 10)  # the cheapest request charged so far: 0.7
+    assert (await ask("0.5", "0.01")).exhausted is True  # 0.3 left, less than any request costs
+    assert refused == [(D(0), False), (D("0.7"), True)]

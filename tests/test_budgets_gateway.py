@@ -258,6 +258,8 @@ def test_rate_limits_refuse_with_429_and_retry_after(gateway: Gateway) -> None:
     with pytest.raises(openai.RateLimitError) as limited:
         client.chat.completions.create(**_ask())
     assert limited.value.body["type"] == "rate_limit_exceeded"
+    assert "rate limit on key:checkout-key reached: its rpm (3 requests a minute)" in limited.value.body["message"]
+    assert limited.value.body["rate_limit"] == {"scope": "key:checkout-key", "limit": "rpm", "rpm": 3}
     assert 1 <= int(limited.value.response.headers["retry-after"]) <= 60
     with pytest.raises(anthropic.RateLimitError):
         gateway.anthropic(key).messages.create(
@@ -273,9 +275,36 @@ def test_token_rate_limit(gateway: Gateway) -> None:
     gateway.store.create_limit(RateLimit(Scope.parse("project:checkout"), tpm=3000))
     gateway.wait_for_directory()
     client = gateway.openai(key)
-    client.chat.completions.create(**_ask(output=100))  # ~1,100 tokens reserved, fewer used
-    with pytest.raises(openai.RateLimitError):
-        client.chat.completions.create(**_ask(output=2500))
+    client.chat.completions.create(**_ask(output=100))  # ~1,100 tokens reserved, ~860 used
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(**_ask(output=1800))  # ~2,800 more: over 3,000 this minute
+    assert "its tpm (3000 tokens a minute) is used up" in limited.value.body["message"]
+    assert limited.value.body["rate_limit"] == {"scope": "project:checkout", "limit": "tpm", "tpm": 3000}
+
+
+def test_a_request_larger_than_a_tpm_limit_is_a_400_saying_what_to_set(gateway: Gateway) -> None:
+    """A request whose own estimate is over a tpm limit can never pass: answered 429, the SDK
+    retried it for 100 s. It is a 400 that says to set max_tokens, and counts nothing."""
+    key = _setup(gateway, limit_usd=Decimal(100))
+    gateway.store.create_limit(RateLimit(Scope.parse("project:checkout"), tpm=3000))
+    gateway.wait_for_directory()
+    client = gateway.openai(key)
+    no_cap = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}  # up to 16,384 out
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(**no_cap)
+    error = refused.value.body
+    assert error["type"] == "invalid_request_error" and error["code"] == "tokens_exceed_rate_limit"
+    assert "can never pass the token rate limit on project:checkout (3000 tokens a minute)" in error["message"]
+    assert "set max_tokens (max_completion_tokens, max_output_tokens) to at most 2990" in error["message"]
+    assert error["rate_limit"]["limit"] == "tpm"
+    with pytest.raises(anthropic.BadRequestError, match="can never pass"):
+        gateway.anthropic(key).messages.create(
+            model="claude-haiku-4-5", max_tokens=5000, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert gateway.sim.log.records == []
+    # Nothing was counted: a request that uses most of the minute's tokens still passes.
+    client.chat.completions.create(**no_cap, max_tokens=2900)
+    assert len(gateway.sim.log.records) == 1
 
 
 def test_policies_require_dimensions_per_environment(gateway: Gateway) -> None:
@@ -506,3 +535,71 @@ async def test_a_burst_of_100_tiny_requests_never_overspends(gateway: Gateway, e
     # Every answered request was billed more input than its text alone (the framing is real).
     events = gateway.events()
     assert len(events) == statuses.count(200) and all(event["input_tokens"] >= 10 for event in events)
+
+
+class TickingClock:
+    """A second passes at every reading: the time a request was made and the time its alert
+    was evaluated are always different instants."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+def _alerts(gateway: Gateway) -> dict[tuple[str, int | None], dict]:
+    asyncio.run_coroutine_threadsafe(gateway.app.alerts.flush(), gateway.app.loop).result(10)
+    return {(a["kind"], a["threshold"]): a["payload"] for a in gateway.store.list_alerts()}
+
+
+def test_a_request_too_large_for_what_remains_is_told_apart_from_an_exhausted_budget(make_gateway) -> None:
+    """A request whose worst case was more than what remained got "is exhausted" and fired
+    budget.exhausted at 5% spend; and since reservations stop spend just below the limit, the 100%
+    alert could never fire. Alerts also carried the time they were evaluated, not of the crossing."""
+    gateway = make_gateway(clock=TickingClock(datetime(2026, 11, 1, 0, 30, tzinfo=UTC)))
+    key = _setup(gateway, limit_usd=Decimal("0.001"), alert_at=(50, 80, 100))
+    client = gateway.openai(key)
+    with pytest.raises(openai.APIStatusError) as too_large:
+        client.chat.completions.create(**{**_ask(), "max_tokens": 5000})  # up to $0.003 of output
+    error = too_large.value.body
+    assert too_large.value.status_code == 402 and error["type"] == "budget_exceeded"
+    assert error["budget"]["reason"] == "request_exceeds_remaining"
+    assert "has $0.001 left of its $0.001 limit (spent $0)" in error["message"]
+    assert "could cost up to $0.0031" in error["message"] and "lower max_tokens" in error["message"]
+    assert "exhausted" not in error["message"]
+    assert _alerts(gateway) == {}  # nothing is spent: no alert
+
+    with pytest.raises(openai.APIStatusError) as spent_out:
+        for _ in range(20):
+            client.chat.completions.create(**_ask())
+    error = spent_out.value.body
+    assert spent_out.value.status_code == 402 and error["budget"]["reason"] == "exhausted"
+    assert "is exhausted: spent $" in error["message"]
+    events = gateway.events()
+    spent = sum(Decimal(event["cost_usd"]) for event in events)
+    assert Decimal(error["budget"]["spent_usd"]) == spent < Decimal("0.001")  # stopped short of the limit
+    alerts = _alerts(gateway)
+    assert set(alerts) == {
+        ("budget.threshold_crossed", 50),
+        ("budget.threshold_crossed", 80),
+        ("budget.threshold_crossed", 100),
+        ("budget.exhausted", None),
+    }
+    # Each threshold carries the time of the request that crossed it (the event's ts).
+    running = Decimal(0)
+    crossed: dict[int, str] = {}
+    for event in sorted(events, key=lambda e: e["ts"]):
+        running += Decimal(event["cost_usd"])
+        for pct in (50, 80):
+            if pct not in crossed and running * 100 >= Decimal("0.001") * pct:
+                crossed[pct] = event["ts"]
+    for pct in (50, 80):
+        at = datetime.fromisoformat(alerts[("budget.threshold_crossed", pct)]["at"])
+        assert at == datetime.fromisoformat(crossed[pct]), pct
+    # 100% and exhausted: the refusal that found the budget spent, after the last request.
+    full = alerts[("budget.threshold_crossed", 100)]
+    assert full["at"] == alerts[("budget.exhausted", None)]["at"]
+    assert datetime.fromisoformat(full["at"]) > max(datetime.fromisoformat(e["ts"]) for e in events)
+    assert Decimal(full["spent_usd"]) == spent

@@ -234,15 +234,24 @@ class Gateway:
         if enforcer is None:
             return None
         input_tokens, output_tokens = reservation_tokens(route.kind, target.model, body)
-        worst = self.prices.price(
-            target.upstream.name,
-            target.model,
-            Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-            now,
-        )
+        provider, model = target.upstream.name, target.model
+        worst = self.prices.price(provider, model, Usage(input_tokens=input_tokens, output_tokens=output_tokens), now)
+
+        def least_cost() -> Decimal:
+            # Its input alone, asked only when a budget refuses it: one that cannot take even
+            # that (and has no cheaper request to go by) is spent.
+            least = self.prices.price(provider, model, Usage(input_tokens=input_tokens), now)
+            return least.cost if least else Decimal(0)
+
         try:
             return await enforcer.admit(
-                request_id, owner, worst.cost if worst else Decimal(0), input_tokens + output_tokens, now
+                request_id,
+                owner,
+                worst.cost if worst else Decimal(0),
+                input_tokens + output_tokens,
+                now,
+                least_cost=least_cost,
+                output_tokens=output_tokens,
             )
         except Refusal as refusal:
             raise refusal_error(refusal) from refusal
