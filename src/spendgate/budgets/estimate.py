@@ -15,9 +15,9 @@ Input tokens are estimated from what the request carries:
   cannot be measured here, so the honest worst case is the model's whole context window.
   Without this, forty concurrent "continue" requests of a Responses API agent would each
   reserve a few tokens and could together pass a budget by forty times what they reserved;
-- around the text, the framing providers bill (``usage.estimate.framing_tokens``: a few
-  tokens per message and the reply's priming), and each string at least one token: on a
-  tiny request that framing is most of the bill.
+- around the text, the framing providers bill (``framing_tokens``: a few tokens per message
+  and the reply's priming), and each string at least one token: on a tiny request that
+  framing is most of the bill.
 
 Text is capped at the context window too (a provider refuses more). Output is the
 request's own cap (max_tokens and its aliases) or, when it sets none, the model's maximum
@@ -31,9 +31,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from spendgate.jsondepth import MAX_DEPTH
-from spendgate.usage.estimate import framing_tokens
+from spendgate.usage.estimate import TOKENS_PER_MESSAGE
 
 RESERVE_CHARS_PER_TOKEN = 3
+# What providers bill around the text. OpenAI's cookbook ("How to count tokens with tiktoken")
+# counts 3 tokens per message, 1 more for a name, and 3 to prime the reply; Anthropic bills a
+# similar few per block (its token-counting example: a system prompt and one message of about
+# 8 tokens of text count 14). TOKENS_PER_MESSAGE (4) counts a name's token for every message,
+# and a system prompt or instructions counts as one more message, so the framing is never short.
+REPLY_PRIMING_TOKENS = 3
 OUTPUT_CAP_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 # Several answers to one request, each up to the output cap (and each billed).
 ANSWER_COUNT_KINDS = frozenset({"chat", "completions"})
@@ -160,6 +166,22 @@ def input_shape(body: dict[str, Any]) -> InputShape:
     if any(body.get(field) for field in OPAQUE_REFERENCES):
         shape.opaque = True
     return shape
+
+
+def framing_tokens(body: dict[str, Any]) -> int:
+    """Tokens providers bill around a request's text, at most: per message (or input item,
+    system prompt, instructions) and once to prime the reply."""
+    blocks = 0
+    for field in ("messages", "input"):
+        value = body.get(field)
+        if isinstance(value, list):
+            blocks += len(value)
+        elif value is not None:
+            blocks += 1  # the Responses API's input as one string
+    for field in ("system", "instructions"):
+        if body.get(field):
+            blocks += 1
+    return REPLY_PRIMING_TOKENS + TOKENS_PER_MESSAGE * blocks
 
 
 def answers(kind: str, body: dict[str, Any]) -> int:

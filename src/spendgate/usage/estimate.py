@@ -13,13 +13,8 @@ from typing import Any
 from spendgate.jsondepth import MAX_DEPTH
 
 CHARS_PER_TOKEN = 4
-# What providers bill around the text. OpenAI's cookbook ("How to count tokens with tiktoken")
-# counts 3 tokens per message, 1 more for a name, and 3 to prime the reply; Anthropic bills a
-# similar few per block (its token-counting example: a system prompt and one message of about
-# 8 tokens of text count 14). The name's token is counted for every message, and a system
-# prompt or instructions as one more message, so the framing is never short.
+# Providers add a few tokens of framing per message (role markers, separators).
 TOKENS_PER_MESSAGE = 4
-REPLY_PRIMING_TOKENS = 3
 
 _TEXT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "tools")
 
@@ -57,21 +52,8 @@ def text_chars(body: dict[str, Any]) -> int:
     return total
 
 
-def framing_tokens(body: dict[str, Any]) -> int:
-    """Tokens providers bill around a request's text: per message (or input item, system
-    prompt, instructions) and once to prime the reply."""
-    blocks = 0
-    for field in ("messages", "input"):
-        value = body.get(field)
-        if isinstance(value, list):
-            blocks += len(value)
-        elif value is not None:
-            blocks += 1  # the Responses API's input as one string
-    for field in ("system", "instructions"):
-        if body.get(field):
-            blocks += 1
-    return REPLY_PRIMING_TOKENS + TOKENS_PER_MESSAGE * blocks
-
-
 def estimate_input_tokens(body: dict[str, Any]) -> int:
-    return tokens_for_chars(text_chars(body)) + framing_tokens(body)
+    chars = text_chars(body)
+    messages = body.get("messages")
+    framing = TOKENS_PER_MESSAGE * len(messages) if isinstance(messages, list) else 0
+    return tokens_for_chars(chars) + framing
