@@ -73,15 +73,16 @@ async def test_each_threshold_fires_once_per_window(center: AlertCenter, store: 
         (THRESHOLD_CROSSED, *nov, 50),
         (THRESHOLD_CROSSED, *nov, 80),
         (THRESHOLD_CROSSED, *nov, 100),
+        (EXHAUSTED, *nov, None),  # spend reached the limit of a blocking budget
     ]
-    # The database was asked once per threshold, not once per request.
-    assert store.record_calls == 3
+    # The database was asked once per alert, not once per request.
+    assert store.record_calls == 4
     first = store.list_alerts()[-1]["payload"]
     assert (first["spent_usd"], first["budget"]["period_start"]) == ("55", "2026-11-01T00:00:00Z")
 
     clock.now = datetime(2026, 12, 1, 0, 10, tzinfo=UTC)  # a new month: from zero again
     await spend(center, monthly, clock, "3", "50.01")
-    assert fired(store)[3:] == [(THRESHOLD_CROSSED, "eng-monthly", "2026-12", 50)]
+    assert fired(store)[4:] == [(THRESHOLD_CROSSED, "eng-monthly", "2026-12", 50)]
 
 
 async def test_a_burst_is_evaluated_once(center: AlertCenter, store: CountingStore, clock: Clock) -> None:
@@ -90,8 +91,8 @@ async def test_a_burst_is_evaluated_once(center: AlertCenter, store: CountingSto
     for cents in range(1, 10_001):  # $0.01 … $100.00, without yielding to the loop
         center.budget_spent(monthly, window, D(cents) / 100)
     await center.flush()
-    assert [t for *_, t in fired(store)] == [50, 80, 100]
-    assert store.record_calls == 3
+    assert [t for *_, t in fired(store)] == [50, 80, 100, None]  # None: budget.exhausted
+    assert store.record_calls == 4
     assert store.list_alerts()[0]["payload"]["spent_usd"] == "100"  # the latest spend is reported
 
 
@@ -122,9 +123,14 @@ async def test_forecast_overrun_once_per_window(center: AlertCenter, store: Coun
     assert store.list_alerts()[0]["payload"]["projected_usd"] == "120"
 
 
-async def test_first_refusal_once_per_window(center: AlertCenter, store: CountingStore, clock: Clock) -> None:
+async def test_first_exhausting_refusal_once_per_window(
+    center: AlertCenter, store: CountingStore, clock: Clock
+) -> None:
     daily = budget("daily-cap", limit="5", period="day", alert_at=())
     today = window_for("day", "UTC", clock())
+    center.budget_refused(daily, today, D("1"), D("0.2"), exhausted=False)  # a request too large: no news
+    await center.flush()
+    assert fired(store) == []
     center.budget_refused(daily, today, D("4.9"), D("0.2"))
     center.budget_refused(daily, today, D("5"), D("0"))
     await center.flush()
@@ -138,6 +144,41 @@ async def test_first_refusal_once_per_window(center: AlertCenter, store: Countin
     await center.flush()
     assert fired(store)[1:] == [(EXHAUSTED, "daily-cap", "2026-11-02", None)]
     assert store.record_calls == 2
+
+
+async def test_an_exhausting_refusal_crosses_100_percent_below_the_limit(
+    center: AlertCenter, store: CountingStore, clock: Clock
+) -> None:
+    """Reservations stop spend just short of the limit; the refusal that finds the budget spent
+    fires the 100% threshold (and any lower one not yet sent), at the refused request's time."""
+    monthly = budget(alert_at=(50, 100, 150))
+    window = window_for("month", "UTC", clock())
+    crossing = datetime(2026, 11, 1, 0, 20, tzinfo=UTC)
+    center.budget_spent(monthly, window, D("60"), crossing)
+    await center.flush()
+    refused_at = datetime(2026, 11, 1, 0, 25, tzinfo=UTC)
+    center.budget_refused(monthly, window, D("99.98"), D("0"), exhausted=True, at=refused_at)
+    await center.flush()
+    assert fired(store) == [
+        (THRESHOLD_CROSSED, "eng-monthly", "2026-11", 50),
+        (THRESHOLD_CROSSED, "eng-monthly", "2026-11", 100),
+        (EXHAUSTED, "eng-monthly", "2026-11", None),
+    ]
+    at = {(a["kind"], a["threshold"]): a["payload"]["at"] for a in store.list_alerts()}
+    assert at[(THRESHOLD_CROSSED, 50)] == "2026-11-01T00:20:00Z"  # not the evaluation's (00:30)
+    assert at[(THRESHOLD_CROSSED, 100)] == at[(EXHAUSTED, None)] == "2026-11-01T00:25:00Z"
+
+
+async def test_a_threshold_carries_the_time_of_the_request_that_crossed_it(
+    center: AlertCenter, store: CountingStore, clock: Clock
+) -> None:
+    monthly = budget()
+    window = window_for("month", "UTC", clock())
+    for minute, amount in [(1, "40"), (2, "51"), (3, "60"), (4, "81"), (5, "85")]:  # one evaluation for all
+        center.budget_spent(monthly, window, D(amount), datetime(2026, 11, 1, 0, minute, tzinfo=UTC))
+    await center.flush()
+    at = {a["threshold"]: a["payload"]["at"] for a in store.list_alerts()}
+    assert at == {50: "2026-11-01T00:02:00Z", 80: "2026-11-01T00:04:00Z"}
 
 
 async def test_replicas_fire_once(store: CountingStore, clock: Clock, tmp_path: Path) -> None:
@@ -166,11 +207,11 @@ async def test_alerts_reach_the_webhook_exactly_once(store: CountingStore, clock
         for amount in ("49", "52", "81", "90", "101", "102"):
             center.budget_spent(monthly, window, D(amount))
             await center.flush()
-        await until(lambda: len(rx.requests) == 3)
+        await until(lambda: len(rx.requests) == 4)
         await center.aclose()
         bodies = [r.json() for r in rx.requests]
-    assert sorted(b["threshold"] for b in bodies) == [50, 80, 100]
-    assert {b["event"] for b in bodies} == {"budget.threshold_crossed"}
+    assert sorted(b["threshold"] for b in bodies if "threshold" in b) == [50, 80, 100]
+    assert sorted(b["event"] for b in bodies) == ["budget.exhausted", *["budget.threshold_crossed"] * 3]
     assert all(d["status"] == "delivered" for a in store.list_alerts() for d in a["deliveries"])
 
 

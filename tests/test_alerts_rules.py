@@ -258,8 +258,25 @@ def test_alerts_due_skips_what_is_done() -> None:
 
 
 def test_alerts_due_for_refusals() -> None:
-    refused = Observation(budget(), NOV, D("99"), reserved=D("3"))
-    [alert] = alerts_due(refused, NOW)
-    assert (alert.kind, alert.payload["spent_usd"], alert.payload["reserved_usd"]) == (EXHAUSTED, "99", "3")
-    assert alerts_due(refused, NOW, {(EXHAUSTED, 0)}) == []
-    assert alerts_due(Observation(budget(soft=True), NOV, D("99"), reserved=D("3")), NOW) == []
+    refused = Observation(budget(), NOV, D("99"), reserved=D("3"), exhausted=True)
+    due = alerts_due(refused, NOW)
+    assert [(a.kind, a.threshold) for a in due] == [
+        (THRESHOLD_CROSSED, 50),
+        (THRESHOLD_CROSSED, 80),
+        (THRESHOLD_CROSSED, 100),  # spent: 100% is reached although spend stopped at 99
+        (EXHAUSTED, 0),
+    ]
+    assert (due[-1].payload["spent_usd"], due[-1].payload["reserved_usd"]) == ("99", "3")
+    assert alerts_due(refused, NOW, {(EXHAUSTED, 0), *((THRESHOLD_CROSSED, p) for p in (50, 80, 100))}) == []
+    assert alerts_due(Observation(budget(soft=True), NOV, D("99"), reserved=D("3"), exhausted=True), NOW) == []
+    # A refusal of one request too large for what is left is not exhaustion.
+    too_large = Observation(budget(alert_at=()), NOV, D("5"), reserved=D("0"))
+    assert alerts_due(too_large, NOW) == []
+
+
+def test_a_blocking_budget_is_exhausted_once_spend_reaches_its_limit() -> None:
+    early = datetime(2026, 11, 1, 1, tzinfo=UTC)
+    kinds = [(a.kind, a.threshold) for a in alerts_due(Observation(budget(alert_at=()), NOV, D("100")), early)]
+    assert kinds == [(EXHAUSTED, 0)]
+    assert alerts_due(Observation(budget(alert_at=(), soft=True), NOV, D("150")), early) == []
+    assert crossed_thresholds(budget(alert_at=(50, 100, 120)), D("10"), exhausted=True) == [50, 100]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+from decimal import Decimal
+
+import httpx
 import pytest
 
 from spendgate.attribution import (
@@ -13,6 +18,7 @@ from spendgate.attribution import (
     attribute,
     parse_tags,
 )
+from spendgate.budgets.model import Budget, Scope
 from tests.conftest import Gateway
 
 DIRECTORY = Directory.build(
@@ -73,6 +79,30 @@ def test_tags() -> None:
         parse_tags("agent")
     with pytest.raises(AttributionError):
         parse_tags("=x")
+
+
+@pytest.mark.parametrize(
+    ("header", "problem"),
+    [
+        ("a=b=c", "one '=' in each"),
+        ("agent=x, agent=y", "'agent' is given twice"),
+        ("agent=" + "v" * 257, "longer than 256 characters"),
+        (", ".join(f"k{i}=v" for i in range(33)), "more than 32 tags"),
+        ("k=" + "v" * 200 + ", " + ", ".join(f"k{i}={'v' * 200}" for i in range(40)), "longer than 8192 characters"),
+        ("two words=x", "bad tag key 'two words'"),
+        ("-dash=x", "bad tag key '-dash'"),
+        ("k" * 65 + "=x", "bad tag key"),
+    ],
+)
+def test_tags_are_bounded_and_never_reinterpreted(header: str, problem: str) -> None:
+    with pytest.raises(AttributionError, match=re.escape(problem)):
+        parse_tags(header)
+
+
+def test_tags_at_their_limits_are_accepted() -> None:
+    tags = parse_tags(", ".join(f"key_{i}.x:y/z-{i}={'v' * 200}" for i in range(32)))
+    assert len(tags) == 32 and all(len(value) == 200 for value in tags.values())
+    assert parse_tags("run=" + "7" * 256) == {"run": "7" * 256}
 
 
 # --- through the gateway into reports ------------------------------------------------------
@@ -137,3 +167,34 @@ def test_response_header_names_the_resolved_project(gateway: Gateway) -> None:
         extra_headers={"x-spendgate-project": "p"},
     )
     assert raw.headers["x-spendgate-project"] == "p"
+
+
+def test_non_ascii_header_values_are_utf8_and_reach_their_budget(gateway: Gateway) -> None:
+    """``x-spendgate-customer: café`` was decoded as Latin-1 (``cafÃ©``), so a ``customer:café``
+    budget never matched and the spend escaped it."""
+    key = gateway.key("k")
+    gateway.store.create_budget(Budget(name="cafe", scope=Scope.parse("customer:café"), limit_usd=Decimal(1)))
+    gateway.wait_for_directory()
+    # The Python SDKs refuse non-ASCII header values (httpx encodes str headers as ASCII), so
+    # this is what curl and most other clients send: the UTF-8 bytes.
+    utf8 = {
+        "authorization": f"Bearer {key}",
+        "x-spendgate-customer": "café".encode(),
+        "x-spendgate-tags": "ville=Zürich".encode(),
+    }
+    ask = {"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    answered = httpx.post(f"{gateway.url}/v1/chat/completions", json=ask, headers=utf8)
+    assert answered.status_code == 200 and answered.headers["x-spendgate-budget"] == "cafe"
+    [event] = gateway.events()
+    assert (event["customer"], event["tags"]) == ("café", {"ville": "Zürich"})
+    statuses = asyncio.run_coroutine_threadsafe(gateway.app._budget_statuses(), gateway.app.loop).result(5)
+    assert Decimal(statuses[0]["spent_usd"]) == Decimal(event["cost_usd"]) > 0
+    # Bytes that are not UTF-8 are a 400 naming the header, in each provider's shape.
+    bad = {"authorization": f"Bearer {key}", "x-spendgate-customer": b"caf\xe9"}
+    refused = httpx.post(f"{gateway.url}/v1/chat/completions", json={"model": "gpt-4o-mini"}, headers=bad)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "header x-spendgate-customer is not valid UTF-8"
+    bad_anthropic = {"x-api-key": key, "x-spendgate-feature": b"\xff"}
+    refused = httpx.post(f"{gateway.url}/v1/messages", json={"model": "claude-haiku-4-5"}, headers=bad_anthropic)
+    assert refused.status_code == 400 and refused.json()["error"]["type"] == "invalid_request_error"
+    assert len(gateway.sim.log.records) == 1

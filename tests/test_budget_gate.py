@@ -3,6 +3,7 @@ in-process and the Redis gate alike; and the Redis gate's round trips per reques
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,7 +14,7 @@ from redis.asyncio.connection import Connection
 
 from spendgate.attribution import Attribution
 from spendgate.budgets.counters import Charge, CounterMissing, Refused
-from spendgate.budgets.enforcer import Enforcer, RateLimited
+from spendgate.budgets.enforcer import BudgetExceeded, Enforcer, RateLimited
 from spendgate.budgets.gate import Gate, InProcessGate, RateRefused
 from spendgate.budgets.model import Budget, RateLimit, Scope
 from spendgate.budgets.rules import Rules
@@ -59,6 +60,9 @@ async def test_a_rate_limit_refusal_leaves_no_reservation(gate: Gate) -> None:
     refused = await gate.admit("second", [charge], D(2), 60, [("team:x", 5, None), *limits], 10, T + 1)
     assert isinstance(refused, RateRefused) and refused.retry_after == pytest.approx(39)
     assert refused.index == 1  # which limit refused: the key's, not the team's
+    assert refused.kind == "rpm"  # and which of its counts: requests
+    by_tokens = await gate.admit("third", [charge], D(2), 60, [("team:y", 5, 15)], 20, T + 1)
+    assert isinstance(by_tokens, RateRefused) and (by_tokens.index, by_tokens.kind) == (0, "tpm")
     assert (await gate.counters.states([charge.counter]))[charge.counter].reserved == D(2)
     assert await gate.settle("second", D(2), [], 0, T + 1) == []  # no such reservation
     assert (await gate.counters.states([charge.counter]))[charge.counter].spent == D(0)
@@ -169,3 +173,67 @@ async def test_the_enforcers_memory_of_counters_stays_bounded_over_many_windows(
         await enforcer.settle(admission, D("0.001"), 10)
         assert admission.nearest == ("daily", D("0.99"))  # a new day: nothing spent in it yet
     assert len(enforcer._known) <= 4 + 64 + 1
+
+
+class ReplyLost:
+    """A gate whose admissions are made in the store but whose answers never arrive: a Redis
+    script that ran, its reply lost to a timeout (or the waiting task cancelled)."""
+
+    def __init__(self, gate: Gate, error: BaseException) -> None:
+        self.inner, self.error = gate, error
+        self.counters, self.limiter = gate.counters, gate.limiter
+
+    async def admit(self, *args):  # type: ignore[no-untyped-def]
+        await self.inner.admit(*args)
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [TimeoutError(), asyncio.CancelledError()], ids=["timeout", "cancelled"])
+async def test_an_admission_whose_answer_is_lost_leaves_no_reservation(gate: Gate, error: BaseException) -> None:
+    async def ledger_spend(scope, window):
+        return D(0)
+
+    budget = Budget(name="team", scope=Scope.parse("team:t"), limit_usd=D(10), period="total")
+    enforcer = Enforcer(ReplyLost(gate, error), ledger_spend, wall_clock=lambda: T)  # type: ignore[arg-type]
+    enforcer.rules = Rules(budgets=(budget,))
+    owner = Attribution(project="p", team="t", cost_center=None, environment=None, key="k")
+    with pytest.raises(type(error)):
+        await enforcer.admit("lost", owner, D(4), 10, datetime(2026, 11, 23, tzinfo=UTC))
+    [state] = (await gate.counters.states(["team|team:t|total|UTC@total"])).values()
+    assert (state.spent, state.reserved) == (D(0), D(0))
+
+
+async def test_a_refusal_says_whether_the_budget_is_spent_or_only_this_request_too_large() -> None:
+    """Exhausted: what is left is less than the cheapest request the budget was charged in the
+    window (before any, the refused request's input alone). Otherwise a smaller request fits."""
+    from spendgate.budgets.enforcer import BudgetExceeded
+
+    async def ledger_spend(scope, window):
+        return D(0)
+
+    refused: list[tuple[Decimal, bool]] = []
+
+    class Observer:
+        def budget_spent(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+        def budget_refused(self, budget, window, spent, reserved, *, exhausted, at) -> None:  # type: ignore[no-untyped-def]
+            refused.append((spent, exhausted))
+
+    enforcer = Enforcer(InProcessGate(), ledger_spend, observer=Observer(), wall_clock=lambda: T)
+    enforcer.rules = Rules(budgets=(Budget(name="b", scope=Scope.parse("org"), limit_usd=D(1), period="total"),))
+    owner = Attribution(project="p", team="t", cost_center=None, environment=None, key="k")
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+
+    async def ask(worst: str, least: str) -> BudgetExceeded:
+        with pytest.raises(BudgetExceeded) as exceeded:
+            await enforcer.admit(f"r{len(refused)}", owner, D(worst), 10, now, least_cost=lambda: D(least))
+        return exceeded.value
+
+    too_large = await ask("2", "0.1")  # nothing spent: only this request's worst case is too much
+    assert (too_large.exhausted, too_large.remaining, too_large.requested) == (False, D(1), D(2))
+    admission = await enforcer.admit("a", owner, D("0.9"), 10, now)
+    assert admission is not None
+    await enforcer.settle(admission, D("0.7"), 10)  # the cheapest request charged so far: 0.7
+    assert (await ask("0.5", "0.01")).exhausted is True  # 0.3 left, less than any request costs
+    assert refused == [(D(0), False), (D("0.7"), True)]

@@ -229,3 +229,29 @@ def test_non_ascii_text_reserves_more_than_a_third_of_a_token_a_character() -> N
     assert reserved("预算" * 1_500) - framing == 7_000  # 3,000 CJK characters: ~2.3 tokens each
     assert reserved("é" * 3_000) - framing == 4_000  # 2 UTF-8 bytes: 1 + 1/3
     assert reserved("🙂" * 300) - framing == 1_000  # 4 UTF-8 bytes: 3 + 1/3
+
+
+def test_every_answer_asked_for_is_reserved() -> None:
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100, "n": 20}
+    assert reservation_tokens("chat", "gpt-4o", chat)[1] == 2_000
+    assert reservation_tokens("chat", "gpt-4o", {**chat, "max_tokens": None})[1] == 20 * 16_384  # no cap: the model's
+    legacy = {"prompt": "hi", "max_tokens": 50, "n": 2, "best_of": 5}  # generates 5, returns 2
+    assert reservation_tokens("completions", "gpt-3.5-turbo-instruct", legacy)[1] == 250
+    assert reservation_tokens("chat", "gpt-4o", {**chat, "n": "20"})[1] == 100  # refused upstream
+    assert reservation_tokens("responses", "gpt-4o", {"input": "hi", "max_output_tokens": 100, "n": 5})[1] == 100
+
+
+def test_tiny_requests_reserve_the_framing_providers_bill() -> None:
+    """OpenAI bills 3 tokens per message, 1 per name, 3 to prime the reply: "hi" from a user is
+    8 tokens billed (3 + "user" + "hi" + 3), more than the text's own estimate."""
+
+    def reserved(body: dict) -> int:
+        return reservation_tokens("chat", "gpt-4o", body)[0]
+
+    hi = {"messages": [{"role": "user", "content": "hi"}]}
+    # "user" and "hi" (a whole token, however short) at three characters a token, a message, the priming
+    assert reserved(hi) == 3 + 4 + 3
+    two = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "name": "ana", "content": "a"}]}
+    assert reserved(two) >= (3 + 2 + 3) + (3 + 1 + 1 + 1 + 1) + 3
+    anthropic = {"system": "You are a scientist", "messages": [{"role": "user", "content": "Hello, Claude"}]}
+    assert reservation_tokens("messages", "claude-haiku-4-5", anthropic)[0] >= 14  # Anthropic's count for it

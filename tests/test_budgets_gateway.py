@@ -15,6 +15,7 @@ import pytest
 from spendgate.budgets.enforcer import counter_key
 from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
 from spendgate.budgets.windows import window_for
+from spendgate.gateway import proxy
 from tests.conftest import Gateway
 
 # A long prompt whose real token count (the simulator's: raw bytes / 4) is below the
@@ -257,6 +258,8 @@ def test_rate_limits_refuse_with_429_and_retry_after(gateway: Gateway) -> None:
     with pytest.raises(openai.RateLimitError) as limited:
         client.chat.completions.create(**_ask())
     assert limited.value.body["type"] == "rate_limit_exceeded"
+    assert "rate limit on key:checkout-key reached: its rpm (3 requests a minute)" in limited.value.body["message"]
+    assert limited.value.body["rate_limit"] == {"scope": "key:checkout-key", "limit": "rpm", "rpm": 3}
     assert 1 <= int(limited.value.response.headers["retry-after"]) <= 60
     with pytest.raises(anthropic.RateLimitError):
         gateway.anthropic(key).messages.create(
@@ -272,9 +275,36 @@ def test_token_rate_limit(gateway: Gateway) -> None:
     gateway.store.create_limit(RateLimit(Scope.parse("project:checkout"), tpm=3000))
     gateway.wait_for_directory()
     client = gateway.openai(key)
-    client.chat.completions.create(**_ask(output=100))  # ~1,100 tokens reserved, fewer used
-    with pytest.raises(openai.RateLimitError):
-        client.chat.completions.create(**_ask(output=2500))
+    client.chat.completions.create(**_ask(output=100))  # ~1,100 tokens reserved, ~860 used
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(**_ask(output=1800))  # ~2,800 more: over 3,000 this minute
+    assert "its tpm (3000 tokens a minute) is used up" in limited.value.body["message"]
+    assert limited.value.body["rate_limit"] == {"scope": "project:checkout", "limit": "tpm", "tpm": 3000}
+
+
+def test_a_request_larger_than_a_tpm_limit_is_a_400_saying_what_to_set(gateway: Gateway) -> None:
+    """A request whose own estimate is over a tpm limit can never pass: answered 429, the SDK
+    retried it for 100 s. It is a 400 that says to set max_tokens, and counts nothing."""
+    key = _setup(gateway, limit_usd=Decimal(100))
+    gateway.store.create_limit(RateLimit(Scope.parse("project:checkout"), tpm=3000))
+    gateway.wait_for_directory()
+    client = gateway.openai(key)
+    no_cap = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}  # up to 16,384 out
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(**no_cap)
+    error = refused.value.body
+    assert error["type"] == "invalid_request_error" and error["code"] == "tokens_exceed_rate_limit"
+    assert "can never pass the token rate limit on project:checkout (3000 tokens a minute)" in error["message"]
+    assert "set max_tokens (max_completion_tokens, max_output_tokens) to at most 2990" in error["message"]
+    assert error["rate_limit"]["limit"] == "tpm"
+    with pytest.raises(anthropic.BadRequestError, match="can never pass"):
+        gateway.anthropic(key).messages.create(
+            model="claude-haiku-4-5", max_tokens=5000, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert gateway.sim.log.records == []
+    # Nothing was counted: a request that uses most of the minute's tokens still passes.
+    client.chat.completions.create(**no_cap, max_tokens=2900)
+    assert len(gateway.sim.log.records) == 1
 
 
 def test_policies_require_dimensions_per_environment(gateway: Gateway) -> None:
@@ -397,3 +427,201 @@ def test_budgets_that_cannot_be_checked_refuse_with_503_and_reach_no_provider(ma
         assert len(gateway.sim.log.records) == sent + 1
     finally:
         proxy.close()
+
+
+def _nested(levels: int, leaf: object) -> object:
+    for _ in range(levels):
+        leaf = {"x": leaf}
+    return leaf
+
+
+def _reserved(gateway: Gateway) -> Decimal:
+    return sum((state.reserved for state in _counter_states(gateway).values()), Decimal(0))
+
+
+def test_deeply_nested_bodies_are_400_before_anything_is_reserved(gateway: Gateway) -> None:
+    """A body nested ~300 levels broke re-serialising it (the stream's usage request), and ~1,000
+    levels inside an image part broke the input estimate: both after the reservation, which then
+    held the budget for an hour. Now they are refused before admission, in each provider's shape."""
+    key = _setup(gateway, limit_usd=Decimal(500))
+    client = gateway.openai(key)
+    client.chat.completions.create(**_ask())  # loads the budget's counter
+    with pytest.raises(openai.BadRequestError) as deep_stream:
+        client.chat.completions.create(
+            **_ask(), stream=True, extra_body={"metadata": {"note": "x"}, "response_format": _nested(300, 1)}
+        )
+    assert deep_stream.value.body["type"] == "invalid_request_error"
+    assert "nests more than 64 levels" in deep_stream.value.body["message"]
+    assert _reserved(gateway) == 0
+    # Too deep for any JSON encoder to write: the bytes are put together by hand.
+    deep = b'{"x":' * 1000 + b"1" + b"}" * 1000
+    image_part = b'{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": ' + deep + b"}}"
+    deep_image = b'{"max_tokens": 10, "messages": [{"role": "user", "content": [' + image_part + b']}], "model": "%s"}'
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    raw = httpx.post(f"{gateway.url}/v1/chat/completions", content=deep_image % b"gpt-4o-mini", headers=headers)
+    assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
+    assert _reserved(gateway) == 0
+    raw = httpx.post(f"{gateway.url}/v1/messages", content=deep_image % b"claude-haiku-4-5", headers={"x-api-key": key})
+    assert raw.status_code == 400
+    assert raw.json()["type"] == "error" and raw.json()["error"]["type"] == "invalid_request_error"
+    assert _reserved(gateway) == 0
+    assert len(gateway.sim.log.records) == 1  # only the first, shallow request went upstream
+    # A deep but legitimate body (a JSON schema nested 20 levels) still goes through.
+    client.chat.completions.create(**_ask(), extra_body={"response_format": _nested(20, 1)})
+    assert len(gateway.sim.log.records) == 2
+
+
+def test_a_request_that_fails_after_admission_releases_its_reservation(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = _setup(gateway, limit_usd=Decimal(500))
+    client = gateway.openai(key)
+    client.chat.completions.create(**_ask())
+
+    def broken_begin_record(ctx: object) -> dict:
+        raise RuntimeError("a bug between admission and the upstream call")
+
+    monkeypatch.setattr(proxy, "begin_record", broken_begin_record)
+    for _ in range(3):
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(**_ask())
+    assert _reserved(gateway) == 0
+    assert len(gateway.sim.log.records) == 1
+    monkeypatch.undo()
+    client.chat.completions.create(**_ask())
+    [state] = _counter_states(gateway).values()
+    assert state.reserved == 0
+    assert state.spent == _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+
+
+async def _burst(count: int, call) -> list[int]:  # type: ignore[no-untyped-def]
+    async def one(i: int) -> int:
+        try:
+            await call(i)
+            return 200
+        except openai.APIStatusError as exc:
+            return exc.status_code
+        except anthropic.APIStatusError as exc:
+            return exc.status_code
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def test_a_burst_asking_for_several_answers_never_overspends(gateway: Gateway) -> None:
+    """Each answer of ``n`` is billed up to max_tokens: 20 concurrent n=10 requests used to
+    reserve one answer each and spend ten."""
+    key = _setup(gateway, limit_usd=Decimal("0.001"))
+    ask = {"model": "gpt-4o-mini", "max_tokens": 50, "n": 10, "messages": [{"role": "user", "content": "a colour?"}]}
+    async with gateway.async_openai(key) as client:
+        answered: list = []
+
+        async def call(_: int) -> None:
+            answered.append(await client.chat.completions.create(**ask))
+
+        statuses = await _burst(20, call)
+    assert set(statuses) <= {200, 402} and statuses.count(200) >= 1
+    assert all(len(answer.choices) == 10 and answer.usage.completion_tokens == 500 for answer in answered)
+    spent = _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+    assert spent <= Decimal("0.001"), f"overspent: {spent} ({statuses.count(200)} answered)"
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "messages"])
+async def test_a_burst_of_100_tiny_requests_never_overspends(gateway: Gateway, endpoint: str) -> None:
+    """On a tiny request the per-message framing and the reply priming the provider bills are
+    most of its input (the simulator bills them as OpenAI's cookbook counts them): reserved as
+    text alone, a burst passed a blocking budget by 4–12%."""
+    key = _setup(gateway, limit_usd=Decimal("0.0001"))
+    prompts = ["hi", "ok?", "2+2", "yes", "A", "name one"]
+    async with gateway.async_openai(key) as oai, gateway.async_anthropic(key) as claude:
+
+        async def call(i: int) -> None:
+            prompt = prompts[i % len(prompts)]
+            if endpoint == "chat":
+                messages = [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "name": "u", "content": prompt},
+                ]
+                await oai.chat.completions.create(model="gpt-4o-mini", max_tokens=2, messages=messages)  # type: ignore[arg-type]
+            else:
+                await claude.messages.create(
+                    model="claude-haiku-4-5",
+                    max_tokens=2,
+                    system="Be brief.",
+                    messages=[{"role": "user", "content": prompt}],
+                )
+
+        statuses = await _burst(100, call)
+    assert set(statuses) == {200, 402}, statuses
+    spent = _ledger_spend(gateway, "team:payments", datetime.now(UTC))
+    assert spent <= Decimal("0.0001"), f"overspent: {spent} ({statuses.count(200)} answered)"
+    # Every answered request was billed more input than its text alone (the framing is real).
+    events = gateway.events()
+    assert len(events) == statuses.count(200) and all(event["input_tokens"] >= 10 for event in events)
+
+
+class TickingClock:
+    """A second passes at every reading: the time a request was made and the time its alert
+    was evaluated are always different instants."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+def _alerts(gateway: Gateway) -> dict[tuple[str, int | None], dict]:
+    asyncio.run_coroutine_threadsafe(gateway.app.alerts.flush(), gateway.app.loop).result(10)
+    return {(a["kind"], a["threshold"]): a["payload"] for a in gateway.store.list_alerts()}
+
+
+def test_a_request_too_large_for_what_remains_is_told_apart_from_an_exhausted_budget(make_gateway) -> None:
+    """A request whose worst case was more than what remained got "is exhausted" and fired
+    budget.exhausted at 5% spend; and since reservations stop spend just below the limit, the 100%
+    alert could never fire. Alerts also carried the time they were evaluated, not of the crossing."""
+    gateway = make_gateway(clock=TickingClock(datetime(2026, 11, 1, 0, 30, tzinfo=UTC)))
+    key = _setup(gateway, limit_usd=Decimal("0.001"), alert_at=(50, 80, 100))
+    client = gateway.openai(key)
+    with pytest.raises(openai.APIStatusError) as too_large:
+        client.chat.completions.create(**{**_ask(), "max_tokens": 5000})  # up to $0.003 of output
+    error = too_large.value.body
+    assert too_large.value.status_code == 402 and error["type"] == "budget_exceeded"
+    assert error["budget"]["reason"] == "request_exceeds_remaining"
+    assert "has $0.001 left of its $0.001 limit (spent $0)" in error["message"]
+    assert "could cost up to $0.0031" in error["message"] and "lower max_tokens" in error["message"]
+    assert "exhausted" not in error["message"]
+    assert _alerts(gateway) == {}  # nothing is spent: no alert
+
+    with pytest.raises(openai.APIStatusError) as spent_out:
+        for _ in range(20):
+            client.chat.completions.create(**_ask())
+    error = spent_out.value.body
+    assert spent_out.value.status_code == 402 and error["budget"]["reason"] == "exhausted"
+    assert "is exhausted: spent $" in error["message"]
+    events = gateway.events()
+    spent = sum(Decimal(event["cost_usd"]) for event in events)
+    assert Decimal(error["budget"]["spent_usd"]) == spent < Decimal("0.001")  # stopped short of the limit
+    alerts = _alerts(gateway)
+    assert set(alerts) == {
+        ("budget.threshold_crossed", 50),
+        ("budget.threshold_crossed", 80),
+        ("budget.threshold_crossed", 100),
+        ("budget.exhausted", None),
+    }
+    # Each threshold carries the time of the request that crossed it (the event's ts).
+    running = Decimal(0)
+    crossed: dict[int, str] = {}
+    for event in sorted(events, key=lambda e: e["ts"]):
+        running += Decimal(event["cost_usd"])
+        for pct in (50, 80):
+            if pct not in crossed and running * 100 >= Decimal("0.001") * pct:
+                crossed[pct] = event["ts"]
+    for pct in (50, 80):
+        at = datetime.fromisoformat(alerts[("budget.threshold_crossed", pct)]["at"])
+        assert at == datetime.fromisoformat(crossed[pct]), pct
+    # 100% and exhausted: the refusal that found the budget spent, after the last request.
+    full = alerts[("budget.threshold_crossed", 100)]
+    assert full["at"] == alerts[("budget.exhausted", None)]["at"]
+    assert datetime.fromisoformat(full["at"]) > max(datetime.fromisoformat(e["ts"]) for e in events)
+    assert Decimal(full["spent_usd"]) == spent

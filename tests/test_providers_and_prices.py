@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import anthropic
+import openai
 import pytest
 
 from spendgate.pricing import PriceBook, load_overrides
 from spendgate.settings import ProviderConfig
-from tests.conftest import Gateway
+from tests.conftest import UPSTREAM_ANTHROPIC_KEY, Gateway
 
 
 def _chat(gateway: Gateway, key: str, model: str, directive: str = "[[sim input=1000 output=500]]"):
@@ -109,8 +111,6 @@ output_mtok = "8"
 
 
 def test_missing_provider_credential_is_a_clear_502_that_reaches_no_provider(make_gateway) -> None:
-    import openai
-
     gateway = make_gateway(credentials={})
     key = gateway.key("k")
     with pytest.raises(openai.APIStatusError) as error:
@@ -118,3 +118,68 @@ def test_missing_provider_credential_is_a_clear_502_that_reaches_no_provider(mak
     assert error.value.status_code == 502
     assert "OPENAI_API_KEY" in error.value.body["message"]
     assert gateway.sim.log.records == []
+
+
+def test_an_unknown_provider_prefix_is_a_400_listing_the_configured_ones(make_gateway, simulator) -> None:
+    """``groq/…`` without ``[providers.groq]`` went to OpenAI under the full name."""
+    gateway = make_gateway(
+        providers=_local_provider(simulator.url),
+        credentials={"OPENAI_API_KEY": "sk-openai", "ANTHROPIC_API_KEY": "sk-ant", "LOCAL_LLM_KEY": "sk-local"},
+    )
+    key = gateway.key("k")
+    with pytest.raises(openai.BadRequestError) as unknown:
+        _chat(gateway, key, "groq/llama-3.1-8b-instant")
+    assert unknown.value.body["type"] == "invalid_request_error"
+    assert "no provider 'groq' is configured (providers: openai, anthropic, local)" in unknown.value.body["message"]
+    assert "[providers.groq]" in unknown.value.body["message"]
+    with pytest.raises(anthropic.BadRequestError, match="no provider 'groq'"):
+        gateway.anthropic(key).messages.create(
+            model="groq/llama-3.1-8b-instant", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
+    with pytest.raises(openai.BadRequestError, match="names a provider but no model"):
+        _chat(gateway, key, "openai/")
+    with pytest.raises(anthropic.BadRequestError, match="OpenAI models are served on /v1/chat/completions"):
+        gateway.anthropic(key).messages.create(
+            model="openai/gpt-4o", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert gateway.sim.log.records == [] and gateway.events() == []
+
+
+def test_anthropic_models_on_chat_completions_go_to_anthropics_openai_compatible_endpoint(gateway: Gateway) -> None:
+    """``anthropic/claude-haiku-4-5`` on /v1/chat/completions was forwarded to OpenAI and recorded
+    unpriced under provider openai; it goes to Anthropic's OpenAI-compatible endpoint, priced."""
+    key = gateway.key("k")
+    raw = _chat(gateway, key, "anthropic/claude-haiku-4-5")
+    stream = gateway.openai(key).chat.completions.create(
+        model="anthropic/claude-haiku-4-5",
+        messages=[{"role": "user", "content": "[[sim input=2000 output=300]]"}],
+        stream=True,
+    )
+    assert [chunk.usage for chunk in stream if chunk.usage] == []  # the usage the gateway asked for is withheld
+    plain, streamed = gateway.sim.log.records
+    for record in (plain, streamed):
+        assert record.path == "/v1/chat/completions"
+        assert record.body["model"] == "claude-haiku-4-5"
+        assert record.headers["authorization"] == f"Bearer {UPSTREAM_ANTHROPIC_KEY}"  # Anthropic's key
+    assert streamed.body["stream_options"] == {"include_usage": True}
+    first, second = gateway.events()
+    for event, (tokens_in, tokens_out) in ((first, (1000, 500)), (second, (2000, 300))):
+        assert (event["provider"], event["model"], event["priced"]) == ("anthropic", "claude-haiku-4-5", True)
+        assert Decimal(event["cost_usd"]) == (tokens_in * Decimal(1) + tokens_out * Decimal(5)) / 10**6
+    assert raw.headers["x-spendgate-cost-usd"] == first["cost_usd"]
+    with pytest.raises(openai.BadRequestError, match="Anthropic models are served on /v1/messages"):
+        gateway.openai(key).responses.create(model="anthropic/claude-haiku-4-5", input="hi")
+    assert len(gateway.sim.log.records) == 2
+
+
+def test_paths_not_served_answer_404_in_their_familys_shape(gateway: Gateway) -> None:
+    key = gateway.key("k")
+    with pytest.raises(anthropic.NotFoundError) as batches:
+        gateway.anthropic(key).messages.batches.list()
+    assert batches.value.body == {
+        "type": "error",
+        "error": {"type": "not_found_error", "message": "spendgate does not serve /v1/messages/batches"},
+    }
+    with pytest.raises(openai.NotFoundError) as files:
+        gateway.openai(key).files.list()
+    assert files.value.body["type"] == "not_found_error" and "/v1/files" in files.value.body["message"]

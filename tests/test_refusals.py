@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import anthropic
@@ -98,6 +99,32 @@ def test_malformed_tags_are_400(gateway: Gateway, key: str) -> None:
     with pytest.raises(openai.BadRequestError, match="key=value"):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     _assert_nothing_forwarded(gateway)
+
+
+def test_tags_are_bounded_in_count_size_and_shape(gateway: Gateway, key: str) -> None:
+    """900 tags in a 905 KB header were stored on the event (~2.8 MB of disk per request)."""
+    many = ", ".join(f"tag{i}=value-{i}-" + "x" * 990 for i in range(900))
+    for header, problem in [
+        (many, "longer than 8192 characters"),
+        (", ".join(f"t{i}=v" for i in range(40)), "more than 32 tags"),
+        ("agent=a=b", "one '=' in each"),
+        ("agent=x, agent=y", "given twice"),
+        ("agent=" + "v" * 300, "longer than 256 characters"),
+    ]:
+        client = gateway.openai(key, default_headers={"x-spendgate-tags": header})
+        with pytest.raises(openai.BadRequestError, match=re.escape(problem)):
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(anthropic.BadRequestError, match="more than 32 tags"):
+        gateway.anthropic(
+            key, default_headers={"x-spendgate-tags": ", ".join(f"t{i}=v" for i in range(33))}
+        ).messages.create(model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    _assert_nothing_forwarded(gateway)
+    tags = ", ".join(f"t{i}=" + "v" * 200 for i in range(32))  # at the limits: accepted
+    gateway.openai(key, default_headers={"x-spendgate-tags": tags}).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+    )
+    [event] = gateway.events()
+    assert len(event["tags"]) == 32
 
 
 def test_body_over_the_limit_is_413(make_gateway, key: str) -> None:

@@ -165,21 +165,51 @@ def test_parse_directives_ignores_json_escaping_around_it() -> None:
     assert parse_directives(raw) == {"input": "7"}
 
 
-def test_plan_defaults_follow_body_size_and_max_tokens() -> None:
+def test_plan_defaults_follow_the_text_and_max_tokens() -> None:
     raw = b"x" * 400
     assert make_plan(raw, {"max_tokens": 20}, "openai").output_tokens == 20
     assert make_plan(raw, {"max_completion_tokens": 500}, "openai").output_tokens == 16
-    plan = make_plan(raw, {"model": "m"}, "anthropic")
-    assert (plan.input_tokens, plan.output_tokens, plan.model, plan.text) == (100, 16, "m", "ok ok ok ok")
-    assert make_plan(b"{}", {}, "openai").input_tokens == 1
+    plan = make_plan(raw, {"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}, "anthropic")
+    # 3 framing + "user" (1) + 400 characters (100) + 3 priming
+    assert (plan.input_tokens, plan.output_tokens, plan.model, plan.text) == (107, 16, "m", "ok ok ok ok")
+    assert make_plan(b"{}", {}, "openai").input_tokens == 3  # the reply priming alone
+    assert make_plan(b"{}", {}, "openai", framed=False).input_tokens == 1
+
+
+def test_plan_bills_input_as_providers_count_it() -> None:
+    """OpenAI's cookbook: 3 tokens per message, 1 more for a name, 3 to prime the reply."""
+    chat = {
+        "messages": [
+            {"role": "system", "content": "Be brief."},  # 3 + 2 + 3
+            {"role": "user", "name": "ana", "content": "hi"},  # 3 + 1 + 1 + 1 + 1 (name)
+        ]
+    }
+    assert make_plan(b"", chat, "openai").input_tokens == 8 + 7 + 3
+    anthropic = {"system": "You are a scientist", "messages": [{"role": "user", "content": "Hello, Claude"}]}
+    assert make_plan(b"", anthropic, "anthropic").input_tokens == (3 + 5) + (3 + 1 + 4) + 3
+    responses = {"instructions": "Be brief.", "input": "hi"}
+    assert make_plan(b"", responses, "openai").input_tokens == (3 + 3) + (3 + 1) + 3
+    embeddings = {"input": ["hello", "world"]}
+    assert make_plan(b"", embeddings, "openai", framed=False).input_tokens == 4
+    image = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x" * 9000}}]}]}
+    assert make_plan(b"", image, "openai").input_tokens == 3 + 1 + 765 + 3
+
+
+def test_plan_bills_every_answer_generated() -> None:
+    assert make_plan(b"", {"n": 5, "max_tokens": 10}, "openai").output_tokens == 50
+    assert make_plan(b"", {"n": 5, "max_tokens": 10}, "openai").choices == 5
+    best = make_plan(b"", {"n": 2, "best_of": 4, "max_tokens": 10}, "openai", framed=False)
+    assert (best.output_tokens, best.choices) == (40, 2)
+    with pytest.raises(DirectiveError, match="n must be"):
+        make_plan(b"", {"n": 0}, "openai")
 
 
 def test_plan_keeps_each_provider_convention_for_defaults() -> None:
     raw = b"y" * 40 + b"[[sim cached=30 reasoning=4]]"
-    default_input = len(raw) // 4
-    openai_plan = make_plan(raw, {}, "openai")
+    default_input = make_plan(b"", {"prompt": raw.decode()}, "openai", framed=False).input_tokens
+    openai_plan = make_plan(raw, {"prompt": raw.decode()}, "openai", framed=False)
     assert (openai_plan.input_tokens, openai_plan.output_tokens) == (default_input + 30, 16 + 4)
-    assert make_plan(raw, {}, "anthropic").input_tokens == default_input
+    assert make_plan(raw, {"prompt": raw.decode()}, "anthropic", framed=False).input_tokens == default_input
 
 
 def test_plan_rejects_typos_and_bad_values() -> None:
@@ -253,7 +283,7 @@ async def test_defaults_without_directive_through_the_asgi_app() -> None:
     scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions"}
     await app({**scope, "headers": [(b"authorization", b"Bearer k")]}, receive, send)
     completion = orjson.loads(sent[1]["body"])
-    assert completion["usage"] == chat_usage(len(raw) // 4, 12)
+    assert completion["usage"] == chat_usage(3 + 1 + 45 + 3, 12)  # "hello " * 30 is 180 characters
     assert completion["choices"][0]["message"]["content"] == "ok ok ok ok"
     assert app.log.records[0].headers == {"authorization": "Bearer k"}
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -54,6 +54,10 @@ class Observation:
     window: Window
     spent: Decimal
     reserved: Decimal | None = None  # set when the budget refused a request
+    at: datetime | None = None  # the instant of the request observed (None: the evaluation's)
+    exhausted: bool = False  # a refusal because the budget is spent (see BudgetExceeded)
+    # When each threshold was first seen crossed, among the observations this one sums up.
+    crossed_at: Mapping[int, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,22 +73,35 @@ def alerts_due(
     done: Collection[tuple[str, int]] = (),
     new_id: Callable[[datetime], str] = new_alert_id,
 ) -> list[NewAlert]:
-    """The alerts an observation calls for, less the (kind, threshold) pairs in ``done``."""
+    """The alerts an observation calls for, less the (kind, threshold) pairs in ``done``. Each
+    alert carries the instant of the request that caused it (``now`` when it is not known).
+
+    A blocking budget is exhausted once its spend reaches the limit, or when it refuses a request
+    because what is left is less than any request costs (``seen.exhausted``): reservations stop
+    spend just below the limit, so the 100% threshold (and every lower one not yet sent) is
+    crossed then too. A refusal of one request's worst case, with room left for others, is not."""
     budget, window, spent = seen.budget, seen.window, seen.spent
-    if seen.reserved is not None:
-        if budget.soft or (EXHAUSTED, 0) in done:
-            return []  # a soft budget never refuses; only the first refusal is news
-        payload = exhausted_payload(budget, window, spent, seen.reserved, at=now, alert_id=new_id(now))
-        return [NewAlert(EXHAUSTED, 0, payload)]
+    if seen.reserved is not None and (budget.soft or not seen.exhausted):
+        return []  # a soft budget never refuses; a request too large for what is left is no news
+    at = seen.at or now
+    exhausted = not budget.soft and (seen.exhausted or spent >= budget.limit_usd)
     due = [
-        NewAlert(THRESHOLD_CROSSED, pct, threshold_payload(budget, window, pct, spent, at=now, alert_id=new_id(now)))
-        for pct in crossed_thresholds(budget, spent)
+        NewAlert(
+            THRESHOLD_CROSSED,
+            pct,
+            threshold_payload(budget, window, pct, spent, at=when, alert_id=new_id(when)),
+        )
+        for pct in crossed_thresholds(budget, spent, exhausted=exhausted)
         if (THRESHOLD_CROSSED, pct) not in done
+        for when in (seen.crossed_at.get(pct, at),)
     ]
-    if (FORECAST_OVERRUN, 0) not in done:
-        projected = forecast_overrun(budget, window, spent, now)
+    if exhausted and (EXHAUSTED, 0) not in done:
+        payload = exhausted_payload(budget, window, spent, seen.reserved or Decimal(0), at=at, alert_id=new_id(at))
+        due.append(NewAlert(EXHAUSTED, 0, payload))
+    if seen.reserved is None and (FORECAST_OVERRUN, 0) not in done:
+        projected = forecast_overrun(budget, window, spent, at)
         if projected is not None:
-            payload = forecast_payload(budget, window, spent, projected, at=now, alert_id=new_id(now))
+            payload = forecast_payload(budget, window, spent, projected, at=at, alert_id=new_id(at))
             due.append(NewAlert(FORECAST_OVERRUN, 0, payload))
     return due
 
@@ -106,7 +123,7 @@ class AlertCenter:
         self._clock = clock
         # Noted observations as plain tuples (Observation's fields): made into Observations
         # only when evaluated, once per budget window and interval rather than per request.
-        self._pending: dict[tuple[str, str, str], tuple[Budget, Window, Decimal, Decimal | None]] = {}
+        self._pending: dict[tuple[str, str, str], tuple] = {}
         # budget name -> (window key, {(kind, threshold)} stored for that window)
         self._recorded: dict[str, tuple[str, set[tuple[str, int]]]] = {}
         self._wake = asyncio.Event()
@@ -117,15 +134,34 @@ class AlertCenter:
         self._task: asyncio.Task[None] | None = None
 
     # --- the request path: note and return ---------------------------------------------
-    def budget_spent(self, budget: Budget, window: Window, spent: Decimal) -> None:
-        self._pending[("spent", budget.name, window.key)] = (budget, window, spent, None)  # the latest wins
+    def budget_spent(self, budget: Budget, window: Window, spent: Decimal, at: datetime | None = None) -> None:
+        key = ("spent", budget.name, window.key)
+        earlier = self._pending.get(key)
+        crossed = earlier[6] if earlier is not None else {}
+        # A crossing's time is that of the first request seen past it, not the evaluation's.
+        if at is not None:
+            for pct in budget.alert_at:
+                if pct not in crossed and spent * 100 >= budget.limit_usd * pct:
+                    crossed = {**crossed, pct: at}
+        self._pending[key] = (budget, window, spent, None, at, False, crossed)  # the latest wins
         self._idle.clear()
         self._wake.set()
 
-    def budget_refused(self, budget: Budget, window: Window, spent: Decimal, reserved: Decimal) -> None:
+    def budget_refused(
+        self,
+        budget: Budget,
+        window: Window,
+        spent: Decimal,
+        reserved: Decimal,
+        *,
+        exhausted: bool = True,
+        at: datetime | None = None,
+    ) -> None:
+        if not exhausted:
+            return  # room is left for smaller requests: nothing to tell
         key = ("refused", budget.name, window.key)
         if key not in self._pending:  # the first refusal is the news
-            self._pending[key] = (budget, window, spent, reserved)
+            self._pending[key] = (budget, window, spent, reserved, at, True, {})
         self._idle.clear()
         self._wake.set()
 

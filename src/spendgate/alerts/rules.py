@@ -4,7 +4,8 @@ Three alert kinds come from budgets:
 
 - ``budget.threshold_crossed``: spend reached one of the budget's ``alert_at`` percentages;
 - ``budget.forecast_overrun``: at the current burn rate the window will end over the limit;
-- ``budget.exhausted``: a blocking budget refused its first request in the window.
+- ``budget.exhausted``: a blocking budget is spent: its spend reached the limit, or it refused a
+  request because what is left is less than any request costs (see ``crossed_thresholds``).
 
 Each is a JSON object posted to every webhook. Money is an exact decimal string and every
 instant is ISO-8601 UTC. A webhook with a secret receives a signature as Stripe sends it:
@@ -55,10 +56,14 @@ class WebhookError(ValueError):
 
 
 # --- when alerts are due ----------------------------------------------------------------
-def crossed_thresholds(budget: Budget, spent: Decimal) -> list[int]:
-    """Every ``alert_at`` percentage that ``spent`` has reached, lowest first."""
+def crossed_thresholds(budget: Budget, spent: Decimal, *, exhausted: bool = False) -> list[int]:
+    """Every ``alert_at`` percentage that ``spent`` has reached, lowest first. An ``exhausted``
+    budget has reached 100% whatever its spend: reservations refuse the requests that would take
+    it there, so its spend stops just short of the limit."""
     # spent >= limit * pct / 100, multiplied out so no division can round.
-    return [pct for pct in sorted(budget.alert_at) if spent * 100 >= budget.limit_usd * pct]
+    return [
+        pct for pct in sorted(budget.alert_at) if (exhausted and pct <= 100) or spent * 100 >= budget.limit_usd * pct
+    ]
 
 
 def projected_spend(spent: Decimal, window: Window, now: datetime) -> Decimal | None:

@@ -7,12 +7,20 @@ header; the key's default project; otherwise ``unallocated``. Team is the projec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from spendgate.attribution.model import Directory, GatewayKey
 
 MAX_HEADER_VALUE = 256
+# Tags are stored on every event (and every spool record): bounded so one header cannot turn a
+# request into megabytes of disk. A key is a name (reports and budgets refer to it as tag:KEY);
+# a value is free text without the separators, at most MAX_HEADER_VALUE characters.
+MAX_TAGS = 32
+MAX_TAGS_HEADER = 8192  # characters, about 32 pairs of a 256-character value
+MAX_TAG_KEY = 64
+TAG_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]*")
 
 PROJECT_HEADER = "x-spendgate-project"
 TEAM_HEADER = "x-spendgate-team"
@@ -48,7 +56,12 @@ class Attribution:
 
 
 def parse_tags(value: str) -> dict[str, str]:
-    """``key=value, key2=value2`` -> dict; a malformed pair is an error, not silently dropped."""
+    """``key=value, key2=value2`` -> dict. Anything it cannot read as exactly that is an error,
+    never silently dropped or reinterpreted: a pair without ``=`` or with two (``a=b=c``), a key
+    twice, a key outside ``[A-Za-z0-9_.:/-]`` (up to 64 characters), a value over 256
+    characters, more than 32 tags or a header over 8,192 characters."""
+    if len(value) > MAX_TAGS_HEADER:
+        raise AttributionError(f"{TAGS_HEADER} is longer than {MAX_TAGS_HEADER} characters")
     tags: dict[str, str] = {}
     for part in value.split(","):
         part = part.strip()
@@ -56,8 +69,21 @@ def parse_tags(value: str) -> dict[str, str]:
             continue
         name, sep, tag_value = part.partition("=")
         name, tag_value = name.strip(), tag_value.strip()
-        if not sep or not name:
-            raise AttributionError(f"{TAGS_HEADER}: expected key=value pairs separated by commas, got {part!r}")
+        if not sep or not name or "=" in tag_value:
+            raise AttributionError(
+                f"{TAGS_HEADER}: expected key=value pairs separated by commas (one '=' in each), got {part!r}"
+            )
+        if len(name) > MAX_TAG_KEY or not TAG_KEY.fullmatch(name):
+            raise AttributionError(
+                f"{TAGS_HEADER}: bad tag key {name[:MAX_TAG_KEY]!r}: up to {MAX_TAG_KEY} ASCII letters, digits "
+                "and '_', '.', ':', '/', '-', starting with a letter, a digit or '_'"
+            )
+        if len(tag_value) > MAX_HEADER_VALUE:
+            raise AttributionError(f"{TAGS_HEADER}: the value of {name!r} is longer than {MAX_HEADER_VALUE} characters")
+        if name in tags:
+            raise AttributionError(f"{TAGS_HEADER}: tag {name!r} is given twice")
+        if len(tags) == MAX_TAGS:
+            raise AttributionError(f"{TAGS_HEADER}: more than {MAX_TAGS} tags")
         tags[name] = tag_value
     return tags
 

@@ -208,16 +208,17 @@ class InProcessRateLimiter:
 
     def try_admit(
         self, limits: Sequence[tuple[str, int | None, int | None]], tokens: int, now: float
-    ) -> tuple[int, float] | None:
-        """``admit``, answering which limit refused: (its index, seconds until a retry)."""
+    ) -> tuple[int, float, str] | None:
+        """``admit``, answering which limit refused: (its index, seconds until a retry, and
+        ``"rpm"`` or ``"tpm"``: which of its counts was used up)."""
         minute = minute_of(now)
         self._forget_before(minute)
         for index, (scope, rpm, tpm) in enumerate(limits):
             key = (scope, minute)
             if rpm is not None and self._requests.get(key, 0) + 1 > rpm:
-                return index, 60 - now % 60
+                return index, 60 - now % 60, "rpm"
             if tpm is not None and self._tokens.get(key, 0) + tokens > tpm:
-                return index, 60 - now % 60
+                return index, 60 - now % 60, "tpm"
         for scope, _, _ in limits:
             key = (scope, minute)
             self._requests[key] = self._requests.get(key, 0) + 1

@@ -34,10 +34,13 @@ PURGE_INTERVAL_S = 10.0
 
 
 class BudgetObserver(Protocol):
-    """Told of spend and refusals (alerts); must not block."""
+    """Told of spend and refusals (alerts), with the instant of the request that caused them;
+    must not block."""
 
-    def budget_spent(self, budget: Budget, window: Window, spent: Decimal) -> None: ...
-    def budget_refused(self, budget: Budget, window: Window, spent: Decimal, reserved: Decimal) -> None: ...
+    def budget_spent(self, budget: Budget, window: Window, spent: Decimal, at: datetime) -> None: ...
+    def budget_refused(
+        self, budget: Budget, window: Window, spent: Decimal, reserved: Decimal, *, exhausted: bool, at: datetime
+    ) -> None: ...
 
 
 class Refusal(Exception):
@@ -52,17 +55,43 @@ class PolicyViolation(Refusal):
 
 @dataclass
 class BudgetExceeded(Refusal):
+    """A blocking budget window cannot take this request's worst case (``requested``).
+
+    ``exhausted`` tells the two reasons apart: the budget is spent — its spend reached the
+    limit, or what remains is less than the cheapest request it has been charged in this window
+    (before any, this request's input alone), so no request like those can pass — or it is not,
+    and only this request's worst case (with the requests in flight) is more than what remains:
+    a smaller ``max_tokens`` may pass."""
+
     budget: Budget
     window: Window
     spent: Decimal
     reserved: Decimal
     requested: Decimal
+    exhausted: bool = False
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(self.budget.limit_usd - self.spent - self.reserved, ZERO)
 
 
 @dataclass
 class RateLimited(Refusal):
     scope: str
     retry_after: float
+    kind: str = "rpm"  # which count of the minute was used up: "rpm" (requests) or "tpm" (tokens)
+    limit: int | None = None
+
+
+@dataclass
+class TokensNeverFit(Refusal):
+    """The request's own estimated tokens are more than a tpm limit allows in a whole minute:
+    it could never pass, so it is refused outright (a 429 would be retried forever)."""
+
+    scope: str
+    tpm: int
+    tokens: int  # input + output, estimated
+    output_tokens: int  # of which the output bound (max_tokens × answers)
 
 
 def counter_key(budget: Budget, window: Window) -> str:
@@ -78,6 +107,7 @@ class Admission:
     limits: list[RateLimit] = field(default_factory=list)
     tokens: int = 0
     admitted_at: float = 0.0  # wall clock, for the rate-limit minute
+    started: datetime | None = None  # the request's instant (the gateway's clock)
     nearest: tuple[str, Decimal] | None = None  # (budget name, remaining USD) for the response headers
 
 
@@ -98,12 +128,27 @@ class Enforcer:
         self.wall_clock = wall_clock
         self.rules = Rules()
         self._known: dict[str, CounterState] = {}  # last seen state per counter, for headers
+        # The cheapest request (cost above zero) each counter was charged here: once what is
+        # left of a budget is less, no request like those can pass, and the budget is exhausted.
+        self._cheapest: dict[str, Decimal] = {}
         self._windows = WindowCache()
         self._purger: asyncio.Task[None] | None = None
 
     async def admit(
-        self, request_id: str, owner: Attribution, worst_cost: Decimal, tokens: int, now: datetime
+        self,
+        request_id: str,
+        owner: Attribution,
+        worst_cost: Decimal,
+        tokens: int,
+        now: datetime,
+        *,
+        least_cost: Callable[[], Decimal] | None = None,
+        output_tokens: int = 0,
     ) -> Admission | None:
+        """Reserve ``worst_cost`` and count ``tokens`` (of which ``output_tokens`` are the output
+        bound) against everything that applies, or refuse. ``least_cost`` gives what the request
+        costs at the very least (its input alone; asked only on a budget refusal): a budget that
+        cannot take even that, before it has been charged any request this window, is exhausted."""
         rules = self.rules
         missing = rules.missing_dimensions(owner)
         if missing:
@@ -112,17 +157,27 @@ class Enforcer:
         limits = rules.limits_for(owner)
         if not budgets and not limits:
             return None  # nothing applies: no counter is touched
-        admission = Admission(request_id, limits=limits, tokens=tokens, admitted_at=self.wall_clock())
+        for limit in limits:
+            if limit.tpm is not None and tokens > limit.tpm:
+                raise TokensNeverFit(str(limit.scope), limit.tpm, tokens, output_tokens)
+        admission = Admission(request_id, limits=limits, tokens=tokens, admitted_at=self.wall_clock(), started=now)
         charged = [self._charge(budget, now) for budget in budgets]
         rates = [(str(limit.scope), limit.rpm, limit.tpm) for limit in limits]
         refused = await self._admit(request_id, charged, worst_cost, rates, tokens, admission.admitted_at)
         if isinstance(refused, RateRefused):
-            raise RateLimited(rates[refused.index][0], refused.retry_after)
+            scope, rpm, tpm = rates[refused.index]
+            raise RateLimited(scope, refused.retry_after, refused.kind, rpm if refused.kind == "rpm" else tpm)
         if refused is not None:
-            budget, window, _ = next(item for item in charged if item[2].counter == refused.counter)
+            budget, window, charge = next(item for item in charged if item[2].counter == refused.counter)
+            floor = self._cheapest.get(charge.counter)
+            if floor is None:
+                floor = least_cost() if least_cost is not None else ZERO
+            exhausted = refused.spent >= budget.limit_usd or budget.limit_usd - refused.spent < floor
             if self.observer is not None:
-                self.observer.budget_refused(budget, window, refused.spent, refused.reserved)
-            raise BudgetExceeded(budget, window, refused.spent, refused.reserved, worst_cost)
+                self.observer.budget_refused(
+                    budget, window, refused.spent, refused.reserved, exhausted=exhausted, at=now
+                )
+            raise BudgetExceeded(budget, window, refused.spent, refused.reserved, worst_cost, exhausted)
         if charged:
             admission.charged = charged
             admission.nearest = self._nearest(charged, worst_cost)
@@ -162,6 +217,13 @@ class Enforcer:
                         spent = await self.ledger_spend(budget.scope, window)
                         await self.gate.counters.load(charge.counter, spent)
                         self._known[charge.counter] = CounterState(charge.counter, spent, ZERO)
+            except BaseException:
+                # A timeout or a cancellation may come after the store reserved (a Redis script
+                # that ran, its reply lost): end it now rather than when its deadline passes.
+                if charges:
+                    with contextlib.suppress(Exception):
+                        await self.gate.counters.release(request_id)
+                raise
         raise RuntimeError("budget counters kept disappearing while being loaded")
 
     def _nearest(self, charged: Sequence[tuple[Budget, Window, Charge]], amount: Decimal) -> tuple[str, Decimal]:
@@ -175,7 +237,11 @@ class Enforcer:
         value, _, name = min(remaining)
         return name, value
 
-    async def settle(self, admission: Admission, cost: Decimal | None, tokens: int) -> None:
+    async def settle(
+        self, admission: Admission, cost: Decimal | None, tokens: int, *, at: datetime | None = None
+    ) -> None:
+        """End the admission at ``cost`` (None: unpriced) and ``tokens`` actually used; ``at`` is
+        the instant the spend belongs to (the event's), the admission's by default."""
         # The rate limits counted the estimate at admission: correct them to the actual usage.
         correction = tokens - admission.tokens if admission.limits else 0
         scopes = [str(limit.scope) for limit in admission.limits] if correction else []
@@ -183,19 +249,24 @@ class Enforcer:
             states = await self.gate.settle(
                 admission.request_id, cost or ZERO, scopes, correction, admission.admitted_at
             )
-            known = self._known
+            known, cheapest = self._known, self._cheapest
             # One entry per budget window: past windows would pile up for the life of the
-            # process. Only headers read it, so forgetting everything now and then is harmless.
+            # process. Only headers and the exhaustion floor read them, so forgetting everything
+            # now and then is harmless.
             if len(known) > 4 * len(self.rules.budgets) + 64:
                 known.clear()
+                cheapest.clear()
             for state in states:
                 known[state.counter] = state
+                if cost and cost < cheapest.get(state.counter, cost + 1):
+                    cheapest[state.counter] = cost
             if self.observer is not None:
+                when = at or admission.started
                 by_counter = {state.counter: state for state in states}
                 for budget, window, charge in admission.charged:
                     state = by_counter.get(charge.counter)
                     if state is not None:
-                        self.observer.budget_spent(budget, window, state.spent)
+                        self.observer.budget_spent(budget, window, state.spent, when)
         elif correction:
             await self.gate.limiter.add_tokens(scopes, correction, admission.admitted_at)
 

@@ -14,11 +14,15 @@ Input tokens are estimated from what the request carries:
   (``previous_response_id``, ``conversation``), a stored prompt, a file, a PDF or audio —
   cannot be measured here, so the honest worst case is the model's whole context window.
   Without this, forty concurrent "continue" requests of a Responses API agent would each
-  reserve a few tokens and could together pass a budget by forty times what they reserved.
+  reserve a few tokens and could together pass a budget by forty times what they reserved;
+- around the text, the framing providers bill (``framing_tokens``: a few tokens per message
+  and the reply's priming), and each string at least one token: on a tiny request that
+  framing is most of the bill.
 
 Text is capped at the context window too (a provider refuses more). Output is the
 request's own cap (max_tokens and its aliases) or, when it sets none, the model's maximum
-output. A reservation that errs high only holds money until the request settles.
+output, times the answers it asks for (``n``, or ``best_of`` of a legacy completion). A
+reservation that errs high only holds money until the request settles.
 """
 
 from __future__ import annotations
@@ -26,10 +30,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from spendgate.jsondepth import MAX_DEPTH
 from spendgate.usage.estimate import TOKENS_PER_MESSAGE
 
 RESERVE_CHARS_PER_TOKEN = 3
+# What providers bill around the text. OpenAI's cookbook ("How to count tokens with tiktoken")
+# counts 3 tokens per message, 1 more for a name, and 3 to prime the reply; Anthropic bills a
+# similar few per block (its token-counting example: a system prompt and one message of about
+# 8 tokens of text count 14). TOKENS_PER_MESSAGE (4) counts a name's token for every message,
+# and a system prompt or instructions counts as one more message, so the framing is never short.
+REPLY_PRIMING_TOKENS = 3
 OUTPUT_CAP_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+# Several answers to one request, each up to the output cap (and each billed).
+ANSWER_COUNT_KINDS = frozenset({"chat", "completions"})
+ANSWER_COUNT_FIELDS = ("n", "best_of")
 
 # Above what any current model bills for one image: OpenAI's patch-based models stop at
 # 1,536 patches (× up to 2.5 for some), tile-based ones at ~1,100–6,000 for "high" detail;
@@ -110,15 +124,20 @@ class InputShape:
     opaque: bool = False  # refers to input it does not carry, or carries it unmeasurably
 
 
-def _walk(value: Any, shape: InputShape) -> None:
+def _walk(value: Any, shape: InputShape, depth: int) -> None:
     if isinstance(value, str):
         if value.isascii():
-            shape.text_units += len(value)
+            # However short, a string is at least one token (a lone "a" is not a third of one).
+            length = len(value)
+            shape.text_units += length if length >= RESERVE_CHARS_PER_TOKEN or not length else RESERVE_CHARS_PER_TOKEN
         else:  # each extra UTF-8 byte counts as a token: 3 units
             shape.text_units += 3 * len(value.encode()) - 2 * len(value)
+    elif depth > MAX_DEPTH:
+        # Deeper than any body the gateway accepts: never measured, never recursed into.
+        shape.opaque = True
     elif isinstance(value, list):
         for item in value:
-            _walk(item, shape)
+            _walk(item, shape, depth + 1)
     elif isinstance(value, dict):
         kind = value.get("type")
         if kind in IMAGE_PARTS:
@@ -133,7 +152,7 @@ def _walk(value: Any, shape: InputShape) -> None:
                 shape.opaque = True
                 return
         for item in value.values():
-            _walk(item, shape)
+            _walk(item, shape, depth + 1)
 
 
 def input_shape(body: dict[str, Any]) -> InputShape:
@@ -143,10 +162,40 @@ def input_shape(body: dict[str, Any]) -> InputShape:
         if field == "prompt" and isinstance(value, dict):
             shape.opaque = True  # the Responses API's stored prompt template, by id
             continue
-        _walk(value, shape)
+        _walk(value, shape, 2)  # the body is level 1
     if any(body.get(field) for field in OPAQUE_REFERENCES):
         shape.opaque = True
     return shape
+
+
+def framing_tokens(body: dict[str, Any]) -> int:
+    """Tokens providers bill around a request's text, at most: per message (or input item,
+    system prompt, instructions) and once to prime the reply."""
+    blocks = 0
+    for field in ("messages", "input"):
+        value = body.get(field)
+        if isinstance(value, list):
+            blocks += len(value)
+        elif value is not None:
+            blocks += 1  # the Responses API's input as one string
+    for field in ("system", "instructions"):
+        if body.get(field):
+            blocks += 1
+    return REPLY_PRIMING_TOKENS + TOKENS_PER_MESSAGE * blocks
+
+
+def answers(kind: str, body: dict[str, Any]) -> int:
+    """How many answers a request is billed for: ``n`` of chat and legacy completions, or a
+    legacy completion's ``best_of`` (it generates that many and returns ``n``). A value the
+    provider would refuse counts as one."""
+    if kind not in ANSWER_COUNT_KINDS:
+        return 1
+    count = 1
+    for field in ANSWER_COUNT_FIELDS:
+        value = body.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and value > count:
+            count = value
+    return count
 
 
 def reservation_tokens(kind: str, model: str, body: dict[str, Any]) -> tuple[int, int]:
@@ -156,9 +205,7 @@ def reservation_tokens(kind: str, model: str, body: dict[str, Any]) -> tuple[int
     if shape.opaque:
         input_tokens = window
     else:
-        messages = body.get("messages")
-        framing = TOKENS_PER_MESSAGE * len(messages) if isinstance(messages, list) else TOKENS_PER_MESSAGE
         text = -(-shape.text_units // RESERVE_CHARS_PER_TOKEN)
-        input_tokens = min(window, text + framing + shape.images * IMAGE_RESERVE_TOKENS)
-    output_tokens = 0 if kind == "embeddings" else max_output_tokens(model, body)
+        input_tokens = min(window, text + framing_tokens(body) + shape.images * IMAGE_RESERVE_TOKENS)
+    output_tokens = 0 if kind == "embeddings" else max_output_tokens(model, body) * answers(kind, body)
     return input_tokens, output_tokens

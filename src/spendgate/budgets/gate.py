@@ -32,11 +32,13 @@ RateCharge = tuple[str, int | None, int | None]  # (scope, rpm, tpm), as RateLim
 
 @dataclass(frozen=True, slots=True)
 class RateRefused:
-    """The rate limit at ``index`` (of those the admission was given) refused the request; it
-    may retry in ``retry_after`` seconds."""
+    """The rate limit at ``index`` (of those the admission was given) refused the request, its
+    requests (``kind`` "rpm") or its tokens ("tpm") of the minute used up; it may retry in
+    ``retry_after`` seconds."""
 
     index: int
     retry_after: float
+    kind: str = "rpm"
 
 
 class Gate(Protocol):

@@ -310,7 +310,7 @@ class RedisCounters(_RedisNamespace):
         if index == -1:
             raise CounterMissing(orjson.loads(result[2]))
         if index == -2:
-            return RateRefused(int(result[2]) - 1, 60 - now % 60)
+            return RateRefused(int(result[2]) - 1, 60 - now % 60, result[3])
         charge = charges[index - 1]
         return Refused(charge.counter, charge.limit, from_pico(result[2]), from_pico(result[3]))
 

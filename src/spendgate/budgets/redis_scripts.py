@@ -89,7 +89,8 @@ end
 # counted. Returns the number purged when admitted (or already reserved by this request id): a
 # bare integer, the cheapest reply for redis-py to parse. Else nothing changed but the purge, and
 # it returns {purged, -1, json list of counters} when some counter was never loaded, {purged, i,
-# spent, reserved} when charge i refuses, {purged, -2, j} when limit j refuses.
+# spent, reserved} when charge i refuses, {purged, -2, j, 'rpm' or 'tpm'} when limit j refuses
+# (its requests or its tokens used up).
 ADMIT = (
     _COMMON
     + """
@@ -125,8 +126,8 @@ local fresh = {}
 for j = 1, #KEYS - first_rate do
   local rpm, tpm = ARGV[8 + 2 * nb + 2 * j], ARGV[9 + 2 * nb + 2 * j]
   local counts = redis.call('HMGET', KEYS[first_rate + j], 'n', 't')
-  if rpm ~= '' and tonumber(counts[1] or '0') + 1 > tonumber(rpm) then return {purged, -2, j} end
-  if tpm ~= '' and tonumber(counts[2] or '0') + t > tonumber(tpm) then return {purged, -2, j} end
+  if rpm ~= '' and tonumber(counts[1] or '0') + 1 > tonumber(rpm) then return {purged, -2, j, 'rpm'} end
+  if tpm ~= '' and tonumber(counts[2] or '0') + t > tonumber(tpm) then return {purged, -2, j, 'tpm'} end
   fresh[j] = not counts[1]
 end
 if nb > 0 then

@@ -30,7 +30,7 @@ from spendgate.gateway.accounting import unfinished_event
 from spendgate.gateway.admin import AdminAPI
 from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Send, send_error, send_response
 from spendgate.gateway.directory import DirectoryRefresher
-from spendgate.gateway.errors import OPENAI, method_not_allowed, not_found
+from spendgate.gateway.errors import ANTHROPIC, OPENAI, method_not_allowed, not_found
 from spendgate.gateway.proxy import Gateway
 from spendgate.gateway.routes import ROUTES
 from spendgate.gateway.upstream import Upstreams
@@ -191,7 +191,7 @@ class SpendgateApp:
                 }
                 await send_response(send, 200, JSON_HEADERS, orjson.dumps(body))
             else:
-                await send_error(send, not_found(path), OPENAI)
+                await send_error(send, not_found(path), _family_of(scope))
         except ClientGone:
             return
 
@@ -210,6 +210,16 @@ class SpendgateApp:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _family_of(scope: Scope) -> str:
+    """Whose error shape a request we do not serve gets: Anthropic's for its paths and for its
+    SDK (which always sends anthropic-version), OpenAI's otherwise."""
+    if scope["path"].startswith("/v1/messages"):
+        return ANTHROPIC
+    if any(name == b"anthropic-version" for name, _ in scope["headers"]):
+        return ANTHROPIC
+    return OPENAI
 
 
 def create_app(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from spendgate.gateway.errors import GatewayError, request_too_large
+from spendgate.gateway.errors import GatewayError, invalid_request, request_too_large
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -17,8 +17,19 @@ JSON_HEADERS: Headers = [(b"content-type", b"application/json")]
 
 
 def request_headers(scope: Scope) -> dict[str, str]:
-    """Header names are already lower-case in ASGI; latin-1 is HTTP's own decoding."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    """Header names are already lower-case ASCII in ASGI. Values are UTF-8: HTTP leaves bytes
+    past ASCII opaque, and every client that sends them (curl, the SDKs' httpx) sends UTF-8,
+    so ``café`` must read as ``café`` (Latin-1 would make it ``cafÃ©``, and a ``customer:café``
+    budget would never match). A value that is not UTF-8 is a 400 naming its header."""
+    try:
+        return {name.decode("latin-1"): value.decode() for name, value in scope["headers"]}
+    except UnicodeDecodeError:
+        for name, value in scope["headers"]:
+            try:
+                value.decode()
+            except UnicodeDecodeError:
+                raise invalid_request(f"header {name.decode('latin-1')} is not valid UTF-8") from None
+        raise
 
 
 async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from spendgate.budgets.enforcer import BudgetExceeded, PolicyViolation, RateLimited, Refusal
+from spendgate.budgets.enforcer import BudgetExceeded, PolicyViolation, RateLimited, Refusal, TokensNeverFit
 from spendgate.money import format_usd
 
 OPENAI = "openai"
@@ -129,32 +129,79 @@ def refusal_error(refusal: Refusal) -> GatewayError:
     """Budget, rate-limit and policy refusals, saying exactly which rule refused and why."""
     if isinstance(refusal, PolicyViolation):
         return invalid_request(policy_message(refusal.environment, refusal.missing))
+    if isinstance(refusal, TokensNeverFit):
+        return _never_fits(refusal)
     if isinstance(refusal, RateLimited):
-        seconds = max(1, math.ceil(refusal.retry_after))
-        return GatewayError(
-            429,
-            "rate_limit_exceeded",
-            f"rate limit on {refusal.scope} reached; retry in {seconds}s",
-            headers=((b"retry-after", str(seconds).encode()),),
-        )
+        return _rate_limited(refusal)
     assert isinstance(refusal, BudgetExceeded)
-    budget, window = refusal.budget, refusal.window
-    resets = window.end.strftime("%Y-%m-%dT%H:%M:%SZ") if window.end else "never (a lifetime budget)"
-    message = (
-        f"budget {budget.name!r} ({budget.scope}, {budget.period}) is exhausted: "
-        f"spent ${format_usd(refusal.spent)} and ${format_usd(refusal.reserved)} in flight "
-        f"of its ${format_usd(budget.limit_usd)} limit; this request could cost up to "
-        f"${format_usd(refusal.requested)}; it resets {resets}"
+    return _budget_exceeded(refusal)
+
+
+def _never_fits(refusal: TokensNeverFit) -> GatewayError:
+    # Not a 429: retrying cannot help, and the SDKs retry a 429 on their own.
+    input_tokens = refusal.tokens - refusal.output_tokens
+    room = refusal.tpm - input_tokens
+    advice = (
+        f"set max_tokens (max_completion_tokens, max_output_tokens) to at most {room}, counting every answer of n"
+        if room > 0
+        else "send less input"
     )
+    error = invalid_request(
+        f"this request can never pass the token rate limit on {refusal.scope} ({refusal.tpm} tokens a minute): "
+        f"it counts as {refusal.tokens} tokens, about {input_tokens} of input and up to {refusal.output_tokens} of "
+        f"output; {advice}, or raise the limit"
+    )
+    details = {"rate_limit": {"scope": refusal.scope, "limit": "tpm", "tpm": refusal.tpm, "tokens": refusal.tokens}}
+    return GatewayError(error.status, error.type, error.message, code="tokens_exceed_rate_limit", details=details)
+
+
+def _rate_limited(refusal: RateLimited) -> GatewayError:
+    seconds = max(1, math.ceil(refusal.retry_after))
+    what = "requests" if refusal.kind == "rpm" else "tokens"
+    of = f" ({refusal.limit} {what} a minute)" if refusal.limit is not None else ""
+    return GatewayError(
+        429,
+        "rate_limit_exceeded",
+        f"rate limit on {refusal.scope} reached: its {refusal.kind}{of} is used up for this minute; "
+        f"retry in {seconds}s",
+        headers=((b"retry-after", str(seconds).encode()),),
+        details={"rate_limit": {"scope": refusal.scope, "limit": refusal.kind, refusal.kind: refusal.limit}},
+    )
+
+
+def _budget_exceeded(refusal: BudgetExceeded) -> GatewayError:
+    budget, window = refusal.budget, refusal.window
+    resets = window.end.strftime("%Y-%m-%dT%H:%M:%SZ") if window.end else None
+    when = f"it resets {resets}" if resets else "it never resets (a lifetime budget)"
+    name = f"budget {budget.name!r} ({budget.scope}, {budget.period})"
+    limit, spent, reserved = format_usd(budget.limit_usd), format_usd(refusal.spent), format_usd(refusal.reserved)
+    remaining, requested = format_usd(refusal.remaining), format_usd(refusal.requested)
+    if refusal.exhausted:
+        message = (
+            f"{name} is exhausted: spent ${spent} of its ${limit} limit, with ${reserved} in flight; "
+            f"what is left is less than a request costs; {when}"
+        )
+    else:
+        in_flight = f", ${reserved} of it held by requests in flight," if refusal.reserved else ""
+        message = (
+            f"{name} has ${remaining} left of its ${limit} limit (spent ${spent}{in_flight}) and this request "
+            f"could cost up to ${requested}: lower max_tokens (max_completion_tokens, max_output_tokens) or n "
+            f"so its worst case fits"
+            + (", or retry when the requests in flight have finished" if refusal.reserved else "")
+            + f"; {when}"
+        )
     details = {
         "budget": {
             "name": budget.name,
             "scope": str(budget.scope),
             "period": budget.period,
-            "limit_usd": format_usd(budget.limit_usd),
-            "spent_usd": format_usd(refusal.spent),
-            "reserved_usd": format_usd(refusal.reserved),
-            "resets_at": window.end.strftime("%Y-%m-%dT%H:%M:%SZ") if window.end else None,
+            "limit_usd": limit,
+            "spent_usd": spent,
+            "reserved_usd": reserved,
+            "remaining_usd": remaining,
+            "requested_usd": requested,
+            "reason": "exhausted" if refusal.exhausted else "request_exceeds_remaining",
+            "resets_at": resets,
         }
     }
     return GatewayError(402, "budget_exceeded", message, details=details)

@@ -47,6 +47,7 @@ from spendgate.gateway.errors import (
 )
 from spendgate.gateway.routes import INCLUDE_USAGE_KINDS, Route
 from spendgate.gateway.upstream import Target, Upstreams
+from spendgate.jsondepth import MAX_DEPTH, deeper_than
 from spendgate.ledger.events import EventIds, UsageEvent
 from spendgate.ledger.writer import EventWriter
 from spendgate.money import format_usd
@@ -131,8 +132,8 @@ class Gateway:
 
     # --- the request ---------------------------------------------------------------------
     async def handle(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
-        headers = request_headers(scope)
         try:
+            headers = request_headers(scope)
             key = await self.authenticate(headers)
             raw = await read_body(receive, headers, self.max_body_bytes) if route.method == "POST" else b""
             if not route.billed:
@@ -155,6 +156,44 @@ class Gateway:
             await send_error(send, error, route.family)
             return
 
+        # Admission to settlement, bracketed once: whatever happens from here on (an error in
+        # this process, a cancelled task, the client gone), the reservation ends — settled at
+        # what the ledger records for the request, or at zero when nothing was recorded.
+        outcome = Outcome(http_status=502)
+        try:
+            await self._send_upstream(
+                send,
+                receive,
+                route,
+                target,
+                body,
+                raw,
+                headers,
+                attribution,
+                request_id,
+                now,
+                outcome,
+                _budget_headers(admission),
+            )
+        finally:
+            if admission is not None:
+                await self._settle_budgets(admission, outcome.event)
+
+    async def _send_upstream(
+        self,
+        send: Send,
+        receive: Receive,
+        route: Route,
+        target: Target,
+        body: dict,
+        raw: bytes,
+        headers: dict[str, str],
+        attribution: Attribution,
+        request_id: str,
+        now: datetime,
+        outcome: Outcome,
+        budget_headers: list[tuple[bytes, bytes]],
+    ) -> None:
         stream = body.get("stream") is True
         strip_usage = False
         if stream and route.kind in INCLUDE_USAGE_KINDS:
@@ -182,22 +221,17 @@ class Gateway:
             attribution=attribution,
             body=body,
         )
-        outcome = Outcome(http_status=502)
-        budget_headers = _budget_headers(admission)
         # On local disk before a byte goes upstream: if this process dies mid-request, the
         # restart records the request as incomplete rather than forgetting it.
         self.writer.begin(request_id, begin_record(ctx))
         try:
             await self._forward(send, receive, route, target, ctx, raw, headers, outcome, strip_usage, budget_headers)
         finally:
-            # Whatever happened (cancellation included), the request is in the ledger once,
-            # and its reservation is settled at the cost the ledger records.
-            event = outcome.event
-            if event is None:
+            # Whatever happened (cancellation included), the request is in the ledger once.
+            if outcome.event is None:
                 event = settle(ctx, outcome, self.prices)
                 self.writer.record(event)
-            if admission is not None:
-                await self._settle_budgets(admission, event)
+                outcome.event = event
 
     async def _admit(
         self, request_id: str, route: Route, target: Target, body: dict, owner: Attribution, now: datetime
@@ -206,18 +240,31 @@ class Gateway:
         if enforcer is None:
             return None
         input_tokens, output_tokens = reservation_tokens(route.kind, target.model, body)
+        provider, model = target.upstream.name, target.model
+        service_tier = request_service_tier(body)  # a priority request reserves at the priority price
         worst = self.prices.price(
-            target.upstream.name,
-            target.model,
-            Usage(input_tokens=input_tokens, output_tokens=output_tokens),
-            now,
-            request_service_tier(body),  # a priority request reserves at the priority price
+            provider, model, Usage(input_tokens=input_tokens, output_tokens=output_tokens), now, service_tier
         )
         # No event is ever recorded above the per-event ceiling, so no request needs more held
         # for it (a client's max_tokens of 10^18 must not overflow the counters).
         worst_cost = min(worst.cost, MAX_EVENT_COST_USD) if worst else Decimal(0)
+
+        def least_cost() -> Decimal:
+            # Its input alone, asked only when a budget refuses it: one that cannot take even
+            # that (and has no cheaper request to go by) is spent.
+            least = self.prices.price(provider, model, Usage(input_tokens=input_tokens), now, service_tier)
+            return min(least.cost, MAX_EVENT_COST_USD) if least else Decimal(0)
+
         try:
-            return await enforcer.admit(request_id, owner, worst_cost, input_tokens + output_tokens, now)
+            return await enforcer.admit(
+                request_id,
+                owner,
+                worst_cost,
+                input_tokens + output_tokens,
+                now,
+                least_cost=least_cost,
+                output_tokens=output_tokens,
+            )
         except Refusal as refusal:
             raise refusal_error(refusal) from refusal
         except Exception as exc:
@@ -225,10 +272,17 @@ class Gateway:
             log.exception("could not check budgets and rate limits for %s", request_id)
             raise enforcement_unavailable(f"{type(exc).__name__}: {exc}") from exc
 
-    async def _settle_budgets(self, admission: Admission, event: UsageEvent) -> None:
+    async def _settle_budgets(self, admission: Admission, event: UsageEvent | None) -> None:
+        """End a reservation at the recorded event's cost, or at zero (and no tokens) when the
+        request failed here before anything was recorded."""
         assert self.enforcer is not None
         try:
-            await self.enforcer.settle(admission, event.cost_usd, event.input_tokens + event.output_tokens)
+            if event is None:
+                await self.enforcer.settle(admission, Decimal(0), 0)
+            else:
+                await self.enforcer.settle(
+                    admission, event.cost_usd, event.input_tokens + event.output_tokens, at=event.ts
+                )
         except Exception:
             # The ledger has the event; counters are rebuilt from it if they drift. The
             # reservation must not outlive the request, holding its budget until it expires.
@@ -465,6 +519,8 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
         raise invalid_request(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise invalid_request("request body must be a JSON object")
+    if deeper_than(raw, body, MAX_DEPTH):
+        raise invalid_request(f"request body nests more than {MAX_DEPTH} levels of arrays and objects")
     return body
 
 

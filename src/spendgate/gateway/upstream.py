@@ -1,8 +1,12 @@
 """Where a request goes: the provider it is for, its URL and credentials.
 
 OpenAI and Anthropic are built in; any OpenAI-compatible provider configured by name is
-chosen with the model prefix ``NAME/``. Credentials come from the gateway's environment
-and are put on the upstream request only; the client's gateway key never leaves.
+chosen with the model prefix ``NAME/``. ``openai/`` and ``anthropic/`` name the built-in ones;
+``anthropic/`` on ``/v1/chat/completions`` goes to Anthropic's OpenAI-compatible endpoint
+(``<anthropic base URL>/v1/chat/completions``, same key, priced at Anthropic's rates). A prefix
+that names no provider is refused rather than sent to OpenAI under the full name (where it
+would be recorded as an unpriced OpenAI model). Credentials come from the gateway's
+environment and are put on the upstream request only; the client's gateway key never leaves.
 """
 
 from __future__ import annotations
@@ -63,6 +67,16 @@ class Upstreams:
             "anthropic",
             None if anthropic_key else "ANTHROPIC_API_KEY",
         )
+        # Anthropic's OpenAI-compatible chat completions: the same key, as a bearer token (what
+        # the OpenAI SDK sends when pointed at it), OpenAI's wire format.
+        self.anthropic_openai_compatible = Upstream(
+            "anthropic",
+            OPENAI,
+            settings.anthropic_base_url.rstrip("/") + "/v1",
+            _openai_auth(anthropic_key),
+            "anthropic",
+            None if anthropic_key else "ANTHROPIC_API_KEY",
+        )
         self.custom = {
             name: Upstream(
                 name,
@@ -81,16 +95,35 @@ class Upstreams:
         return ids
 
     def resolve(self, route: Route, model: str) -> Target:
+        native = self.openai if route.family == OPENAI else self.anthropic
         prefix, slash, rest = model.partition("/")
-        if slash and prefix in self.custom:
+        if not slash:
+            return Target(native, model, False)
+        if not rest:
+            raise invalid_request(f"model {model!r} names a provider but no model: use {prefix}/MODEL")
+        if prefix in self.custom:
             if route.family != OPENAI:
                 raise invalid_request(f"provider {prefix!r} is OpenAI-compatible; call it through /v1/chat/completions")
             return Target(self.custom[prefix], rest, True)
-        if slash and prefix == route.family and rest:
-            upstream = self.openai if route.family == OPENAI else self.anthropic
-            return Target(upstream, rest, True)
-        upstream = self.openai if route.family == OPENAI else self.anthropic
-        return Target(upstream, model, False)
+        if prefix == route.family:
+            return Target(native, rest, True)
+        if prefix == ANTHROPIC and route.kind == "chat":
+            return Target(self.anthropic_openai_compatible, rest, True)
+        if prefix == ANTHROPIC:
+            raise invalid_request(
+                f"Anthropic models are served on /v1/messages, and on /v1/chat/completions (Anthropic's "
+                f"OpenAI-compatible endpoint), not on {route.path}"
+            )
+        if prefix == OPENAI:
+            raise invalid_request(
+                f"OpenAI models are served on /v1/chat/completions, /v1/responses, /v1/completions and "
+                f"/v1/embeddings, not on {route.path}"
+            )
+        known = ", ".join([OPENAI, ANTHROPIC, *sorted(self.custom)])
+        raise invalid_request(
+            f"model {model!r}: no provider {prefix!r} is configured (providers: {known}); add "
+            f"[providers.{prefix}] to the configuration file, or name a configured provider as the prefix"
+        )
 
     def check_credentials(self, upstream: Upstream) -> None:
         if upstream.missing_credential:

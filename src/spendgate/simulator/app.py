@@ -62,13 +62,14 @@ class SimulatorApp:
         self.log = SimulatorLog() if log is None else log
         self.default_latency_ms = default_latency_ms
         self._numbers = itertools.count(1)
-        self._routes: dict[str, tuple[Provider, Handler]] = {
-            "/v1/chat/completions": ("openai", self._chat_completions),
-            "/v1/completions": ("openai", self._completions),
-            "/v1/responses": ("openai", self._responses),
-            "/v1/embeddings": ("openai", self._embeddings),
-            "/v1/messages": ("anthropic", self._messages),
-            "/v1/messages/count_tokens": ("anthropic", self._count_tokens),
+        # (provider, handler, whether the input is messages with their framing tokens)
+        self._routes: dict[str, tuple[Provider, Handler, bool]] = {
+            "/v1/chat/completions": ("openai", self._chat_completions, True),
+            "/v1/completions": ("openai", self._completions, False),
+            "/v1/responses": ("openai", self._responses, True),
+            "/v1/embeddings": ("openai", self._embeddings, False),
+            "/v1/messages": ("anthropic", self._messages, True),
+            "/v1/messages/count_tokens": ("anthropic", self._count_tokens, True),
         }
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -94,8 +95,8 @@ class SimulatorApp:
 
         route = self._routes.get(path)
         if route is not None and method == "POST":
-            provider, handler = route
-            await self._serve_generation(exchange, provider, handler, headers, request)
+            provider, handler, framed = route
+            await self._serve_generation(exchange, provider, handler, framed, headers, request)
         elif path == "/v1/models" and method == "GET":
             await self._models(exchange, headers)
         else:
@@ -104,7 +105,13 @@ class SimulatorApp:
     # ---- the shared path of every generation endpoint --------------------------------------
 
     async def _serve_generation(
-        self, exchange: Exchange, provider: Provider, handler: Handler, headers: RawHeaders, request: Any
+        self,
+        exchange: Exchange,
+        provider: Provider,
+        handler: Handler,
+        framed: bool,
+        headers: RawHeaders,
+        request: Any,
     ) -> None:
         if not _is_authorized(provider, headers):
             await self._error(exchange, provider, 401, _MISSING_KEY_MESSAGES[provider])
@@ -113,7 +120,7 @@ class SimulatorApp:
             await self._error(exchange, provider, 400, "The request body is not a valid JSON object.")
             return
         try:
-            plan = make_plan(exchange.raw, request, provider, default_latency_ms=self.default_latency_ms)
+            plan = make_plan(exchange.raw, request, provider, framed=framed, default_latency_ms=self.default_latency_ms)
         except DirectiveError as error:
             await self._error(exchange, provider, 400, str(error))
             return

@@ -76,7 +76,7 @@ def chat_completion(plan: Plan, completion_id: str, created: int) -> dict[str, A
         "model": plan.model,
         "choices": [
             {
-                "index": 0,
+                "index": index,
                 "message": {
                     "role": "assistant",
                     "content": plan.text,
@@ -86,6 +86,7 @@ def chat_completion(plan: Plan, completion_id: str, created: int) -> dict[str, A
                 "logprobs": None,
                 "finish_reason": "stop",
             }
+            for index in range(plan.choices)
         ],
         "service_tier": plan.service_tier,
         "system_fingerprint": SYSTEM_FINGERPRINT,
@@ -98,7 +99,8 @@ def chat_completion(plan: Plan, completion_id: str, created: int) -> dict[str, A
 
 def chat_completion_stream(plan: Plan, completion_id: str, created: int, *, include_usage: bool) -> EventStream:
     """Chunks as OpenAI streams them. With ``include_usage`` every chunk carries ``"usage": null``
-    and one extra last chunk, with no choices, carries the usage; without it there is no usage."""
+    and one extra last chunk, with no choices, carries the usage; without it there is no usage.
+    Only the first choice is streamed (the usage counts every answer generated)."""
     include_usage = include_usage and not plan.no_usage
 
     def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
@@ -164,7 +166,10 @@ def text_completion(plan: Plan, completion_id: str, created: int) -> dict[str, A
         "created": created,
         "model": plan.model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": [{"text": plan.text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
+        "choices": [
+            {"text": plan.text, "index": index, "logprobs": None, "finish_reason": "stop"}
+            for index in range(plan.choices)
+        ],
     }
     if not plan.no_usage:
         completion["usage"] = chat_usage(plan)

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from spendgate.simulator.directives import DIRECTIVE_OPEN, parse_directives
+from spendgate.simulator.tokens import billed_input_tokens
 
 Provider = Literal["openai", "anthropic"]
 
@@ -23,6 +24,7 @@ MAX_REQUESTED_OUTPUT_TOKENS = 64
 DEFAULT_CHUNKS = 4
 DEFAULT_WORD = "ok"
 DEFAULT_MODEL = "sim-model"
+MAX_CHOICES = 128  # OpenAI's limit on n
 # Request fields that cap the output, in the order they are consulted.
 MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
@@ -71,6 +73,7 @@ class Plan:
     # A stream that ends cleanly (no error, no broken connection) after this many deltas,
     # without its final events: no finish_reason, [DONE], response.completed or message_stop.
     end_after: int | None = None
+    choices: int = 1  # answers returned (n); output_tokens counts every answer generated
 
     @property
     def text(self) -> str:
@@ -85,17 +88,15 @@ def text_deltas(word: str, count: int) -> tuple[str, ...]:
     return (word, *([" " + word] * (count - 1)))
 
 
-def default_input_tokens(raw: bytes) -> int:
-    # About four bytes per token, like the usual rule of thumb; never zero.
-    return max(1, len(raw) // 4)
-
-
 def default_output_tokens(request: dict[str, Any]) -> int:
+    """Output of every answer generated: one per choice (``n``), or ``best_of`` of them."""
+    per_answer = DEFAULT_OUTPUT_TOKENS
     for field in MAX_TOKENS_FIELDS:
         value = request.get(field)
         if isinstance(value, int) and not isinstance(value, bool):
-            return value if 0 <= value <= MAX_REQUESTED_OUTPUT_TOKENS else DEFAULT_OUTPUT_TOKENS
-    return DEFAULT_OUTPUT_TOKENS
+            per_answer = value if 0 <= value <= MAX_REQUESTED_OUTPUT_TOKENS else DEFAULT_OUTPUT_TOKENS
+            break
+    return per_answer * max(_count(request, "n"), _count(request, "best_of"))
 
 
 def reported_service_tier(request: dict[str, Any], provider: Provider) -> str:
@@ -109,8 +110,25 @@ def reported_service_tier(request: dict[str, Any], provider: Provider) -> str:
     return "priority" if asked == "fast" else asked
 
 
-def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, default_latency_ms: float = 0.0) -> Plan:
-    """Build the plan for a request whose raw body is ``raw`` and parsed body is ``request``.
+def _count(request: dict[str, Any], field: str) -> int:
+    value = request.get(field)
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CHOICES:
+        raise DirectiveError(f"{field} must be an integer between 1 and {MAX_CHOICES}")
+    return value
+
+
+def make_plan(
+    raw: bytes,
+    request: dict[str, Any],
+    provider: Provider,
+    *,
+    framed: bool = True,
+    default_latency_ms: float = 0.0,
+) -> Plan:
+    """Build the plan for a request whose raw body is ``raw`` and parsed body is ``request``;
+    ``framed`` when its input is messages (see :mod:`spendgate.simulator.tokens`).
 
     Raises :class:`DirectiveError` for unknown keys or malformed values.
     """
@@ -121,7 +139,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
     if not directives:
         return Plan(
             model=model,
-            input_tokens=default_input_tokens(raw),
+            input_tokens=billed_input_tokens(request, framed=framed),
             cached_tokens=0,
             cache_write_tokens=0,
             cache_write_1h_tokens=0,
@@ -134,6 +152,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
             delay_ms=default_latency_ms,
             chunk_delay_ms=0.0,
             service_tier=reported_service_tier(request, provider),
+            choices=_count(request, "n"),
         )
 
     numbers = _checked_numbers(directives)
@@ -148,7 +167,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
 
     input_tokens = numbers.get("input")
     if input_tokens is None:
-        input_tokens = default_input_tokens(raw)
+        input_tokens = billed_input_tokens(request, framed=framed)
         if provider == "openai":
             # OpenAI's prompt_tokens include the cached part: keep the default as the uncached part.
             input_tokens += cached
@@ -195,6 +214,7 @@ def make_plan(raw: bytes, request: dict[str, Any], provider: Provider, *, defaul
         chunk_delay_ms=float(numbers.get("chunk_delay_ms", 0)),
         service_tier=None if service_tier == "none" else service_tier,
         end_after=end_after,
+        choices=_count(request, "n"),
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from spendgate.jsondepth import MAX_DEPTH
+
 CHARS_PER_TOKEN = 4
 # Providers add a few tokens of framing per message (role markers, separators).
 TOKENS_PER_MESSAGE = 4
@@ -17,10 +19,12 @@ TOKENS_PER_MESSAGE = 4
 _TEXT_FIELDS = ("messages", "input", "prompt", "system", "instructions", "tools")
 
 
-def _text_chars(value: Any) -> int:
+def _text_chars(value: Any, depth: int) -> int:
     # On every request's path (reservation and begin record): plain loops, no generator frames.
     if isinstance(value, str):
         return len(value)
+    if depth > MAX_DEPTH:  # deeper than any body the gateway accepts: not counted, not recursed into
+        return 0
     if isinstance(value, dict):
         value = value.values()
     elif not isinstance(value, list):
@@ -30,7 +34,7 @@ def _text_chars(value: Any) -> int:
         if isinstance(item, str):
             total += len(item)
         elif isinstance(item, (dict, list)):
-            total += _text_chars(item)
+            total += _text_chars(item, depth + 1)
     return total
 
 
@@ -44,7 +48,7 @@ def text_chars(body: dict[str, Any]) -> int:
     for field in _TEXT_FIELDS:
         value = body.get(field)
         if value is not None:
-            total += _text_chars(value)
+            total += _text_chars(value, 2)  # the body is level 1
     return total
 
 
