@@ -154,7 +154,7 @@ def test_a_reservation_is_never_above_what_an_event_can_cost(
     with pytest.raises(openai.APIStatusError) as refused:
         client.chat.completions.create(model="gpt-4o", max_tokens=10**18, messages=_user("[[sim input=10 output=2]]"))
     assert refused.value.status_code == 402  # not a 503: the budget was checked
-    assert Decimal(refused.value.body["message"].split("could cost up to $")[1].split(";")[0]) == (MAX_EVENT_COST_USD)
+    assert Decimal(refused.value.body["budget"]["requested_usd"]) == MAX_EVENT_COST_USD
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
