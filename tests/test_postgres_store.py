@@ -19,9 +19,9 @@ from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
 from spendgate.ledger.events import UsageEvent
 from spendgate.ledger.postgres import PostgresStore
 from spendgate.ledger.postgres_migrations import available as available_migrations
+from spendgate.ledger.spool.writer import EventWriter
 from spendgate.ledger.sqlite import SQLiteStore
 from spendgate.ledger.store import StoreError, open_store
-from spendgate.ledger.writer import EventWriter
 from spendgate.reports.spec import PLAIN_DIMENSIONS, ReportQuery
 
 _ids = count(1)

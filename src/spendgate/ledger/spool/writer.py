@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.recovery import adopt_orphans, scan_slot
-from spendgate.ledger.spool import SEGMENT_BYTES, Position, Record, Spool, decode_event
+from spendgate.ledger.spool.recovery import adopt_orphans, scan_slot
+from spendgate.ledger.spool.spool import SEGMENT_BYTES, Position, Record, Spool, decode_event
 from spendgate.ledger.store import Store
 
 log = logging.getLogger("spendgate.ledger")
