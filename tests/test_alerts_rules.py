@@ -22,7 +22,6 @@ from spendgate.alerts.rules import (
     exhausted_payload,
     forecast_overrun,
     forecast_payload,
-    projected_spend,
     retry_delay,
     sign,
     slack_body,
@@ -30,6 +29,7 @@ from spendgate.alerts.rules import (
     webhook_test_payload,
 )
 from spendgate.budgets.model import Scope
+from spendgate.budgets.projection import projected_spend
 from spendgate.budgets.windows import Window, window_for
 from tests.test_alerts_support import NOW, budget
 
