@@ -17,8 +17,8 @@ import pytest
 from spendgate import management
 from spendgate.ledger.events import EventIds, UsageEvent, new_event_id
 from spendgate.ledger.spool.writer import EventWriter
-from spendgate.ledger.sqlite import SQLiteStore
 from spendgate.ledger.store import StoreError, open_store
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions
 
 _ids = count(1)

@@ -36,7 +36,7 @@ from spendgate.ledger.spool.spool import (
     spool_location,
 )
 from spendgate.ledger.spool.writer import EventWriter
-from spendgate.ledger.sqlite import SQLiteStore
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.pricing import PriceBook
 
 _ids = count(1)

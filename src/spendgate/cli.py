@@ -11,9 +11,9 @@ from rich.console import Console
 from spendgate import management
 from spendgate.cli_budgets import budgets, limits, policies
 from spendgate.cli_ledger import prune_command
+from spendgate.cli_migrate import migrate_command
 from spendgate.cli_support import db_options, print_json, print_table, settings_from
 from spendgate.cli_webhooks import alerts, webhooks
-from spendgate.ledger.postgres_cli import migrate_command
 from spendgate.ledger.store import Store
 from spendgate.reports.render import events_table, report_csv, report_json, report_table
 from spendgate.reports.spec import ReportQuery, parse_dimensions

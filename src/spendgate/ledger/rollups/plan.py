@@ -1,4 +1,4 @@
-"""Rollups: the ledger's usage pre-summed by hour and by day (pure; backends store them).
+"""Rollups: the ledger's usage pre-summed by hour and by day (pure; ``maintain.py`` stores them).
 
 Every event lands in exactly one bucket of each rollup, in the same transaction that stores
 it, so a rollup is always the exact sum of the events it covers and a report or a budget
@@ -26,8 +26,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from operator import itemgetter
 
+from spendgate.ledger.errors import StoreError
 from spendgate.ledger.events import STATUS_ERROR, UsageEvent, format_ts
-from spendgate.ledger.store import StoreError
 from spendgate.reports.spec import TAG_PREFIX, ReportError
 
 # Event columns the rollups can keep, in dims-key order.
@@ -103,13 +103,8 @@ def plan_report(by: Sequence[str]) -> Rollup | None:
 
 def dims_key(values: Sequence[str | None]) -> str:
     """Injective text for a tuple of dimension values: each value length-prefixed, NULL as
-    ``-``. (``dims_key_sql`` computes the same text in SQL, for backfills.)"""
+    ``-``."""
     return "".join("-" if v is None else f"{len(v)}:{v}" for v in values)
-
-
-def dims_key_sql(columns: Sequence[str]) -> str:
-    """``dims_key`` as an SQL expression over columns (the same in SQLite and PostgreSQL)."""
-    return " || ".join(f"(CASE WHEN {c} IS NULL THEN '-' ELSE length({c}) || ':' || {c} END)" for c in columns)
 
 
 # --- aggregation -----------------------------------------------------------------------------
@@ -118,8 +113,8 @@ def dims_key_sql(columns: Sequence[str]) -> str:
 Groups = dict[tuple[str, tuple[str | None, ...]], list]  # (bucket, dims) -> [cost, *MEASURES]
 
 
-def _utc(ts: datetime) -> datetime:
-    # A naive time is taken as UTC, as format_ts and the PostgreSQL backend do.
+def utc(ts: datetime) -> datetime:
+    """Aware UTC; a naive time is taken as UTC, as ``format_ts`` does."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
@@ -127,11 +122,25 @@ def hour_of(ts: datetime) -> str:
     return format_ts(ts)[:13]
 
 
+def hours_of(events: Sequence[UsageEvent]) -> list[str]:
+    """Each event's ``hour_of``, formatting each distinct hour once (a batch spans a few)."""
+    texts: dict[int, str] = {}
+    hours = []
+    for e in events:
+        ts = e.ts
+        hour = int((ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).timestamp() // 3600)
+        text = texts.get(hour)
+        if text is None:
+            text = texts[hour] = hour_of(ts)
+        hours.append(text)
+    return hours
+
+
 def aggregate(events: Sequence[UsageEvent], hours: Sequence[str] | None = None) -> dict[Rollup, Groups]:
     """Each rollup's rows for these events: what to add to the stored rollups. ``hours``:
     each event's ``hour_of`` when the caller has it already."""
     hourly: Groups = {}
-    for e, hour in zip(events, hours if hours is not None else [hour_of(e.ts) for e in events], strict=True):
+    for e, hour in zip(events, hours if hours is not None else hours_of(events), strict=True):
         key = (
             hour,
             (e.provider, e.model, e.project, e.team, e.cost_center, e.feature, e.environment, e.customer, e.key),
@@ -209,8 +218,8 @@ def spend_pieces(start: datetime | None, end: datetime | None) -> list[Piece]:
     """[start, end) cut into whole UTC days (daily rollups), whole hours (hourly rollups) and
     the partial hours at the edges (raw events). Budget windows start at local midnight, so
     the edges are empty, or a half or quarter hour in zones such as Asia/Kolkata."""
-    start = None if start is None else _utc(start)
-    end = None if end is None else _utc(end)
+    start = None if start is None else utc(start)
+    end = None if end is None else utc(end)
     if start is not None and end is not None and start >= end:
         return []
     h0 = None if start is None else _ceil_hour(start)
@@ -238,7 +247,7 @@ def spend_pieces(start: datetime | None, end: datetime | None) -> list[Piece]:
 # --- retention --------------------------------------------------------------------------------
 def first_whole_day(horizon: datetime) -> date:
     """The first UTC day with all its raw events still kept."""
-    return _ceil_day(_utc(horizon)).date()
+    return _ceil_day(utc(horizon)).date()
 
 
 def check_raw_report(since: date | None, horizon: datetime | None) -> None:
