@@ -87,7 +87,7 @@ def drop_postgres_schema(server: str, schema: str) -> None:
 def without_rollups(store: Any) -> None:
     """Skip rollup maintenance (for the with/without comparison only: reports go wrong)."""
     store._add_to_rollups = lambda *args: None
-    store._rollups.dims_ids = lambda session, groups: ({}, {})
+    store._rollups.dims_ids = lambda session, events: ([(0, 0)] * len(events), {})
 
 
 # --- ingest -----------------------------------------------------------------------------------

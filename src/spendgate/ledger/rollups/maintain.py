@@ -1,9 +1,13 @@
 """Adding a batch of newly stored events to the rollups, inside the transaction that stores
 them (so a rollup is always the exact sum of the events it covers).
 
-The batch is summed in Python (``plan.aggregate``: a few thousand groups for a batch of
-2,000 events), each group's dimension values are interned in ``rollup_dims``, and each
-rollup gets one bulk upsert adding the groups to its rows.
+The store stages a batch in a temporary table (``usage_events_staging``): each event's
+columns, plus the ids of its dimension values in ``rollup_dims`` and its cost in the rollup's
+money columns (``staging_columns``); what is not stored (a replay) is taken out of it. One
+statement per rollup then sums the staged events by (bucket, dims id) in the database and
+adds the sums to the rollup's rows: the database groups faster than Python does (measured:
+PostgreSQL ingest 15% slower when Python summed each batch), and the statements are the same
+for SQLite and PostgreSQL.
 
 Several gateway replicas add to the same rows (the current hour's, mostly), so every write
 takes its row locks in one global order: dimension entries by key, then each rollup's rows by
@@ -13,11 +17,11 @@ takes its row locks in one global order: dimension entries by key, then each rol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from spendgate.ledger.events import UsageEvent
 from spendgate.ledger.rollups import plan
-from spendgate.ledger.rollups.plan import MEASURES, Groups, Rollup
-from spendgate.ledger.store.dialect import BIGINT, DAY, HOUR, TEXT, Column, Dialect, Session
+from spendgate.ledger.rollups.plan import MEASURES
+from spendgate.ledger.store.dialect import BIGINT, TEXT, Column, Dialect, Session
 
 Dims = tuple[str | None, ...]
 
@@ -25,7 +29,21 @@ _CUSTOMER = plan.COLUMNS.index("customer")
 assert plan.DAILY_LEAN.columns == plan.COLUMNS[:_CUSTOMER] + plan.COLUMNS[_CUSTOMER + 1 :]
 _DIMS_COLUMNS: list[Column] = [("dims_key", TEXT), *((c, TEXT) for c in plan.COLUMNS)]
 _DIMS_CACHE_LIMIT = 200_000
-_LOOKUP_CHUNK = 500  # dims keys per SELECT … IN (…)
+_LOOKUP_CHUNK = 900  # dims keys per lookup (SQLite's old limit is 999 parameters)
+# What each measure sums over the staged events, in MEASURES order.
+_SUMS = (
+    "count(*)",
+    "sum(input_tokens)",
+    "sum(cached_input_tokens)",
+    "sum(cache_write_tokens)",
+    "sum(cache_write_1h_tokens)",
+    "sum(output_tokens)",
+    "sum(reasoning_tokens)",
+    "count(*) FILTER (WHERE cost_usd IS NULL)",
+    "count(*) FILTER (WHERE estimated)",
+    "count(*) FILTER (WHERE status = 'error')",
+)
+assert len(_SUMS) == len(MEASURES)
 
 
 def _full(dims: Dims) -> Dims:
@@ -34,36 +52,46 @@ def _full(dims: Dims) -> Dims:
 
 
 class RollupWriter:
-    """Interns dimension values and upserts rollup rows for one store. Keeps the ids of the
-    dimension values it has seen (ids are never deleted, so a cached id stays right); shared
-    by the store's threads (plain dict reads; a committed batch's ids are added after commit,
-    never those of a transaction that rolled back)."""
+    """Interns dimension values and adds batches to the rollups for one store. Keeps the ids
+    of the dimension values it has seen (ids are never deleted, so a cached id stays right);
+    shared by the store's threads (plain dict reads; a batch's new ids are added after its
+    transaction commits, never those of one that rolled back)."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._ids: dict[Dims, int] = {}
         money = dialect.rollup_money
+        # Staged with each event, after its own columns.
+        self.staging_columns: list[Column] = [
+            ("dims_id", BIGINT),
+            ("lean_dims_id", BIGINT),
+            *zip(money.columns, money.types, strict=True),
+        ]
         updates = ", ".join([money.add, *(f"{m} = r.{m} + excluded.{m}" for m in MEASURES)])
-        self._tail = f"ON CONFLICT (bucket, dims_id) DO UPDATE SET {updates}"
-        self._columns = {
-            r: [
-                ("bucket", HOUR if r.grain == "hour" else DAY),
-                ("dims_id", BIGINT),
-                *zip(money.columns, money.types, strict=True),
-                *((m, BIGINT) for m in MEASURES),
-            ]
+        self._upserts = [
+            f"INSERT INTO {r.table} AS r (bucket, dims_id, {', '.join(money.columns)}, {', '.join(MEASURES)})"
+            f" SELECT {dialect.hour_bucket('ts') if r.grain == 'hour' else dialect.day_bucket('ts')},"
+            f" {'lean_dims_id' if r is plan.DAILY_LEAN else 'dims_id'}, {money.group_sum()}, {', '.join(_SUMS)}"
+            " FROM {staging} WHERE true GROUP BY 1, 2 ORDER BY 1, 2"
+            f" ON CONFLICT (bucket, dims_id) DO UPDATE SET {updates}"
             for r in plan.ROLLUPS
-        }
+        ]
 
-    def dims_ids(self, session: Session, groups: dict[Rollup, Groups]) -> tuple[dict[Dims, int], dict[Dims, int]]:
-        """The rollup_dims id of every group's dimension values, and those this transaction
-        created (for ``committed``)."""
+    def dims_ids(self, session: Session, events: Sequence[UsageEvent]) -> tuple[list[tuple[int, int]], dict[Dims, int]]:
+        """Each event's rollup_dims ids (every column; all but customer), and the ids this
+        transaction created (for ``committed``)."""
+        full = [
+            (e.provider, e.model, e.project, e.team, e.cost_center, e.feature, e.environment, e.customer, e.key)
+            for e in events
+        ]
+        lean = [dims[:_CUSTOMER] + dims[_CUSTOMER + 1 :] for dims in full]
         ids = self._ids  # this dict object: ``committed`` replaces it, never clears it
-        missing = {dims for rows in groups.values() for (_, dims) in rows if dims not in ids}
-        if not missing:
-            return ids, {}
-        created = self._intern(session, missing)
-        return {**ids, **created}, created
+        created: dict[Dims, int] = {}
+        missing = {dims for dims in full if dims not in ids} | {dims for dims in lean if dims not in ids}
+        if missing:
+            created = self._intern(session, missing)
+            ids = {**ids, **created}
+        return [(ids[f], ids[le]) for f, le in zip(full, lean, strict=True)], created
 
     def _intern(self, session: Session, missing: set[Dims]) -> dict[Dims, int]:
         """Ids of dimension values, inserting the new ones in key order (one lock order for
@@ -81,24 +109,17 @@ class RollupWriter:
     def _lookup(self, session: Session, keys: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for i in range(0, len(keys), _LOOKUP_CHUNK):
-            chunk = keys[i : i + _LOOKUP_CHUNK]
-            sql = f"SELECT dims_key, id FROM rollup_dims WHERE dims_key IN ({', '.join('?' * len(chunk))})"
-            found.update((row[0], row[1]) for row in session.rows(sql, chunk))
+            condition, params = self.dialect.key_in("dims_key", keys[i : i + _LOOKUP_CHUNK])
+            found.update(
+                (row[0], row[1])
+                for row in session.rows(f"SELECT dims_key, id FROM rollup_dims WHERE {condition}", params)
+            )
         return found
 
-    def add(self, session: Session, groups: dict[Rollup, Groups], ids: dict[Dims, int]) -> None:
-        """Add each rollup's groups to its rows (one bulk upsert per rollup)."""
-        encode = self.dialect.rollup_money.encode
-        for rollup, rows in groups.items():
-            buckets: dict[str, Any] = {}
-            params = []
-            for (bucket, dims), totals in rows.items():
-                value = buckets.get(bucket)
-                if value is None:
-                    value = buckets[bucket] = self.dialect.bucket_of_text(rollup.grain, bucket)
-                params.append((value, ids[dims], *encode(totals[0]), *totals[1:]))
-            params.sort(key=lambda row: (row[0], row[1]))  # b-tree order, and one lock order
-            session.write_rows(f"INSERT INTO {rollup.table} AS r", self._columns[rollup], params, self._tail)
+    def add(self, session: Session, staging: str) -> None:
+        """Add the staged events (every one stored by this transaction) to every rollup."""
+        for upsert in self._upserts:
+            session.execute(upsert.replace("{staging}", staging))
 
     def committed(self, created: dict[Dims, int]) -> None:
         if not created:

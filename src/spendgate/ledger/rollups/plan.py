@@ -24,10 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
-from operator import itemgetter
 
 from spendgate.ledger.errors import StoreError
-from spendgate.ledger.events import STATUS_ERROR, UsageEvent, format_ts
 from spendgate.reports.spec import TAG_PREFIX, ReportError
 
 # Event columns the rollups can keep, in dims-key order.
@@ -62,8 +60,6 @@ MEASURES = (
     "estimated_requests",
     "error_requests",
 )
-# Indexes into a totals list: [cost, *MEASURES]
-_COST, _REQUESTS, _INPUT, _CACHED, _WRITE, _WRITE_1H, _OUTPUT, _REASONING, _UNPRICED, _ESTIMATED, _ERRORS = range(11)
 
 # Sums of money are exact: no rounding at any size (the default context keeps 28 digits).
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
@@ -107,83 +103,9 @@ def dims_key(values: Sequence[str | None]) -> str:
     return "".join("-" if v is None else f"{len(v)}:{v}" for v in values)
 
 
-# --- aggregation -----------------------------------------------------------------------------
-# Buckets are UTC hours and days as ISO text ("2025-03-10T14", "2025-03-10"): the prefixes of
-# ``format_ts``, which a backend storing times as that text has at hand.
-Groups = dict[tuple[str, tuple[str | None, ...]], list]  # (bucket, dims) -> [cost, *MEASURES]
-
-
 def utc(ts: datetime) -> datetime:
     """Aware UTC; a naive time is taken as UTC, as ``format_ts`` does."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def hour_of(ts: datetime) -> str:
-    return format_ts(ts)[:13]
-
-
-def hours_of(events: Sequence[UsageEvent]) -> list[str]:
-    """Each event's ``hour_of``, formatting each distinct hour once (a batch spans a few)."""
-    texts: dict[int, str] = {}
-    hours = []
-    for e in events:
-        ts = e.ts
-        hour = int((ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).timestamp() // 3600)
-        text = texts.get(hour)
-        if text is None:
-            text = texts[hour] = hour_of(ts)
-        hours.append(text)
-    return hours
-
-
-def aggregate(events: Sequence[UsageEvent], hours: Sequence[str] | None = None) -> dict[Rollup, Groups]:
-    """Each rollup's rows for these events: what to add to the stored rollups. ``hours``:
-    each event's ``hour_of`` when the caller has it already."""
-    hourly: Groups = {}
-    for e, hour in zip(events, hours if hours is not None else hours_of(events), strict=True):
-        key = (
-            hour,
-            (e.provider, e.model, e.project, e.team, e.cost_center, e.feature, e.environment, e.customer, e.key),
-        )
-        t = hourly.get(key)
-        if t is None:
-            t = hourly[key] = [ZERO, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-        if e.cost_usd is None:
-            t[_UNPRICED] += 1
-        else:
-            t[_COST] = EXACT.add(t[_COST], e.cost_usd)
-        t[_REQUESTS] += 1
-        t[_INPUT] += e.input_tokens
-        t[_CACHED] += e.cached_input_tokens
-        t[_WRITE] += e.cache_write_tokens
-        t[_WRITE_1H] += e.cache_write_1h_tokens
-        t[_OUTPUT] += e.output_tokens
-        t[_REASONING] += e.reasoning_tokens
-        if e.estimated:
-            t[_ESTIMATED] += 1
-        if e.status == STATUS_ERROR:
-            t[_ERRORS] += 1
-    return {rollup: regroup(hourly, rollup) for rollup in ROLLUPS}
-
-
-def regroup(hourly: Groups, rollup: Rollup) -> Groups:
-    """Hourly groups (every column) summed into a rollup's buckets and columns."""
-    if rollup is HOURLY:
-        return hourly
-    everything = rollup.columns == COLUMNS
-    pick = itemgetter(*(COLUMNS.index(c) for c in rollup.columns))
-    day = rollup.grain == "day"
-    groups: Groups = {}
-    for (hour, dims), totals in hourly.items():
-        key = (hour[:10] if day else hour, dims if everything else pick(dims))
-        t = groups.get(key)
-        if t is None:
-            groups[key] = list(totals)
-        else:
-            t[_COST] = EXACT.add(t[_COST], totals[_COST])
-            for i in range(1, len(t)):
-                t[i] += totals[i]
-    return groups
 
 
 # --- budget windows -------------------------------------------------------------------------

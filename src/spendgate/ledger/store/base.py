@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.rollups.maintain import RollupWriter
+from spendgate.ledger.rollups.plan import utc
 from spendgate.ledger.store.dialect import Dialect, Row
 
+# meta: epoch microseconds; raw events before it were deleted by retention.
+HORIZON = "raw_events_pruned_before"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Bumped in the same transaction as every configuration change, so every gateway sharing
 # the database notices with one tiny query.
 _BUMP = "UPDATE meta SET value = value + 1 WHERE name = 'config_version'"
+
+
+def micros(ts: datetime) -> int:
+    return (utc(ts) - _EPOCH) // timedelta(microseconds=1)
 
 
 class StoreBase:
@@ -28,6 +36,11 @@ class StoreBase:
 
     def _now(self) -> Any:
         return self._dialect.ts(datetime.now(UTC))
+
+    def raw_events_pruned_before(self) -> datetime | None:
+        """The retention horizon: raw events before it were deleted (rollups kept)."""
+        rows = self._query("SELECT value FROM meta WHERE name = ?", (HORIZON,))
+        return _EPOCH + timedelta(microseconds=rows[0][0]) if rows else None
 
     def _write(
         self,

@@ -196,5 +196,5 @@ class BudgetsMixin(StoreBase):
             total = EXACT.add(total, money.decode(row))
         # The horizon is read after the sums: prune records it before deleting anything, so
         # if it does not cover the raw pieces now, nothing they summed had been deleted.
-        plan.check_raw_spend(scope, start, pieces, self.raw_events_pruned_before())  # type: ignore[attr-defined]
+        plan.check_raw_spend(scope, start, pieces, self.raw_events_pruned_before())
         return total

@@ -70,9 +70,15 @@ class Session(Protocol):
 
     def has_table(self, name: str) -> bool: ...
 
-    def insert_new(self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], key: str) -> list[int]:
-        """Insert rows whose ``key`` is not stored yet (of two with one key in ``rows``, the
-        first); the positions in ``rows`` of those inserted, in order. Fast for thousands."""
+    def insert_new(self, table: str, columns: Sequence[Column], staging: str, key: str) -> set[Any] | None:
+        """Move the staged rows whose ``key`` is not stored yet into ``table`` (of two with
+        one key, the first staged); the keys inserted, or None when every staged row was."""
+        ...
+
+    def stage(self, name: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> None:
+        """Rows the next statements of this transaction read from the temporary table
+        ``name`` (its rows before are gone), with an ``n`` column numbering them in order.
+        Fast for thousands (SQLite: ``executemany``; PostgreSQL: ``COPY``)."""
         ...
 
     def write_rows(self, head: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], tail: str = "") -> None:
@@ -104,21 +110,6 @@ class SessionReads:
         return None if row is None else row[0]
 
 
-def first_positions(rows: Sequence[Sequence[Any]], columns: Sequence[Column], key: str, stored: set[Any]) -> list[int]:
-    """The positions in ``rows`` of the rows whose ``key`` is in ``stored``: of two rows with
-    one key, the first (``insert_new`` keeps the first)."""
-    if len(stored) == len(rows):
-        return list(range(len(rows)))
-    position = [name for name, _ in columns].index(key)
-    left = set(stored)
-    positions = []
-    for i, row in enumerate(rows):
-        if row[position] in left:
-            left.discard(row[position])
-            positions.append(i)
-    return positions
-
-
 class Fragments:
     """SQL fragments from a dialect's templates (``{}``: the expression), so that each
     dialect module shows them as a table."""
@@ -126,6 +117,8 @@ class Fragments:
     MONEY_SUM: str  # the exact sum of a money column, 0 over no rows
     TS_DAY: str  # the UTC day (YYYY-MM-DD) of an instant
     TS_MONTH: str
+    HOUR_BUCKET: str  # the hourly rollup bucket of an instant
+    DAY_BUCKET: str  # the daily rollup bucket of an instant
     BUCKET_DAY: str  # the day (YYYY-MM-DD) of a rollup bucket
     BUCKET_MONTH: str
     JSON_KEY: str  # one key of a JSON column as text, with one placeholder for …
@@ -140,6 +133,12 @@ class Fragments:
     def ts_month(self, expr: str) -> str:
         return self.TS_MONTH.format(expr)
 
+    def hour_bucket(self, expr: str) -> str:
+        return self.HOUR_BUCKET.format(expr)
+
+    def day_bucket(self, expr: str) -> str:
+        return self.DAY_BUCKET.format(expr)
+
     def bucket_day(self, expr: str) -> str:
         return self.BUCKET_DAY.format(expr)
 
@@ -149,6 +148,10 @@ class Fragments:
     def json_key(self, column: str, key: str) -> tuple[str, Any]:
         """SQL with one placeholder reading one key of a JSON column as text, and its parameter."""
         return self.JSON_KEY.format(column), self.JSON_KEY_PARAM.format(key)
+
+    def key_in(self, expr: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``expr`` is one of ``values`` (no more than ``max_params`` of them), and the parameters."""
+        return f"{expr} IN ({', '.join('?' * len(values))})", list(values)
 
 
 class RollupMoney(Protocol):
@@ -161,6 +164,11 @@ class RollupMoney(Protocol):
     def encode(self, amount: Decimal) -> tuple[Any, ...]: ...
     def sum_sql(self, alias: str) -> str:
         """Select expressions summing the money of rows aliased ``alias``."""
+        ...
+
+    def group_sum(self) -> str:
+        """Select expressions summing, per group, rows holding the money columns (an
+        ``encode``d cost each), into one row's money columns."""
         ...
 
     def of_raw(self, column: str) -> str:
@@ -239,9 +247,12 @@ class Dialect(Protocol):
     def money_sum(self, expr: str) -> str: ...
     def ts_day(self, expr: str) -> str: ...
     def ts_month(self, expr: str) -> str: ...
+    def hour_bucket(self, expr: str) -> str: ...
+    def day_bucket(self, expr: str) -> str: ...
     def bucket_day(self, expr: str) -> str: ...
     def bucket_month(self, expr: str) -> str: ...
     def json_key(self, column: str, key: str) -> tuple[str, Any]: ...
+    def key_in(self, expr: str, values: Sequence[Any]) -> tuple[str, list[Any]]: ...
 
     def legacy_versions(self, session: Session) -> set[str]:
         """Migrations a database made before ``schema_migrations`` existed already has."""

@@ -4,14 +4,12 @@ transaction), listing them, and retention's deletes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.rollups import plan
-from spendgate.ledger.rollups.maintain import Dims
-from spendgate.ledger.rollups.plan import Groups, Rollup
-from spendgate.ledger.store.base import StoreBase
+from spendgate.ledger.rollups.plan import ZERO
+from spendgate.ledger.store.base import HORIZON, StoreBase, micros
 from spendgate.ledger.store.dialect import (
     BIGINT,
     BOOL,
@@ -28,6 +26,8 @@ from spendgate.ledger.store.dialect import (
 )
 from spendgate.money import format_usd
 
+# A batch on its way in: its events and what the rollups need of each (rollups/maintain.py).
+_STAGING = "usage_events_staging"
 # What ``append_events`` writes, in ``event_rows`` order.
 EVENT_COLUMNS: tuple[Column, ...] = (
     ("id", TEXT),
@@ -60,13 +60,14 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     ("latency_ms", FLOAT),
     ("upstream_request_id", TEXT),
 )
-# meta: epoch microseconds; raw events before it were deleted by retention.
-HORIZON = "raw_events_pruned_before"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def event_rows(events: Sequence[UsageEvent], dialect: Dialect) -> list[tuple[Any, ...]]:
-    ts, money, json = dialect.ts, dialect.money, dialect.json
+def staged_rows(
+    events: Sequence[UsageEvent], dialect: Dialect, dims_ids: Sequence[tuple[int, int]]
+) -> list[tuple[Any, ...]]:
+    """Each event's ``EVENT_COLUMNS`` and then what the rollups need of it
+    (``RollupWriter.staging_columns``: its dims ids, its cost in the rollups' money columns)."""
+    ts, money, json, rollup_cost = dialect.ts, dialect.money, dialect.json, dialect.rollup_money.encode
     return [
         (
             e.id,
@@ -98,8 +99,11 @@ def event_rows(events: Sequence[UsageEvent], dialect: Dialect) -> list[tuple[Any
             e.estimated,
             float(e.latency_ms),
             e.upstream_request_id,
+            dims_id,
+            lean_dims_id,
+            *rollup_cost(ZERO if e.cost_usd is None else e.cost_usd),
         )
-        for e in events
+        for e, (dims_id, lean_dims_id) in zip(events, dims_ids, strict=True)
     ]
 
 
@@ -139,10 +143,6 @@ def event_as_json(row: Row, dialect: Dialect) -> dict[str, Any]:
     }
 
 
-def micros(ts: datetime) -> int:
-    return (plan.utc(ts) - _EPOCH) // timedelta(microseconds=1)
-
-
 class EventsMixin(StoreBase):
     def append_events(self, events: Sequence[UsageEvent]) -> int:
         """Store the new events and add them to the rollups, in one transaction. Only events
@@ -150,34 +150,41 @@ class EventsMixin(StoreBase):
         the retention horizon is refused, since whether it is new can no longer be told."""
         if not events:
             return 0
-        created: dict[Dims, int] = {}
         with self._dialect.transaction() as session:
             horizon = session.scalar("SELECT value FROM meta WHERE name = ?", (HORIZON,))
             if horizon is not None:
                 events = [e for e in events if micros(e.ts) >= horizon]
-            stored = session.insert_new("usage_events", EVENT_COLUMNS, event_rows(events, self._dialect), "id")
-            if len(stored) < len(events):
-                events = [events[i] for i in stored]
-            if events:
-                groups = plan.aggregate(events)
-                ids, created = self._rollups.dims_ids(session, groups)
-                self._add_to_rollups(session, groups, ids)
+            if not events:
+                return 0
+            ids, created = self._rollups.dims_ids(session, events)
+            rows = staged_rows(events, self._dialect, ids)
+            session.stage(_STAGING, [*EVENT_COLUMNS, *self._rollups.staging_columns], rows)
+            new = session.insert_new("usage_events", EVENT_COLUMNS, _STAGING, "id")
+            stored = len(events) if new is None else len(new)
+            if new is not None and stored:
+                self._unstage_replays(session, {e.id for e in events} - new)
+            if stored:
+                self._add_to_rollups(session, _STAGING)
         self._rollups.committed(created)  # only now: a rolled-back entry must not be cached
-        return len(events)
+        return stored
 
-    def _add_to_rollups(self, session: Session, groups: dict[Rollup, Groups], ids: dict[Dims, int]) -> None:
-        self._rollups.add(session, groups, ids)
+    def _unstage_replays(self, session: Session, old: set[Any]) -> None:
+        """Take out of the staging table what this transaction did not store: the events
+        stored before, and the second of two events with one id."""
+        session.execute(f"DELETE FROM {_STAGING} WHERE n NOT IN (SELECT min(n) FROM {_STAGING} GROUP BY id)")
+        chunk = sorted(old)
+        for i in range(0, len(chunk), 900):
+            condition, params = self._dialect.key_in("id", chunk[i : i + 900])
+            session.execute(f"DELETE FROM {_STAGING} WHERE {condition}", params)
+
+    def _add_to_rollups(self, session: Session, staging: str) -> None:
+        self._rollups.add(session, staging)
 
     def list_events(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self._query("SELECT * FROM usage_events ORDER BY ts DESC, seq DESC LIMIT ?", (limit,))
         return [event_as_json(r, self._dialect) for r in rows]
 
     # --- retention ------------------------------------------------------------------------------
-    def raw_events_pruned_before(self) -> datetime | None:
-        """The retention horizon: raw events before it were deleted (rollups kept)."""
-        rows = self._query("SELECT value FROM meta WHERE name = ?", (HORIZON,))
-        return _EPOCH + timedelta(microseconds=rows[0][0]) if rows else None
-
     def prune(self, before: datetime) -> int:
         """Delete raw events older than ``before``; rollups stay. The horizon is recorded
         first, so from then on a report that would need the deleted events says so, and an

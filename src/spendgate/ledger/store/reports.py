@@ -105,7 +105,7 @@ class ReportsMixin(StoreBase):
         sql = f"SELECT {columns} FROM usage_events{_where(clauses)}{_group_by(select)}"
         rows = self._query(sql, params)
         # Read after the rows: retention records its horizon before deleting anything.
-        plan.check_raw_report(query.since, self.raw_events_pruned_before())  # type: ignore[attr-defined]
+        plan.check_raw_report(query.since, self.raw_events_pruned_before())
         n = len(select)
         return _result(query.by, [(row, dialect.money_value(row[n]), n + 1) for row in rows])
 

@@ -11,6 +11,7 @@ times faster than SQLAlchemy Core); many rows go through one statement as arrays
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -28,7 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.events import format_ts
 from spendgate.ledger.rollups.plan import utc
-from spendgate.ledger.store.dialect import MONEY, Column, Fragments, SessionReads, first_positions
+from spendgate.ledger.store.dialect import MONEY, Column, Fragments, SessionReads
 from spendgate.ledger.store.sql_store import SQLStore
 
 # Logical column type -> PostgreSQL type.
@@ -123,8 +124,11 @@ def _sql(sql: str) -> str:
 
 
 class PostgresSession(SessionReads):
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], staged: set[str] | None = None) -> None:
         self._conn = conn
+        self._staged = set() if staged is None else staged  # the connection's staging tables
+        self.created: set[str] = set()  # staging tables this transaction made
+        self._counts: dict[str, int] = {}  # staging table -> rows staged in this transaction
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         return self._conn.execute(_sql(sql), params)
@@ -139,31 +143,33 @@ class PostgresSession(SessionReads):
     def has_table(self, name: str) -> bool:
         return bool(self.scalar(f"SELECT to_regclass('{name}') IS NOT NULL"))
 
-    def insert_new(self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], key: str) -> list[int]:
-        # COPY into a per-session staging table, then one INSERT … SELECT skipping keys already
-        # stored: of two rows with one key the first (``n`` keeps the rows' order), inserted in
-        # key order, so that writers racing with overlapping batches wait for one another in
-        # one order instead of deadlocking. Inside a transaction only: the staging rows go at
-        # commit.
+    def insert_new(self, table: str, columns: Sequence[Column], staging: str, key: str) -> set[Any] | None:
+        # One INSERT … SELECT skipping keys already stored, in key order, so that writers racing
+        # with overlapping batches wait for one another in one order instead of deadlocking.
         names = ", ".join(name for name, _ in columns)
-        staging = f"{table}_staging"
         with self._conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {staging}"
-                f" (n bigserial, {', '.join(f'{name} {TYPES[kind]}' for name, kind in columns)}) ON COMMIT DELETE ROWS"
+                f"INSERT INTO {table} ({names}) SELECT DISTINCT ON ({key}) {names} FROM {staging}"
+                f" ORDER BY {key}, n ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
             )
-            with cur.copy(f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            new = {row[0] for row in cur}
+        return None if len(new) == self._counts[staging] else new
+
+    def stage(self, name: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> None:
+        # A per-session temporary table emptied at commit (so: inside a transaction only);
+        # ``n`` numbers the rows in their order.
+        with self._conn.cursor(row_factory=tuple_row) as cur:
+            if name not in self._staged and name not in self.created:
+                cur.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {name}"
+                    f" (n bigserial, {', '.join(f'{n} {TYPES[kind]}' for n, kind in columns)}) ON COMMIT DELETE ROWS"
+                )
+                self.created.add(name)
+            with cur.copy(f"COPY {name} ({', '.join(n for n, _ in columns)}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types([TYPES[kind] for _, kind in columns])
                 for row in rows:
                     copy.write_row(row)
-            new = {
-                row[0]
-                for row in cur.execute(
-                    f"INSERT INTO {table} ({names}) SELECT DISTINCT ON ({key}) {names} FROM {staging}"
-                    f" ORDER BY {key}, n ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
-                )
-            }
-        return first_positions(rows, columns, key, new)
+        self._counts[name] = len(rows)
 
     def write_rows(self, head: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], tail: str = "") -> None:
         if rows:
@@ -197,6 +203,10 @@ class RollupCost:
     @staticmethod
     def sum_sql(alias: str) -> str:
         return f"coalesce(sum({alias}.cost), 0)"
+
+    @staticmethod
+    def group_sum() -> str:
+        return "sum(cost)"
 
     @staticmethod
     def of_raw(column: str) -> str:
@@ -236,6 +246,8 @@ class PostgresDialect(Fragments):
         self.min_size, self.max_size = min_size, max_size
         self.connect_timeout, self.pool_timeout = connect_timeout, pool_timeout
         self._pool: ConnectionPool[Any] | None = None
+        # Staging tables each pooled connection has made (temporary tables live as long as it).
+        self._staged: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[str]] = weakref.WeakKeyDictionary()
 
     # --- connections --------------------------------------------------------------------------
     @contextmanager
@@ -283,8 +295,12 @@ class PostgresDialect(Fragments):
     @contextmanager
     def transaction(self) -> Iterator[PostgresSession]:
         assert self._pool is not None
-        with self._pool.connection() as conn, conn.transaction():
-            yield PostgresSession(conn)
+        with self._pool.connection() as conn:
+            staged = self._staged.setdefault(conn, set())
+            session = PostgresSession(conn, staged)
+            with conn.transaction():
+                yield session
+            staged.update(session.created)  # committed: they exist for the connection's life
 
     @contextmanager
     def snapshot(self) -> Iterator[PostgresSession]:
@@ -346,11 +362,17 @@ class PostgresDialect(Fragments):
 
     # --- SQL fragments (see Fragments) ----------------------------------------------------------
     MONEY_SUM = "coalesce(sum({}), 0)"
+    HOUR_BUCKET = "date_trunc('hour', {} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+    DAY_BUCKET = "({} AT TIME ZONE 'UTC')::date"
     TS_DAY = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
     TS_MONTH = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM')"
     BUCKET_DAY = "to_char({}::timestamp, 'YYYY-MM-DD')"
     BUCKET_MONTH = "to_char({}::timestamp, 'YYYY-MM')"
     JSON_KEY = "({} ->> ?::text)"
+
+    def key_in(self, expr: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{expr} = ANY(?)", [list(values)]  # one statement whatever the number of values
+
     JSON_KEY_PARAM = "{}"
 
     def legacy_versions(self, session: PostgresSession) -> set[str]:

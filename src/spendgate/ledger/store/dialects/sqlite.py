@@ -28,7 +28,7 @@ import orjson
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.events import format_ts
 from spendgate.ledger.rollups.plan import EXACT, ZERO, dims_key, utc
-from spendgate.ledger.store.dialect import BIGINT, TEXT, Column, Fragments, SessionReads, first_positions
+from spendgate.ledger.store.dialect import BIGINT, TEXT, Column, Fragments, SessionReads
 from spendgate.ledger.store.sql_store import SQLStore
 
 _NANO = 10**9
@@ -92,6 +92,14 @@ class RollupCost:
         )
 
     @staticmethod
+    def group_sum() -> str:
+        # The attos carried into nanos, as ``add`` does.
+        return (
+            f"sum(cost_nanos) + sum(cost_attos) / {_NANO}, sum(cost_attos) % {_NANO},"
+            " CASE WHEN count(cost_rest) = 0 THEN NULL ELSE decimal_sum(cost_rest) END"
+        )
+
+    @staticmethod
     def of_raw(column: str) -> str:
         return f"0, 0, decimal_sum({column})"
 
@@ -117,6 +125,7 @@ def split_script(script: str) -> list[str]:
 class SQLiteSession(SessionReads):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._staged: dict[str, int] = {}  # staging table -> rows staged last
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         return self._conn.execute(sql, params)
@@ -131,24 +140,31 @@ class SQLiteSession(SessionReads):
     def has_table(self, name: str) -> bool:
         return self.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
 
-    def insert_new(self, table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], key: str) -> list[int]:
-        # executemany of one prepared INSERT (measured faster than multi-row VALUES and than
-        # SQLAlchemy Core). ON CONFLICT (key) DO NOTHING skips only a stored key: unlike
-        # INSERT OR IGNORE, a NOT NULL or CHECK failure still fails.
-        names = [name for name, _ in columns]
+    def insert_new(self, table: str, columns: Sequence[Column], staging: str, key: str) -> set[Any] | None:
+        # ON CONFLICT (key) DO NOTHING skips only a stored key: unlike INSERT OR IGNORE, a
+        # NOT NULL or CHECK failure still fails. ("WHERE true": SQLite's parser needs it
+        # between a SELECT and ON CONFLICT.)
+        names = ", ".join(name for name, _ in columns)
         last = self.scalar(f"SELECT max(rowid) FROM {table}") or 0
         before = self._conn.total_changes
-        self._conn.executemany(
-            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-            f" ON CONFLICT ({key}) DO NOTHING",
-            rows,
+        self._conn.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} WHERE true ORDER BY n"
+            f" ON CONFLICT ({key}) DO NOTHING"
         )
-        added = self._conn.total_changes - before
-        if added == len(rows) or not added:
-            return list(range(added))
+        if self._conn.total_changes - before == self._staged[staging]:
+            return None
         # Some were there already: the rows this statement added are those past ``last``.
-        new = {row[0] for row in self._conn.execute(f"SELECT {key} FROM {table} WHERE rowid > ?", (last,))}
-        return first_positions(rows, columns, key, new)
+        return {row[0] for row in self._conn.execute(f"SELECT {key} FROM {table} WHERE rowid > ?", (last,))}
+
+    def stage(self, name: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> None:
+        types = SQLiteDialect.ddl_types
+        self._conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {name}"
+            f" (n INTEGER PRIMARY KEY, {', '.join(f'{n} {types[kind]}' for n, kind in columns)})"
+        )
+        self._conn.execute(f"DELETE FROM {name}")
+        self.write_rows(f"INSERT INTO {name}", columns, rows)
+        self._staged[name] = len(rows)
 
     def write_rows(self, head: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]], tail: str = "") -> None:
         if rows:
@@ -219,6 +235,7 @@ class SQLiteDialect(Fragments):
         # commits (the local spool is what makes events durable before the database).
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA temp_store = MEMORY")  # staging tables of a batch
         self._session = SQLiteSession(self._conn)
 
     # --- connections --------------------------------------------------------------------------
@@ -300,6 +317,8 @@ class SQLiteDialect(Fragments):
 
     # --- SQL fragments (see Fragments) ----------------------------------------------------------
     MONEY_SUM = "coalesce(decimal_sum({}), '0')"
+    HOUR_BUCKET = "substr({}, 1, 13)"  # format_ts text: "2025-03-10T14"
+    DAY_BUCKET = "substr({}, 1, 10)"
     TS_DAY = "substr({}, 1, 10)"  # format_ts text
     TS_MONTH = "substr({}, 1, 7)"
     BUCKET_DAY = "{}"  # the bucket is the day's text
