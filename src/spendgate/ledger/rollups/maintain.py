@@ -2,8 +2,9 @@
 them (so a rollup is always the exact sum of the events it covers).
 
 The store stages a batch in a temporary table (``usage_events_staging``): each event's
-columns, plus the ids of its dimension values in ``rollup_dims`` and its cost in the rollup's
-money columns (``staging_columns``); what is not stored (a replay) is taken out of it. One
+columns, plus the ids of its dimension values in ``rollup_dims`` (and on SQLite its cost
+split as the rollups keep it: ``staging_columns``); what is not stored (a replay) is taken out
+of it. One
 statement per rollup then sums the staged events by (bucket, dims id) in the database and
 adds the sums to the rollup's rows: the database groups faster than Python does (measured:
 PostgreSQL ingest 15% slower when Python summed each batch), and the statements are the same
@@ -65,7 +66,7 @@ class RollupWriter:
         self.staging_columns: list[Column] = [
             ("dims_id", BIGINT),
             ("lean_dims_id", BIGINT),
-            *zip(money.columns, money.types, strict=True),
+            *money.staged,
         ]
         updates = ", ".join([money.add, *(f"{m} = r.{m} + excluded.{m}" for m in MEASURES)])
         self._upserts = [

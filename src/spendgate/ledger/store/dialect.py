@@ -158,17 +158,20 @@ class RollupMoney(Protocol):
     """How a rollup row keeps its cost: as columns summed natively by the database, exact."""
 
     columns: tuple[str, ...]  # the rollup table's money columns
-    types: tuple[str, ...]  # their logical types (bulk writes)
     add: str  # the upsert's SET items adding ``excluded`` to the row aliased ``r``
 
-    def encode(self, amount: Decimal) -> tuple[Any, ...]: ...
     def sum_sql(self, alias: str) -> str:
         """Select expressions summing the money of rows aliased ``alias``."""
         ...
 
+    staged: tuple[Column, ...]  # what a staged event carries for them (rollups/maintain.py)
+
+    def stage(self, cost: Decimal | None) -> tuple[Any, ...]:
+        """A staged event's values for ``staged`` (None: unpriced, adds nothing)."""
+        ...
+
     def group_sum(self) -> str:
-        """Select expressions summing, per group, rows holding the money columns (an
-        ``encode``d cost each), into one row's money columns."""
+        """Select expressions summing the staged events of a group into the money columns."""
         ...
 
     def of_raw(self, column: str) -> str:

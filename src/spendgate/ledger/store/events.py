@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.rollups.plan import ZERO
 from spendgate.ledger.store.base import HORIZON, StoreBase, micros
 from spendgate.ledger.store.dialect import (
     BIGINT,
@@ -26,6 +26,7 @@ from spendgate.ledger.store.dialect import (
 )
 from spendgate.money import format_usd
 
+_ID = attrgetter("id")
 # A batch on its way in: its events and what the rollups need of each (rollups/maintain.py).
 _STAGING = "usage_events_staging"
 # What ``append_events`` writes, in ``event_rows`` order.
@@ -66,8 +67,8 @@ def staged_rows(
     events: Sequence[UsageEvent], dialect: Dialect, dims_ids: Sequence[tuple[int, int]]
 ) -> list[tuple[Any, ...]]:
     """Each event's ``EVENT_COLUMNS`` and then what the rollups need of it
-    (``RollupWriter.staging_columns``: its dims ids, its cost in the rollups' money columns)."""
-    ts, money, json, rollup_cost = dialect.ts, dialect.money, dialect.json, dialect.rollup_money.encode
+    (``RollupWriter.staging_columns``: its dims ids, and what the rollups' money needs)."""
+    ts, money, json, rollup_cost = dialect.ts, dialect.money, dialect.json, dialect.rollup_money.stage
     return [
         (
             e.id,
@@ -101,7 +102,7 @@ def staged_rows(
             e.upstream_request_id,
             dims_id,
             lean_dims_id,
-            *rollup_cost(ZERO if e.cost_usd is None else e.cost_usd),
+            *rollup_cost(e.cost_usd),
         )
         for e, (dims_id, lean_dims_id) in zip(events, dims_ids, strict=True)
     ]
@@ -156,6 +157,9 @@ class EventsMixin(StoreBase):
                 events = [e for e in events if micros(e.ts) >= horizon]
             if not events:
                 return 0
+            # In id order (stable: of two with one id, the first stays first): writers racing
+            # with overlapping batches then lock rows in one order and queue, never deadlock.
+            events = sorted(events, key=_ID)
             ids, created = self._rollups.dims_ids(session, events)
             rows = staged_rows(events, self._dialect, ids)
             session.stage(_STAGING, [*EVENT_COLUMNS, *self._rollups.staging_columns], rows)

@@ -29,7 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.events import format_ts
 from spendgate.ledger.rollups.plan import utc
-from spendgate.ledger.store.dialect import MONEY, Column, Fragments, SessionReads
+from spendgate.ledger.store.dialect import Column, Fragments, SessionReads
 from spendgate.ledger.store.sql_store import SQLStore
 
 # Logical column type -> PostgreSQL type.
@@ -144,13 +144,13 @@ class PostgresSession(SessionReads):
         return bool(self.scalar(f"SELECT to_regclass('{name}') IS NOT NULL"))
 
     def insert_new(self, table: str, columns: Sequence[Column], staging: str, key: str) -> set[Any] | None:
-        # One INSERT … SELECT skipping keys already stored, in key order, so that writers racing
-        # with overlapping batches wait for one another in one order instead of deadlocking.
+        # One INSERT … SELECT in staged order, skipping keys already stored (and the second of
+        # two staged rows with one key).
         names = ", ".join(name for name, _ in columns)
         with self._conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(
-                f"INSERT INTO {table} ({names}) SELECT DISTINCT ON ({key}) {names} FROM {staging}"
-                f" ORDER BY {key}, n ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}"
+                f" ORDER BY n ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
             )
             new = {row[0] for row in cur}
         return None if len(new) == self._counts[staging] else new
@@ -193,20 +193,21 @@ class PostgresSession(SessionReads):
 # --- the dialect ------------------------------------------------------------------------------
 class RollupCost:
     columns = ("cost",)
-    types = (MONEY,)
     add = "cost = r.cost + excluded.cost"
-
-    @staticmethod
-    def encode(amount: Decimal) -> tuple[Decimal]:
-        return (amount,)
 
     @staticmethod
     def sum_sql(alias: str) -> str:
         return f"coalesce(sum({alias}.cost), 0)"
 
+    staged = ()  # the server sums the staged events' own cost_usd
+
+    @staticmethod
+    def stage(cost: Decimal | None) -> tuple[()]:
+        return ()
+
     @staticmethod
     def group_sum() -> str:
-        return "sum(cost)"
+        return "coalesce(sum(cost_usd), 0)"
 
     @staticmethod
     def of_raw(column: str) -> str:

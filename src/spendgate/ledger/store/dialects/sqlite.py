@@ -75,14 +75,12 @@ class RollupCost:
     """A rollup row's cost as (cost_nanos, cost_attos, cost_rest): see the module docstring."""
 
     columns = ("cost_nanos", "cost_attos", "cost_rest")
-    types = (BIGINT, BIGINT, TEXT)
     add = (
         f"cost_nanos = r.cost_nanos + excluded.cost_nanos + (r.cost_attos + excluded.cost_attos) / {_NANO},"
         f" cost_attos = (r.cost_attos + excluded.cost_attos) % {_NANO},"
         " cost_rest = CASE WHEN excluded.cost_rest IS NULL THEN r.cost_rest WHEN r.cost_rest IS NULL"
         " THEN excluded.cost_rest ELSE decimal_add(r.cost_rest, excluded.cost_rest) END"
     )
-    encode = staticmethod(split_cost)
 
     @staticmethod
     def sum_sql(alias: str) -> str:
@@ -90,6 +88,12 @@ class RollupCost:
             f"SUM({alias}.cost_nanos), SUM({alias}.cost_attos),"
             f" decimal_sum({alias}.cost_rest) FILTER (WHERE {alias}.cost_rest IS NOT NULL)"
         )
+
+    staged = (("cost_nanos", BIGINT), ("cost_attos", BIGINT), ("cost_rest", TEXT))
+
+    @staticmethod
+    def stage(cost: Decimal | None) -> tuple[int, int, str | None]:
+        return split_cost(ZERO if cost is None else cost)
 
     @staticmethod
     def group_sum() -> str:
