@@ -100,7 +100,7 @@ class RollupCost:
         # The attos carried into nanos, as ``add`` does.
         return (
             f"sum(cost_nanos) + sum(cost_attos) / {_NANO}, sum(cost_attos) % {_NANO},"
-            " CASE WHEN count(cost_rest) = 0 THEN NULL ELSE decimal_sum(cost_rest) END"
+            " decimal_sum(cost_rest) FILTER (WHERE cost_rest IS NOT NULL)"  # NULL, with no Python call, when none
         )
 
     @staticmethod
