@@ -8,9 +8,9 @@ A new area adds a part here and its tables as one migration (``migrations/``).
 
 from __future__ import annotations
 
+import spendgate.ledger.store.migrate as migrations
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.rollups.maintain import RollupWriter
-from spendgate.ledger.store import migrate as migrations
 from spendgate.ledger.store.alerts import AlertsMixin
 from spendgate.ledger.store.budgets import BudgetsMixin
 from spendgate.ledger.store.dialect import Dialect
