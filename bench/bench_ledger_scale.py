@@ -44,7 +44,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from spendgate.budgets.model import Scope
-from spendgate.ledger.sqlite import SQLiteStore
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.reports.spec import ReportQuery
 from synthetic_events import Synthetic
 
@@ -68,7 +68,7 @@ def postgres_url(server: str, schema: str) -> str:
 def postgres_store(server: str, schema: str, fresh: bool) -> Any:
     import psycopg
 
-    from spendgate.ledger.postgres import PostgresStore
+    from spendgate.ledger.store.dialects.postgresql import PostgresStore
 
     if fresh:
         with psycopg.connect(server, autocommit=True) as conn:
@@ -86,11 +86,8 @@ def drop_postgres_schema(server: str, schema: str) -> None:
 
 def without_rollups(store: Any) -> None:
     """Skip rollup maintenance (for the with/without comparison only: reports go wrong)."""
-    if isinstance(store, SQLiteStore):
-        store._add_to_rollups = lambda *args: None  # type: ignore[method-assign]
-    else:
-        store._add_staged_to_rollups = lambda cur, stored: None
-        store._event_dims_ids = lambda cur, events: ([(0, 0)] * len(events), {})
+    store._add_to_rollups = lambda *args: None
+    store._rollups.dims_ids = lambda session, events: ([(0, 0)] * len(events), {})
 
 
 # --- ingest -----------------------------------------------------------------------------------
@@ -193,12 +190,8 @@ def queries(open_store: Callable[[], Any], args: argparse.Namespace) -> None:
 
 # --- sizes and indexes --------------------------------------------------------------------------
 def execute(store: Any, sql: str) -> None:
-    if isinstance(store, SQLiteStore):
-        with store._lock:
-            store._conn.execute(sql)
-    else:
-        with store._pool.connection() as conn:
-            conn.execute(sql)
+    with store.dialect.session() as session:
+        session.script(sql)
 
 
 def sizes(store: Any) -> None:
@@ -219,7 +212,7 @@ def sizes(store: Any) -> None:
         print("  size: " + ", ".join(f"{r['name']} {r['size'] / 2**20:,.0f} MiB (with indexes)" for r in rows))
     for table in ("usage_events", "rollup_hourly", "rollup_daily", "rollup_daily_lean", "rollup_dims"):
         n = store._query(f"SELECT count(*) AS n FROM {table}")[0]
-        print(f"    {table:<18} {n['n'] if isinstance(n, dict) else n[0]:>12,} rows")
+        print(f"    {table:<18} {n['n']:>12,} rows")
 
 
 def index_study(open_store: Callable[[], Any], args: argparse.Namespace, days: int) -> None:
@@ -289,8 +282,7 @@ def bench(backend: str, args: argparse.Namespace) -> None:
         try:
             ingest(store, args.events, args.days, args.batch, "ingest with rollups")
             if not isinstance(store, SQLiteStore):
-                with store._pool.connection() as conn:
-                    conn.execute("VACUUM ANALYZE")  # what autovacuum would have done by the time reports run
+                execute(store, "VACUUM ANALYZE")  # what autovacuum would have done by the time reports run
             sizes(store)
         finally:
             store.close()

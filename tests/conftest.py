@@ -26,7 +26,7 @@ import pytest
 from spendgate import management
 from spendgate.connections import LimitedConfig, limits_from
 from spendgate.gateway import SpendgateApp, create_app
-from spendgate.ledger.sqlite import SQLiteStore
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.pricing import PriceBook
 from spendgate.reports.spec import ReportQuery
 from spendgate.settings import ProviderConfig, Settings
@@ -114,7 +114,7 @@ BACKENDS = ("sqlite", "postgresql")
 def open_test_store(db_url: str) -> Any:
     if db_url.startswith("sqlite:"):
         return SQLiteStore.from_url(db_url)
-    from spendgate.ledger.postgres import PostgresStore
+    from spendgate.ledger.store.dialects.postgresql import PostgresStore
 
     return PostgresStore(db_url)
 

@@ -18,7 +18,7 @@ import pytest
 from spendgate.budgets.enforcer import counter_key
 from spendgate.budgets.model import Budget, Scope
 from spendgate.budgets.windows import window_for
-from spendgate.ledger.spool import records
+from spendgate.ledger.spool.spool import records
 from spendgate.usage.bounds import MAX_EVENT_COST_USD
 from tests.conftest import Gateway, Simulator
 from tests.replicas import ReplicaSet, replica_env

@@ -22,7 +22,6 @@ from spendgate.alerts.rules import (
     exhausted_payload,
     forecast_overrun,
     forecast_payload,
-    projected_spend,
     retry_delay,
     signature_header,
     slack_body,
@@ -31,6 +30,7 @@ from spendgate.alerts.rules import (
     webhook_test_payload,
 )
 from spendgate.budgets.model import Scope
+from spendgate.budgets.projection import projected_spend
 from spendgate.budgets.windows import Window, window_for
 from tests.test_alerts_support import NOW, budget
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from spendgate.budgets.model import Budget, Scope
-from spendgate.ledger.sqlite import SQLiteStore
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.simulator import serve_in_thread
 from spendgate.simulator.asgi_io import read_body, send_response
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from spendgate.cli import main
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.sqlite import SQLiteStore
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 
 CONTRACT_EVENT_FIELDS = {
     "id",

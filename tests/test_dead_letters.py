@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from spendgate.cli import main
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.spool import DeadLetters, encode_event, event_fields, read_checkpoint, records
-from spendgate.ledger.sqlite import SQLiteStore
-from spendgate.ledger.writer import EventWriter, append_isolating
+from spendgate.ledger.spool.spool import DeadLetters, encode_event, event_fields, read_checkpoint, records
+from spendgate.ledger.spool.writer import EventWriter, append_isolating
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.usage.bounds import MAX_INPUT_TOKENS
 from tests.conftest import Gateway
 from tests.test_spool import FailingStore
@@ -199,7 +199,7 @@ async def test_an_unreachable_database_is_retried_never_set_aside(tmp_path: Path
 
 
 def test_append_isolating_on_postgresql(postgres_db) -> None:
-    from spendgate.ledger.postgres import PostgresStore
+    from spendgate.ledger.store.dialects.postgresql import PostgresStore
 
     store = PostgresStore(postgres_db())
     try:

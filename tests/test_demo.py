@@ -8,7 +8,7 @@ from pathlib import Path
 
 from spendgate.demo import run_demo
 from spendgate.demo_traffic import AGENTS, plan_month
-from spendgate.ledger.sqlite import SQLiteStore
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.reports.spec import ReportQuery
 
 

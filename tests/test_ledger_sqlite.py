@@ -16,9 +16,9 @@ import pytest
 
 from spendgate import management
 from spendgate.ledger.events import EventIds, UsageEvent, new_event_id
-from spendgate.ledger.sqlite import SQLiteStore
+from spendgate.ledger.spool.writer import EventWriter
 from spendgate.ledger.store import StoreError, open_store
-from spendgate.ledger.writer import EventWriter
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions
 
 _ids = count(1)
@@ -585,7 +585,7 @@ async def test_a_periodic_round_leaves_less_than_a_batch_for_the_next(
 ) -> None:
     # Under steady traffic a round ships full batches and leaves the rest for the next tick
     # (not a transaction per handful of events); flush still ships everything.
-    monkeypatch.setattr("spendgate.ledger.writer.MAX_BATCH", 2)
+    monkeypatch.setattr("spendgate.ledger.spool.writer.MAX_BATCH", 2)
     store = SQLiteStore(tmp_path / "w.db")
     writer = EventWriter(store, flush_interval=60)
     for _ in range(5):

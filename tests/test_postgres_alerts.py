@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from spendgate.ledger.postgres import PostgresStore
+from spendgate.ledger.store.dialects.postgresql import PostgresStore
 from tests import test_alerts_storage
 from tests.test_alerts_support import NOW
 

@@ -17,11 +17,11 @@ import pytest
 from spendgate import management
 from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.postgres import PostgresStore
-from spendgate.ledger.postgres_migrations import available as available_migrations
-from spendgate.ledger.sqlite import SQLiteStore
+from spendgate.ledger.spool.writer import EventWriter
 from spendgate.ledger.store import StoreError, open_store
-from spendgate.ledger.writer import EventWriter
+from spendgate.ledger.store.dialects.postgresql import PostgresStore
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
+from spendgate.ledger.store.migrate import available
 from spendgate.reports.spec import PLAIN_DIMENSIONS, ReportQuery
 
 _ids = count(1)
@@ -449,7 +449,8 @@ def test_a_lost_race_is_a_store_error_naming_the_duplicate(store: PostgresStore)
     # as if another process created it between the check and the insert
     with pytest.raises(StoreError, match="team 'payments' already exists"):
         store._write(
-            [("INSERT INTO teams (name) VALUES (%s)", ("payments",))], duplicate="team 'payments' already exists"
+            [("INSERT INTO teams (name, created_at) VALUES (?, now())", ("payments",))],
+            duplicate="team 'payments' already exists",
         )
     assert store.config_version() == version  # the whole transaction rolled back
 
@@ -529,8 +530,8 @@ def test_spend_by_scope_and_window_as_sqlite(filled: tuple[PostgresStore, SQLite
 
 
 # Every migration file shipped with the package, in order (each test database gets them all).
-ALL_VERSIONS = [m.version for m in available_migrations()]
-ALL_LABELS = [m.label for m in available_migrations()]
+ALL_VERSIONS = [m.version for m in available("postgresql")]
+ALL_LABELS = [m.label for m in available("postgresql")]
 LATEST = ALL_VERSIONS[-1]
 assert ALL_VERSIONS[:2] == ["0001", "0002"]
 
@@ -564,7 +565,7 @@ def test_unreachable_server_is_a_clear_store_error(postgres_url: str) -> None:
 def test_migrations_are_recorded_and_idempotent(store: PostgresStore) -> None:
     with psycopg.connect(store.url) as conn:
         rows = conn.execute("SELECT version, name, applied_at FROM schema_migrations ORDER BY version").fetchall()
-    assert [(v, n) for v, n, _ in rows] == [(m.version, m.name) for m in available_migrations()]
+    assert [(v, n) for v, n, _ in rows] == [(m.version, m.name) for m in available("postgresql")]
     assert all(at is not None for *_, at in rows)
     assert store.migrate() == []
     again = PostgresStore(store.url)  # opening again applies nothing and keeps the data
@@ -583,7 +584,8 @@ def test_without_auto_migrate_a_fresh_schema_is_refused(postgres_db: Callable[[]
 
 
 def test_concurrent_migrations_from_threads_apply_each_version_once(postgres_db: Callable[[], str]) -> None:
-    from spendgate.ledger import postgres_migrations
+    from spendgate.ledger.store import migrate as migrations
+    from spendgate.ledger.store.dialects.postgresql import PostgresDialect
 
     url = postgres_db()
     barrier = threading.Barrier(4)
@@ -592,9 +594,10 @@ def test_concurrent_migrations_from_threads_apply_each_version_once(postgres_db:
 
     def run() -> None:
         try:
-            with psycopg.connect(url, autocommit=True) as conn:
+            dialect = PostgresDialect(url)
+            with dialect.setup_session() as session:
                 barrier.wait()
-                results.append(postgres_migrations.migrate(conn))
+                results.append(migrations.migrate(session, dialect))
         except BaseException as exc:
             errors.append(exc)
 
@@ -614,7 +617,7 @@ def test_concurrent_migrations_from_processes(postgres_db: Callable[[], str]) ->
     import orjson
 
     url = postgres_db()
-    command = [sys.executable, "-m", "spendgate.ledger.postgres_cli", "--db", url, "--json"]
+    command = [sys.executable, "-m", "spendgate.cli_migrate", "--db", url, "--json"]
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     outcomes = []
     for p in procs:
@@ -628,7 +631,7 @@ def test_concurrent_migrations_from_processes(postgres_db: Callable[[], str]) ->
 def test_migrate_command(postgres_db: Callable[[], str], tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from spendgate.ledger.postgres_cli import migrate_command
+    from spendgate.cli_migrate import migrate_command
 
     url = postgres_db()
     runner = CliRunner()

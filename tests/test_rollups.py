@@ -16,11 +16,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from spendgate.budgets.model import Scope
-from spendgate.ledger import rollups
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.rollups import DAILY, DAILY_LEAN, HOURLY, Piece
-from spendgate.ledger.sqlite import SQLiteStore
-from spendgate.ledger.sqlite_rollups import join_cost, split_cost
+from spendgate.ledger.rollups import plan as rollups
+from spendgate.ledger.rollups.plan import DAILY, DAILY_LEAN, HOURLY, Piece
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore, join_cost, split_cost
 from spendgate.reports.spec import PLAIN_DIMENSIONS, ReportError, ReportQuery
 
 _ids = count(1)
@@ -168,32 +167,13 @@ def test_sqlite_cost_split_is_exact(text: str) -> None:
     assert (rest is None) == fits
 
 
-def test_aggregate_sums_every_figure() -> None:
-    events = [
-        event(ts=T0 + timedelta(minutes=10), team="a", cost_usd=Decimal("0.1"), input_tokens=5, output_tokens=1),
-        event(ts=T0 + timedelta(minutes=50), team="a", cost_usd=None, cached_input_tokens=3, status="error"),
-        event(ts=T0 + timedelta(hours=1, minutes=1), team="a", cost_usd=Decimal("0.2"), estimated=True),
-        event(ts=T0 + timedelta(minutes=20), team="b", customer="c1", cache_write_tokens=7, reasoning_tokens=2),
-        event(ts=T0 + timedelta(minutes=30), team="b", customer="c2", cache_write_1h_tokens=4),
-    ]
-    groups = rollups.aggregate(events)
-    assert len(groups[HOURLY]) == 4 and len(groups[DAILY]) == 3 and len(groups[DAILY_LEAN]) == 2
-    lean = {dims[DAILY_LEAN.columns.index("team")]: totals for (_, dims), totals in groups[DAILY_LEAN].items()}
-    assert lean["a"] == [Decimal("0.3"), 3, 5, 3, 0, 0, 1, 0, 1, 1, 1]
-    assert lean["b"] == [Decimal("0.002"), 2, 0, 0, 7, 4, 0, 2, 0, 0, 0]
-    # Summing stays exact at any size (the default Decimal context would round to 28 digits).
-    big = [event(cost_usd=Decimal("123456789012345678901234567890")), event(cost_usd=Decimal("1E-30"))]
-    (totals,) = rollups.aggregate(big)[DAILY].values()
-    assert totals[0] == Decimal("123456789012345678901234567890.000000000000000000000000000001")
-
-
 # --- both backends ----------------------------------------------------------------------------
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "sqlite":
         s: Any = SQLiteStore(tmp_path / "ledger.db")
     else:
-        from spendgate.ledger.postgres import PostgresStore
+        from spendgate.ledger.store.dialects.postgresql import PostgresStore
 
         s = PostgresStore(request.getfixturevalue("postgres_db")())
     yield s
@@ -268,6 +248,48 @@ REPORT_SHAPES = [
 ]
 
 
+def test_every_figure_lands_in_its_buckets(store: Any) -> None:
+    store.append_events(
+        [
+            event(ts=T0 + timedelta(minutes=10), team="a", cost_usd=Decimal("0.1"), input_tokens=5, output_tokens=1),
+            event(ts=T0 + timedelta(minutes=50), team="a", cost_usd=None, cached_input_tokens=3, status="error"),
+            event(ts=T0 + timedelta(hours=1, minutes=1), team="a", cost_usd=Decimal("0.2"), estimated=True),
+            event(ts=T0 + timedelta(minutes=20), team="b", customer="c1", cache_write_tokens=7, reasoning_tokens=2),
+            event(ts=T0 + timedelta(minutes=30), team="b", customer="c2", cache_write_1h_tokens=4),
+        ]
+    )
+    counts = [store._query(f"SELECT count(*) AS n FROM {r.table}")[0][0] for r in (HOURLY, DAILY, DAILY_LEAN)]
+    assert counts == [4, 3, 2]
+    rows = {r.dims["team"]: r for r in store.report(ReportQuery(by=("team",)), source="rollups").rows}
+    a, b = rows["a"], rows["b"]
+    assert (a.cost_usd, a.requests, a.input_tokens, a.output_tokens, a.cached_input_tokens) == (
+        Decimal("0.3"),
+        3,
+        5,
+        1,
+        3,
+    )
+    assert (a.unpriced_requests, a.estimated_requests, a.error_requests, a.cache_write_tokens) == (1, 1, 1, 0)
+    assert (b.cost_usd, b.requests, b.cache_write_tokens, b.reasoning_tokens, b.error_requests) == (
+        Decimal("0.002"),
+        2,
+        7,
+        2,
+        0,
+    )
+    assert store._query("SELECT sum(cache_write_1h_tokens) AS n FROM rollup_daily_lean")[0][0] == 4
+
+
+def test_rollup_sums_stay_exact_at_any_size(store: Any) -> None:
+    # the default Decimal context would round to 28 digits; SQLite's integers would overflow
+    big = [event(cost_usd=Decimal("123456789012345678901234567890")), event(cost_usd=Decimal("1E-30"))]
+    store.append_events([*big, event(cost_usd=Decimal("0.000000000000000001"))])
+    total = Decimal("123456789012345678901234567890.000000000000000001000000000001")
+    assert store.report(ReportQuery(by=("team",)), source="rollups").rows[0].cost_usd == total
+    assert store.report(ReportQuery(by=("day",)), source="rollups").rows[0].cost_usd == total
+    assert store.spend(Scope.parse("org"), T0 - timedelta(days=30), T0 + timedelta(days=30)) == total
+
+
 def test_reports_from_rollups_equal_reports_from_raw_events(store: Any) -> None:
     rng = random.Random(11)
     events = random_events(rng, 1500)
@@ -296,7 +318,7 @@ def test_reports_from_rollups_equal_reports_from_raw_events(store: Any) -> None:
 def test_the_same_random_ledger_reports_the_same_on_both_backends(
     tmp_path: Path, postgres_db: Callable[[], str]
 ) -> None:
-    from spendgate.ledger.postgres import PostgresStore
+    from spendgate.ledger.store.dialects.postgresql import PostgresStore
 
     lite, pg = SQLiteStore(tmp_path / "l.db"), PostgresStore(postgres_db())
     try:
@@ -328,6 +350,16 @@ def test_a_replayed_event_is_not_added_to_the_rollups_twice(store: Any) -> None:
     for source in ("rollups", "events"):
         (row,) = store.report(ReportQuery(by=("team",)), source=source).rows
         assert (row.cost_usd, row.requests) == (Decimal("1.75"), 3)
+
+
+def test_an_event_the_ledger_cannot_hold_fails_its_batch_instead_of_vanishing(store: Any) -> None:
+    # A replayed id is skipped, nothing else: a NOT NULL failure is an error on both databases
+    # (SQLite's INSERT OR IGNORE used to drop such an event without a word).
+    with pytest.raises(store.dialect.integrity_errors):
+        store.append_events([event(team="a"), event(team="b", provider=None)])
+    assert store.report(ReportQuery(), source="events").total_requests == 0  # the batch rolled back
+    assert store.report(ReportQuery(), source="rollups").total_requests == 0
+    assert store.append_events([event(team="a")]) == 1
 
 
 def test_of_two_events_with_one_id_in_a_batch_the_first_is_rolled_up(store: Any) -> None:
@@ -363,8 +395,8 @@ def test_rollups_and_events_land_together_or_not_at_all(store: Any, monkeypatch:
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk on fire")
 
-    name = "_add_to_rollups" if isinstance(store, SQLiteStore) else "_add_staged_to_rollups"
-    monkeypatch.setattr(store, name, broken)
+    # It fails after the new dimension entries were made, inside the same transaction.
+    monkeypatch.setattr(store, "_add_to_rollups", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         store.append_events([event(team="b", customer="new-customer")])
     monkeypatch.undo()

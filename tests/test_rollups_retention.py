@@ -22,8 +22,8 @@ from spendgate.budgets.model import Scope
 from spendgate.cli_ledger import prune_command
 from spendgate.ledger.events import UsageEvent
 from spendgate.ledger.retention import RetentionJob, retention_cutoff
-from spendgate.ledger.sqlite import SQLiteStore
 from spendgate.ledger.store import StoreError
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.reports.spec import ReportError, ReportQuery
 from spendgate.settings import SettingsError, load_settings
 from tests.test_rollups import REPORT_SHAPES, T0, event, fill, random_events
@@ -34,7 +34,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "sqlite":
         s: Any = SQLiteStore(tmp_path / "ledger.db")
     else:
-        from spendgate.ledger.postgres import PostgresStore
+        from spendgate.ledger.store.dialects.postgresql import PostgresStore
 
         s = PostgresStore(request.getfixturevalue("postgres_db")())
     yield s
@@ -196,16 +196,16 @@ def test_sqlite_ledger_from_schema_1_gets_rollups_of_its_events(tmp_path: Path) 
     fill(s, events, rng)
     expected = {by: s.report(ReportQuery(by=by), source="events") for by in REPORT_SHAPES}
     s.close()
-    with sqlite3.connect(path) as conn:  # what a version 1 database looked like
+    with sqlite3.connect(path) as conn:  # what a version 1 database looked like (before schema_migrations)
         conn.executescript(
             "DROP TABLE rollup_dims; DROP TABLE rollup_hourly; DROP TABLE rollup_daily; DROP TABLE rollup_daily_lean;"
-            " UPDATE meta SET value = 1 WHERE name = 'schema_version';"
+            " DROP TABLE schema_migrations; INSERT INTO meta (name, value) VALUES ('schema_version', 1);"
         )
     s = SQLiteStore(path)
     try:
         for by, result in expected.items():
             assert s.report(ReportQuery(by=by), source="rollups") == result, by
-        assert s._query("SELECT value FROM meta WHERE name = 'schema_version'")[0][0] == 2
+        assert s.schema_versions()[:3] == ["0001", "0002", "0003"]
         dims = s._query("SELECT COUNT(*) FROM rollup_dims")[0][0]
         s.append_events(again(events))  # the same dimension values: no new entries
         assert s._query("SELECT COUNT(*) FROM rollup_dims")[0][0] == dims
@@ -220,8 +220,8 @@ def test_sqlite_ledger_from_schema_1_gets_rollups_of_its_events(tmp_path: Path) 
 
 
 def test_postgres_migration_0003_rolls_up_the_events_already_stored(postgres_db: Callable[[], str]) -> None:
-    from spendgate.ledger import postgres_migrations
-    from spendgate.ledger.postgres import PostgresStore
+    from spendgate.ledger.store import migrate as migrations
+    from spendgate.ledger.store.dialects.postgresql import PostgresDialect, PostgresStore
 
     url = postgres_db()
     rng = random.Random(4)
@@ -235,7 +235,9 @@ def test_postgres_migration_0003_rolls_up_the_events_already_stored(postgres_db:
             "DROP TABLE rollup_dims, rollup_hourly, rollup_daily, rollup_daily_lean;"
             " DELETE FROM schema_migrations WHERE version = '0003'"
         )
-        assert [m.version for m in postgres_migrations.pending(conn)] == ["0003"]
+    dialect = PostgresDialect(url)
+    with dialect.setup_session() as session:
+        assert [m.version for m in migrations.pending(session, dialect)] == ["0003"]
     s = PostgresStore(url)
     try:
         for by, result in expected.items():
@@ -257,8 +259,8 @@ def test_serve_with_retention_days_prunes_old_raw_events(make_gateway: Callable[
     without.store.append_events([event(ts=now - timedelta(days=d)) for d in (2, 39, 42, 100)])
     # A replica on the same ledger with retention on prunes as it starts (then every hour).
     gateway = make_gateway(db=without.db_url, retention_days=40)
-    for _ in range(200):
-        if len(gateway.store.list_events()) == 2:
+    for _ in range(200):  # the job counts what it deleted once the delete has returned
+        if len(gateway.store.list_events()) == 2 and gateway.app.retention.pruned == 2:
             break
         time.sleep(0.05)
     kept = sorted(e["ts"] for e in gateway.store.list_events())

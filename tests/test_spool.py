@@ -22,8 +22,8 @@ import pytest
 
 from spendgate.gateway.accounting import unfinished_event
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.recovery import scan_slot
-from spendgate.ledger.spool import (
+from spendgate.ledger.spool.recovery import scan_slot
+from spendgate.ledger.spool.spool import (
     Spool,
     SpoolError,
     decode_event,
@@ -35,8 +35,8 @@ from spendgate.ledger.spool import (
     slot_dirs,
     spool_location,
 )
-from spendgate.ledger.sqlite import SQLiteStore
-from spendgate.ledger.writer import EventWriter
+from spendgate.ledger.spool.writer import EventWriter
+from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.pricing import PriceBook
 
 _ids = count(1)
@@ -357,7 +357,7 @@ HOLD_A_SLOT = textwrap.dedent(
     from datetime import UTC, datetime
     from decimal import Decimal
     from spendgate.ledger.events import UsageEvent
-    from spendgate.ledger.spool import Spool
+    from spendgate.ledger.spool.spool import Spool
 
     spool = Spool.open(sys.argv[1])
     for i in range(int(sys.argv[2])):

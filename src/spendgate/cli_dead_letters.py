@@ -15,7 +15,14 @@ import click
 
 from spendgate.cli_support import print_json, print_table, settings_from
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.spool import DeadLetter, DeadLetters, dead_letter, decode_event, event_fields, spool_location
+from spendgate.ledger.spool.spool import (
+    DeadLetter,
+    DeadLetters,
+    dead_letter,
+    decode_event,
+    event_fields,
+    spool_location,
+)
 from spendgate.ledger.store import StoreError, open_store
 from spendgate.redact import redact_urls
 from spendgate.settings import Settings
@@ -59,7 +66,7 @@ def retry_command(db: str | None, config: str | None, as_json: bool) -> None:
     # Here, not at the top: pricing and the gateway's accounting are slow to import for `--help`.
     from spendgate.gateway.accounting import bounded_event, unfinished_event
     from spendgate.gateway.upstream import Upstreams
-    from spendgate.ledger.writer import append_isolating
+    from spendgate.ledger.spool.writer import append_isolating
     from spendgate.pricing import PriceBook, load_overrides
 
     settings = settings_from(db, config)

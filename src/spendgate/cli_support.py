@@ -58,8 +58,8 @@ def _sqlite_ledger_missing(url: str) -> str | None:
     try:
         conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
-            conn.execute("SELECT 1 FROM usage_events LIMIT 0")
+            # The events table is what every spendgate ledger has, whatever its schema version.
+            row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_events'").fetchone()
         finally:
             conn.close()
     except sqlite3.DatabaseError:
@@ -68,11 +68,11 @@ def _sqlite_ledger_missing(url: str) -> str | None:
 
 
 def _postgres_ledger_missing(url: str) -> str | None:
-    from spendgate.ledger import postgres_migrations
-    from spendgate.ledger.postgres import connect
+    from spendgate.ledger.store.dialects.postgresql import connect
 
     with connect(url) as conn:  # a StoreError (server down, bad URL) says so itself
-        if postgres_migrations.applied(conn):
+        row = conn.execute("SELECT to_regclass('usage_events') IS NOT NULL").fetchone()
+        if row and row[0]:
             return None
     return "its schema holds no spendgate tables (never migrated)"
 

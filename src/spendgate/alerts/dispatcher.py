@@ -1,6 +1,6 @@
 """Sends recorded alerts to webhooks from a background task, never on the request path.
 
-Deliveries live in the database (see ``ledger/sqlite_alerts.py``): a process claims the
+Deliveries live in the database (see ``ledger/store/alerts.py``): a process claims the
 due ones under a lease, POSTs them, and marks each delivered, or failed with a retry time
 (2 s, 4 s, 8 s… capped at 10 minutes) until ``max_attempts`` is spent. Because the state
 is shared, any replica may finish what another started, and a crash loses nothing.

@@ -23,13 +23,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 from spendgate.budgets.model import Budget
-from spendgate.budgets.windows import Window
+from spendgate.budgets.projection import projected_spend
+from spendgate.budgets.windows import Window, iso_utc
 from spendgate.money import format_usd
 from spendgate.redact import redact_url
 
@@ -41,14 +42,6 @@ WEBHOOK_FORMATS = ("json", "slack")
 SIGNATURE_HEADER = "x-spendgate-signature"
 # How far a signature's timestamp may be from the receiver's clock (the replay window).
 SIGNATURE_TOLERANCE_S = 300
-
-# A projection needs both this share of the window and this much time behind it: one
-# hour into a month, ten dollars would "project" to 7,200 — noise, not a warning.
-MIN_ELAPSED_SHARE = 0.05
-MIN_ELAPSED = timedelta(hours=1)
-# Projections are estimates; a micro-dollar is finer than any budget is set in.
-PROJECTION_QUANTUM = Decimal("0.000001")
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class WebhookError(ValueError):
@@ -66,21 +59,6 @@ def crossed_thresholds(budget: Budget, spent: Decimal, *, exhausted: bool = Fals
     ]
 
 
-def projected_spend(spent: Decimal, window: Window, now: datetime) -> Decimal | None:
-    """Spend at the end of ``window`` if it goes on at the rate seen so far; None for a
-    lifetime window, or before both 5% of the window and an hour of it have gone by."""
-    if window.start is None or window.end is None:
-        return None
-    total = window.end - window.start
-    elapsed = min(now - window.start, total)
-    if elapsed < MIN_ELAPSED or elapsed < total * MIN_ELAPSED_SHARE:
-        return None
-    if elapsed == total:
-        return spent
-    projected = spent * (total // _MICROSECOND) / (elapsed // _MICROSECOND)
-    return projected.quantize(PROJECTION_QUANTUM, ROUND_HALF_EVEN)
-
-
 def forecast_overrun(budget: Budget, window: Window, spent: Decimal, now: datetime) -> Decimal | None:
     """The projected spend when it passes the budget's limit, else None."""
     projected = projected_spend(spent, window, now)
@@ -91,12 +69,6 @@ def forecast_overrun(budget: Budget, window: Window, spent: Decimal, now: dateti
 def new_alert_id(now: datetime) -> str:
     """Time-ordered (48-bit milliseconds, then 64 random bits), so ids sort like alerts."""
     return f"alrt_{int(now.timestamp() * 1000):012x}{os.urandom(8).hex()}"
-
-
-def iso_utc(at: datetime | None) -> str | None:
-    if at is None:
-        return None
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def budget_json(budget: Budget, window: Window) -> dict[str, Any]:

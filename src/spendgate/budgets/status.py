@@ -6,9 +6,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from spendgate.alerts.rules import iso_utc, projected_spend
 from spendgate.budgets.model import Budget
-from spendgate.budgets.windows import Window
+from spendgate.budgets.projection import projected_spend
+from spendgate.budgets.windows import Window, iso_utc
 from spendgate.money import format_usd
 
 

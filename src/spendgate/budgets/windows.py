@@ -27,6 +27,13 @@ class Window:
         return min(max((now - self.start).total_seconds() / total, 0.0), 1.0)
 
 
+def iso_utc(at: datetime | None) -> str | None:
+    """An instant as ISO-8601 UTC with a ``Z`` (how budgets and alerts print window bounds)."""
+    if at is None:
+        return None
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
     # Local midnight of that day, as a UTC instant (DST-safe: built from the local date).
     return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)

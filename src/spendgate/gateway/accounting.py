@@ -16,7 +16,7 @@ from typing import Any
 
 from spendgate.attribution import Attribution
 from spendgate.ledger.events import STATUS_ERROR, STATUS_INCOMPLETE, STATUS_OK, UsageEvent
-from spendgate.ledger.spool import parse_ts
+from spendgate.ledger.spool.spool import parse_ts
 from spendgate.pricing import PriceBook, PricedUsage
 from spendgate.usage import Usage, estimate_input_tokens, request_service_tier, tokens_for_chars
 from spendgate.usage.bounds import EVENT_TOO_LARGE, bounded_cost, bounded_usage, untrusted

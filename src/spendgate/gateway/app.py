@@ -35,9 +35,9 @@ from spendgate.gateway.proxy import Gateway
 from spendgate.gateway.routes import ROUTES
 from spendgate.gateway.upstream import Upstreams
 from spendgate.ledger.retention import RetentionJob
-from spendgate.ledger.spool import spool_location
+from spendgate.ledger.spool.spool import spool_location
+from spendgate.ledger.spool.writer import EventWriter
 from spendgate.ledger.store import Store, open_store
-from spendgate.ledger.writer import EventWriter
 from spendgate.pricing import PriceBook, load_overrides
 from spendgate.settings import Settings
 

@@ -49,7 +49,7 @@ from spendgate.gateway.routes import INCLUDE_USAGE_KINDS, Route
 from spendgate.gateway.upstream import Target, Upstreams
 from spendgate.jsondepth import MAX_DEPTH, deeper_than
 from spendgate.ledger.events import EventIds, UsageEvent
-from spendgate.ledger.writer import EventWriter
+from spendgate.ledger.spool.writer import EventWriter
 from spendgate.money import format_usd
 from spendgate.pricing import PriceBook
 from spendgate.usage import (

@@ -27,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.recovery import adopt_orphans, event_or_set_aside, scan_slot
-from spendgate.ledger.spool import (
+from spendgate.ledger.spool.recovery import adopt_orphans, event_or_set_aside, scan_slot
+from spendgate.ledger.spool.spool import (
     SEGMENT_BYTES,
     DeadLetter,
     DeadLetters,
@@ -48,7 +46,7 @@ from spendgate.ledger.spool import (
     decode_event,
     event_fields,
 )
-from spendgate.ledger.store import Store
+from spendgate.ledger.store import Store, StoreError
 
 log = logging.getLogger("spendgate.ledger")
 
@@ -374,14 +372,15 @@ class EventWriter:
         self.set_aside([dead_letter(kind, fields, error)])
 
 
-def is_data_error(exc: BaseException) -> bool:
+def is_data_error(store: Store, exc: BaseException) -> bool:
     """True when a write failed for what the events hold (a value the database cannot store: an
     integer past 64 bits, a CHECK), not because the database is unreachable, locked or full.
     Only these are worth isolating; anything else is retried with backoff, never set aside."""
-    if isinstance(exc, (ArithmeticError, ValueError, TypeError, sqlite3.IntegrityError, sqlite3.DataError)):
-        return True
-    psycopg = sys.modules.get("psycopg")  # never imported for a SQLite ledger: nothing to check
-    return psycopg is not None and isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
+    if isinstance(exc, StoreError):
+        return False  # the store's own refusal (cannot connect, schema not migrated): not the events' fault
+    if isinstance(exc, (ArithmeticError, ValueError, TypeError)):
+        return True  # raised while encoding an event, before the database saw it
+    return store.is_data_error(exc)
 
 
 def append_isolating(store: Store, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[UsageEvent, Exception]]]:
@@ -391,7 +390,7 @@ def append_isolating(store: Store, events: Sequence[UsageEvent]) -> tuple[int, l
     try:
         return store.append_events(events), []
     except Exception as exc:
-        if not is_data_error(exc) or not events:
+        if not is_data_error(store, exc) or not events:
             raise
         if len(events) == 1:
             return 0, [(events[0], exc)]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from spendgate.ledger.events import UsageEvent
-from spendgate.ledger.spool import (
+from spendgate.ledger.spool.spool import (
     Record,
     clear_slot,
     decode_event,

@@ -1,4 +1,4 @@
-"""Rollups: the ledger's usage pre-summed by hour and by day (pure; backends store them).
+"""Rollups: the ledger's usage pre-summed by hour and by day (pure; ``maintain.py`` stores them).
 
 Every event lands in exactly one bucket of each rollup, in the same transaction that stores
 it, so a rollup is always the exact sum of the events it covers and a report or a budget
@@ -24,10 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
-from operator import itemgetter
 
-from spendgate.ledger.events import STATUS_ERROR, UsageEvent, format_ts
-from spendgate.ledger.store import StoreError
+from spendgate.ledger.errors import StoreError
 from spendgate.reports.spec import TAG_PREFIX, ReportError
 
 # Event columns the rollups can keep, in dims-key order.
@@ -62,8 +60,6 @@ MEASURES = (
     "estimated_requests",
     "error_requests",
 )
-# Indexes into a totals list: [cost, *MEASURES]
-_COST, _REQUESTS, _INPUT, _CACHED, _WRITE, _WRITE_1H, _OUTPUT, _REASONING, _UNPRICED, _ESTIMATED, _ERRORS = range(11)
 
 # Sums of money are exact: no rounding at any size (the default context keeps 28 digits).
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
@@ -103,78 +99,13 @@ def plan_report(by: Sequence[str]) -> Rollup | None:
 
 def dims_key(values: Sequence[str | None]) -> str:
     """Injective text for a tuple of dimension values: each value length-prefixed, NULL as
-    ``-``. (``dims_key_sql`` computes the same text in SQL, for backfills.)"""
+    ``-``."""
     return "".join("-" if v is None else f"{len(v)}:{v}" for v in values)
 
 
-def dims_key_sql(columns: Sequence[str]) -> str:
-    """``dims_key`` as an SQL expression over columns (the same in SQLite and PostgreSQL)."""
-    return " || ".join(f"(CASE WHEN {c} IS NULL THEN '-' ELSE length({c}) || ':' || {c} END)" for c in columns)
-
-
-# --- aggregation -----------------------------------------------------------------------------
-# Buckets are UTC hours and days as ISO text ("2025-03-10T14", "2025-03-10"): the prefixes of
-# ``format_ts``, which a backend storing times as that text has at hand.
-Groups = dict[tuple[str, tuple[str | None, ...]], list]  # (bucket, dims) -> [cost, *MEASURES]
-
-
-def _utc(ts: datetime) -> datetime:
-    # A naive time is taken as UTC, as format_ts and the PostgreSQL backend do.
+def utc(ts: datetime) -> datetime:
+    """Aware UTC; a naive time is taken as UTC, as ``format_ts`` does."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def hour_of(ts: datetime) -> str:
-    return format_ts(ts)[:13]
-
-
-def aggregate(events: Sequence[UsageEvent], hours: Sequence[str] | None = None) -> dict[Rollup, Groups]:
-    """Each rollup's rows for these events: what to add to the stored rollups. ``hours``:
-    each event's ``hour_of`` when the caller has it already."""
-    hourly: Groups = {}
-    for e, hour in zip(events, hours if hours is not None else [hour_of(e.ts) for e in events], strict=True):
-        key = (
-            hour,
-            (e.provider, e.model, e.project, e.team, e.cost_center, e.feature, e.environment, e.customer, e.key),
-        )
-        t = hourly.get(key)
-        if t is None:
-            t = hourly[key] = [ZERO, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-        if e.cost_usd is None:
-            t[_UNPRICED] += 1
-        else:
-            t[_COST] = EXACT.add(t[_COST], e.cost_usd)
-        t[_REQUESTS] += 1
-        t[_INPUT] += e.input_tokens
-        t[_CACHED] += e.cached_input_tokens
-        t[_WRITE] += e.cache_write_tokens
-        t[_WRITE_1H] += e.cache_write_1h_tokens
-        t[_OUTPUT] += e.output_tokens
-        t[_REASONING] += e.reasoning_tokens
-        if e.estimated:
-            t[_ESTIMATED] += 1
-        if e.status == STATUS_ERROR:
-            t[_ERRORS] += 1
-    return {rollup: regroup(hourly, rollup) for rollup in ROLLUPS}
-
-
-def regroup(hourly: Groups, rollup: Rollup) -> Groups:
-    """Hourly groups (every column) summed into a rollup's buckets and columns."""
-    if rollup is HOURLY:
-        return hourly
-    everything = rollup.columns == COLUMNS
-    pick = itemgetter(*(COLUMNS.index(c) for c in rollup.columns))
-    day = rollup.grain == "day"
-    groups: Groups = {}
-    for (hour, dims), totals in hourly.items():
-        key = (hour[:10] if day else hour, dims if everything else pick(dims))
-        t = groups.get(key)
-        if t is None:
-            groups[key] = list(totals)
-        else:
-            t[_COST] = EXACT.add(t[_COST], totals[_COST])
-            for i in range(1, len(t)):
-                t[i] += totals[i]
-    return groups
 
 
 # --- budget windows -------------------------------------------------------------------------
@@ -209,8 +140,8 @@ def spend_pieces(start: datetime | None, end: datetime | None) -> list[Piece]:
     """[start, end) cut into whole UTC days (daily rollups), whole hours (hourly rollups) and
     the partial hours at the edges (raw events). Budget windows start at local midnight, so
     the edges are empty, or a half or quarter hour in zones such as Asia/Kolkata."""
-    start = None if start is None else _utc(start)
-    end = None if end is None else _utc(end)
+    start = None if start is None else utc(start)
+    end = None if end is None else utc(end)
     if start is not None and end is not None and start >= end:
         return []
     h0 = None if start is None else _ceil_hour(start)
@@ -238,7 +169,7 @@ def spend_pieces(start: datetime | None, end: datetime | None) -> list[Piece]:
 # --- retention --------------------------------------------------------------------------------
 def first_whole_day(horizon: datetime) -> date:
     """The first UTC day with all its raw events still kept."""
-    return _ceil_day(_utc(horizon)).date()
+    return _ceil_day(utc(horizon)).date()
 
 
 def check_raw_report(since: date | None, horizon: datetime | None) -> None:

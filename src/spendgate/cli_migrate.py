@@ -1,9 +1,9 @@
 """``spendgate migrate``: bring the database schema up to date.
 
-PostgreSQL schemas are versioned (``ledger/migrations/postgres``); the command applies
-what is pending, each migration in its own transaction under an advisory lock, so running
-it from several places at once is safe. SQLite creates and upgrades its schema whenever
-the database is opened, so there the command only opens it.
+Schemas are versioned (``ledger/store/migrations/``); on PostgreSQL the command applies what
+is pending, each migration in its own transaction under an advisory lock, so running it from
+several places at once is safe. SQLite upgrades its schema whenever the database is opened,
+so there the command only opens it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 import orjson
 
-from spendgate.ledger.store import StoreError, open_store
+from spendgate.ledger.store import StoreError, is_postgres_url, open_store
 from spendgate.settings import SettingsError, load_settings
 
 
@@ -27,7 +27,7 @@ def migrate_command(db: str | None, config: str | None, check: bool, as_json: bo
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
     try:
-        if url.startswith(("postgresql:", "postgres:")):
+        if is_postgres_url(url):
             outcome = _migrate_postgres(url, check)
         else:
             open_store(url).close()  # SQLite: creating or upgrading happens on open
@@ -53,14 +53,15 @@ def migrate_command(db: str | None, config: str | None, check: bool, as_json: bo
 
 
 def _migrate_postgres(url: str, check: bool) -> dict:
-    from spendgate.ledger import postgres_migrations
-    from spendgate.ledger.postgres import connect
+    from spendgate.ledger.store import migrate as migrations
+    from spendgate.ledger.store.dialects.postgresql import PostgresDialect
 
-    labels = {m.version: m.label for m in postgres_migrations.available()}
-    with connect(url) as conn:
-        pending = [m.label for m in postgres_migrations.pending(conn)]
-        applied = [] if check else [labels[v] for v in postgres_migrations.migrate(conn)]
-        versions = sorted(postgres_migrations.applied(conn))
+    dialect = PostgresDialect(url)
+    labels = {m.version: m.label for m in migrations.available(dialect.name)}
+    with dialect.setup_session() as session:
+        pending = [m.label for m in migrations.pending(session, dialect)]
+        applied = [] if check else [labels[v] for v in migrations.migrate(session, dialect)]
+        versions = sorted(migrations.applied(session, dialect))
     return {
         "backend": "postgresql",
         "applied": applied,
@@ -69,5 +70,5 @@ def _migrate_postgres(url: str, check: bool) -> dict:
     }
 
 
-if __name__ == "__main__":  # python -m spendgate.ledger.postgres_cli, until `spendgate migrate` is registered
+if __name__ == "__main__":  # python -m spendgate.cli_migrate (the tests run several at once)
     migrate_command()

@@ -1,7 +1,9 @@
-"""The storage interface every backend implements (SQLite now; PostgreSQL next).
+"""The storage interface the rest of spendgate sees, and ``open_store`` to get one.
 
 Small on purpose: the gateway only appends events and reads the directory; the CLI and
-admin API manage teams, projects and keys and read reports.
+admin API manage teams, projects and keys and read reports. Behind it is ONE implementation
+(``sql_store.SQLStore``) written over a dialect (``dialects/``): SQLite, embedded, or
+PostgreSQL, for several gateway replicas.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from typing import Any, Protocol
 from spendgate.attribution.model import Directory, GatewayKey, Project, Team
 from spendgate.budgets.model import Scope
 from spendgate.budgets.rules import Rules
+from spendgate.ledger.errors import StoreError
 from spendgate.ledger.events import UsageEvent
 from spendgate.reports.spec import ReportQuery, ReportResult
 
-
-class StoreError(ValueError):
-    """A management request that cannot be done (duplicate name, unknown team…)."""
+__all__ = ["Store", "StoreError", "open_store"]
 
 
 class Store(Protocol):
@@ -45,6 +46,11 @@ class Store(Protocol):
         """Store events; an id already stored is ignored. Returns how many were new."""
         ...
 
+    def is_data_error(self, exc: BaseException) -> bool:
+        """Whether ``append_events`` failed for what the events hold (a value the database
+        cannot store), not because the database is unreachable, locked or full."""
+        ...
+
     def report(self, query: ReportQuery) -> ReportResult: ...
 
     def prune(self, before: datetime) -> int:
@@ -59,15 +65,19 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql:", "postgres:"))
+
+
 def open_store(url: str) -> Store:
-    """The backend for a database URL."""
+    """The store of a database URL."""
     if url.startswith("sqlite:"):
-        from spendgate.ledger.sqlite import SQLiteStore
+        from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url)
-    if url.startswith(("postgresql:", "postgres:")):
+    if is_postgres_url(url):
         try:
-            from spendgate.ledger.postgres import PostgresStore
+            from spendgate.ledger.store.dialects.postgresql import PostgresStore
         except ImportError as exc:  # psycopg is a dependency; this is a broken install
             raise StoreError(f"PostgreSQL support needs psycopg and psycopg-pool ({exc})") from exc
 

@@ -1,0 +1,58 @@
+"""The one store: every statement written once, over a dialect (``dialects/``).
+
+Built from one part per area, each a module of its own: teams, projects and keys
+(``teams.py``), the raw ledger and retention (``events.py``), reports (``reports.py``),
+budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``alerts.py``).
+A new area adds a part here and its tables as one migration (``migrations/``).
+"""
+
+from __future__ import annotations
+
+import spendgate.ledger.store.migrate as migrations
+from spendgate.ledger.errors import StoreError
+from spendgate.ledger.rollups.maintain import RollupWriter
+from spendgate.ledger.store.alerts import AlertsMixin
+from spendgate.ledger.store.budgets import BudgetsMixin
+from spendgate.ledger.store.dialect import Dialect
+from spendgate.ledger.store.events import EventsMixin
+from spendgate.ledger.store.reports import ReportsMixin
+from spendgate.ledger.store.teams import TeamsMixin
+
+
+class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin):
+    """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
+    that has some, for deployments that run ``spendgate migrate`` on their own)."""
+
+    def __init__(self, dialect: Dialect, *, auto_migrate: bool = True) -> None:
+        self._dialect = dialect
+        self._rollups = RollupWriter(dialect)
+        try:
+            with dialect.setup_session() as session:
+                if auto_migrate:
+                    migrations.migrate(session, dialect)
+                elif migrations.pending(session, dialect):
+                    raise StoreError("the database schema is not up to date; run `spendgate migrate --db URL` first")
+            dialect.open()
+        except BaseException:
+            dialect.close()
+            raise
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
+    def is_data_error(self, exc: BaseException) -> bool:
+        """True when a write failed for what it held (see ``Dialect.data_errors``)."""
+        return isinstance(exc, self._dialect.data_errors)
+
+    def migrate(self) -> list[str]:
+        """Apply pending schema migrations; the versions applied (none when up to date)."""
+        with self._dialect.session() as session:
+            return migrations.migrate(session, self._dialect)
+
+    def schema_versions(self) -> list[str]:
+        with self._dialect.session() as session:
+            return sorted(migrations.applied(session, self._dialect))
+
+    def close(self) -> None:
+        self._dialect.close()
