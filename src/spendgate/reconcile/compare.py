@@ -287,6 +287,11 @@ class Reconciliation:
                 for cost in self.other_costs
             ],
             "refused": [{"where": item.where, "reason": item.reason} for item in self.refused],
+            # The provider key(s) the gateway's proxied traffic was put beside, day by day.
+            "gateway_key_ids": {
+                day.isoformat(): [key for key in keys if key is not None]
+                for day, keys in sorted(self.gateway_keys.items())
+            },
             "tolerance": {
                 "usd": format_usd(self.tolerance.usd),
                 "relative": _plain(self.tolerance.relative),

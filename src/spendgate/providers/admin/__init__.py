@@ -121,7 +121,9 @@ class ProviderReport:
 
 
 async def fetch_provider_report(client: AdminClient, since: date, until: date) -> ProviderReport:
-    """Both reports of ``client``'s provider for the range; the first error raised stops both."""
-    usage, costs = await asyncio.gather(client.usage(since, until), client.costs(since, until))
+    """Both reports of ``client``'s provider for the range, one after the other (admin APIs are
+    rate-limited, and an error in one leaves nothing running behind it)."""
+    usage = await client.usage(since, until)
+    costs = await client.costs(since, until)
     provider = "openai" if isinstance(client, OpenAIAdminClient) else "anthropic"
     return ProviderReport(provider, since, until, usage.rows, costs.rows, usage.refused + costs.refused)

@@ -22,6 +22,7 @@ does for a single answer).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import aclosing
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -215,11 +216,12 @@ class AnthropicAdminClient:
         refused: list[Refused] = []
         pages = 0
         query = _query(since, until, USAGE_GROUP_BY, self.page_limit)
-        async for page in self.http.pages("/v1/organizations/usage_report/messages", query):
-            pages += 1
-            found, bad = parse_usage_page(page, f"usage page {pages}")
-            rows.extend(row for row in found if since <= row.day <= until)
-            refused.extend(bad)
+        async with aclosing(self.http.pages("/v1/organizations/usage_report/messages", query)) as pages_read:
+            async for page in pages_read:
+                pages += 1
+                found, bad = parse_usage_page(page, f"usage page {pages}")
+                rows.extend(row for row in found if since <= row.day <= until)
+                refused.extend(bad)
         return Fetched(tuple(rows), tuple(refused), pages)
 
     async def costs(self, since: date, until: date) -> Fetched[ProviderCostRow]:
@@ -228,9 +230,10 @@ class AnthropicAdminClient:
         refused: list[Refused] = []
         pages = 0
         query = _query(since, until, COST_GROUP_BY, self.page_limit)
-        async for page in self.http.pages("/v1/organizations/cost_report", query):
-            pages += 1
-            found, bad = parse_cost_page(page, f"cost page {pages}")
-            rows.extend(row for row in found if since <= row.day <= until)
-            refused.extend(bad)
+        async with aclosing(self.http.pages("/v1/organizations/cost_report", query)) as pages_read:
+            async for page in pages_read:
+                pages += 1
+                found, bad = parse_cost_page(page, f"cost page {pages}")
+                rows.extend(row for row in found if since <= row.day <= until)
+                refused.extend(bad)
         return Fetched(tuple(rows), tuple(refused), pages)

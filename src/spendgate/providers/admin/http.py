@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -115,13 +116,11 @@ class AdminHttp:
 
     async def pages(self, path: str, query: Query) -> AsyncIterator[dict[str, Any]]:
         """Every page of the report at ``path``, following ``next_page`` while ``has_more``."""
-        if self._session is not None:
-            async for page in self._pages(self._session, path, query):
-                yield page
-            return
-        async with aiohttp.ClientSession() as session:
-            async for page in self._pages(session, path, query):
-                yield page
+        async with AsyncExitStack() as stack:
+            session = self._session or await stack.enter_async_context(aiohttp.ClientSession())
+            async with aclosing(self._pages(session, path, query)) as pages:
+                async for page in pages:
+                    yield page
 
     async def _pages(self, session: aiohttp.ClientSession, path: str, query: Query) -> AsyncIterator[dict[str, Any]]:
         cursor: str | None = None

@@ -16,6 +16,7 @@ Query: ``start_time`` / ``end_time`` (Unix seconds, end exclusive), ``bucket_wid
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import aclosing
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -207,11 +208,12 @@ class OpenAIAdminClient:
         for endpoint in USAGE_ENDPOINTS:
             group_by = COMPLETIONS_GROUP_BY if endpoint == "completions" else EMBEDDINGS_GROUP_BY
             query = _query(since, until, group_by, self.page_limit)
-            async for page in self.http.pages(f"/organization/usage/{endpoint}", query):
-                pages += 1
-                found, bad = parse_usage_page(page, endpoint, f"{endpoint} page {pages}")
-                rows.extend(row for row in found if since <= row.day <= until)
-                refused.extend(bad)
+            async with aclosing(self.http.pages(f"/organization/usage/{endpoint}", query)) as pages_read:
+                async for page in pages_read:
+                    pages += 1
+                    found, bad = parse_usage_page(page, endpoint, f"{endpoint} page {pages}")
+                    rows.extend(row for row in found if since <= row.day <= until)
+                    refused.extend(bad)
         return Fetched(tuple(rows), tuple(refused), pages)
 
     async def costs(self, since: date, until: date) -> Fetched[ProviderCostRow]:
@@ -220,9 +222,10 @@ class OpenAIAdminClient:
         refused: list[Refused] = []
         pages = 0
         query = _query(since, until, COSTS_GROUP_BY, self.page_limit)
-        async for page in self.http.pages("/organization/costs", query):
-            pages += 1
-            found, bad = parse_costs_page(page, f"costs page {pages}")
-            rows.extend(row for row in found if since <= row.day <= until)
-            refused.extend(bad)
+        async with aclosing(self.http.pages("/organization/costs", query)) as pages_read:
+            async for page in pages_read:
+                pages += 1
+                found, bad = parse_costs_page(page, f"costs page {pages}")
+                rows.extend(row for row in found if since <= row.day <= until)
+                refused.extend(bad)
         return Fetched(tuple(rows), tuple(refused), pages)
