@@ -303,12 +303,14 @@ def test_hostile_counts_are_refused_one_by_one_and_the_rest_kept() -> None:
         {**good, "num_model_requests": "3"},
         {**good, "input_cached_tokens": 11},  # more cached than input
         {**good, "model": "x" * 10_000},
+        {**good, "api_key_id": "key\u2028forged line"},
+        {**good, "model": "gpt-4o\u202e"},  # a bidirectional override
         "not an object",
     )
     rows, refused = openai_admin.parse_usage_page(page, "completions")
     assert [(row.input_tokens, row.output_tokens) for row in rows] == [(10, 2)]
     reasons = [item.reason for item in refused]
-    assert len(reasons) == 8
+    assert len(reasons) == 10
     assert "input_tokens is negative: -5" in reasons
     assert "output_tokens is implausibly large: 1000000000000000000" in reasons
     assert all("result" in item.where for item in refused)

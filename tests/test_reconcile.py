@@ -16,6 +16,7 @@ from spendgate.pricing import PriceBook, cost, load_overrides
 from spendgate.providers.admin import ProviderReport, admin_client, fetch_provider_report
 from spendgate.reconcile import (
     ROW_FIELDS,
+    UNKEYED,
     LedgerUsageRow,
     ProviderLine,
     Tolerance,
@@ -348,6 +349,62 @@ def test_the_gateway_key_is_the_one_whose_usage_the_ledger_holds() -> None:
         ("key_aaa_direct", Verdict.GATEWAY_ONLY),
         ("key_zzz_gateway", Verdict.UNSEEN_BY_GATEWAY),
     ]
+
+
+def test_usage_reported_under_no_key_is_imported_once() -> None:
+    ledger = [ledger_row(D, "claude-haiku-4-5", (950, 95), "0.95")]
+    lines = [
+        line(D, "claude-haiku-4-5", "key_gw", (950, 95), "0.95"),
+        line(D, "claude-haiku-4-5", None, (50, 5), "0.05"),  # the Console workbench: no API key
+    ]
+    first = compare("anthropic", D, D, ledger, lines)
+    assert [(row.api_key_id, row.verdict) for row in first.rows] == [
+        ("key_gw", Verdict.MATCHED),
+        (None, Verdict.UNSEEN_BY_GATEWAY),
+    ]
+    [to_import] = rows_to_import(first)
+    assert to_import.api_key_id == UNKEYED
+
+    again = compare("anthropic", D, D, ledger + imported([to_import]), lines)
+    assert {row.verdict for row in again.rows} == {Verdict.MATCHED}
+    assert rows_to_import(again) == []
+
+
+@pytest.mark.parametrize("configured", [None, {"key_gw"}])
+def test_a_report_not_by_key_sits_beside_the_ledger(configured: set[str] | None) -> None:
+    result = compare(
+        "openai",
+        D,
+        D,
+        [ledger_row(D, "gpt-4o", (950, 95), "0.95")],
+        [line(D, "gpt-4o", None, (1000, 100), "1.00")],
+        gateway_key_ids=configured,
+    )
+    [row] = result.rows
+    assert (row.gateway_traffic, row.verdict, row.unseen_usd) == (True, Verdict.UNSEEN_BY_GATEWAY, Decimal("0.05"))
+
+
+def test_a_proposed_entry_quotes_a_hostile_model_name() -> None:
+    from spendgate.reconcile import PriceEvidence, PriceProposal
+
+    evidence = PriceEvidence(
+        'x" \nmodel = "*',
+        3,
+        D,
+        D,
+        Decimal(85),
+        Decimal(100),
+        Decimal(0),
+        Decimal(0),
+        Decimal("0.85"),
+        Decimal("0.85"),
+        Decimal("0.85"),
+    )
+    text = PriceProposal("openai", evidence.model, Decimal(15), D, (evidence,)).toml()
+    import tomllib
+
+    [entry] = tomllib.loads(text)["price"]
+    assert entry["model"] == evidence.model
 
 
 def test_an_import_is_the_surplus_never_a_negative() -> None:

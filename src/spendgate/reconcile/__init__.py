@@ -8,6 +8,7 @@ explains a consistent difference. No I/O here: the CLI and ``serve`` fetch and s
 
 from spendgate.reconcile.compare import (
     ROW_FIELDS,
+    UNKEYED,
     ReconcileRow,
     Reconciliation,
     Tally,
@@ -23,6 +24,7 @@ from spendgate.reconcile.provider_side import OtherCost, ProviderLine, ProviderS
 
 __all__ = (
     "ROW_FIELDS",
+    "UNKEYED",
     "ImportRow",
     "LedgerUsageRow",
     "OtherCost",

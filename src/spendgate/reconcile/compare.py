@@ -45,6 +45,7 @@ from spendgate.reconcile.provider_side import OtherCost, ProviderLine, model_key
 
 __all__ = (
     "ROW_FIELDS",
+    "UNKEYED",
     "ReconcileRow",
     "Reconciliation",
     "Tally",
@@ -330,6 +331,9 @@ def reconcile(
 
 
 _GATEWAY = "\x00gateway"  # the join key of the gateway's row of a day and model
+# The provider key id imported events carry when the provider reported them under no key
+# (Anthropic's Console workbench) while other usage of the day had one.
+UNKEYED = "(no key)"
 
 
 def compare(
@@ -348,13 +352,11 @@ def compare(
     gateway_keys = _gateway_keys(ledger, lines, gateway_key_ids)
     ledger_groups: dict[tuple[date, str, str | None], list[LedgerUsageRow]] = {}
     for row in ledger:
-        key = row.provider_key_id
-        slot = _GATEWAY if key is None or key in gateway_keys.get(row.day, ()) else key
+        slot = _ledger_slot(row.provider_key_id, gateway_keys.get(row.day, ()))
         ledger_groups.setdefault((row.day, model_key(row.model), slot), []).append(row)
     line_groups: dict[tuple[date, str, str | None], list[ProviderLine]] = {}
     for line in lines:
-        key = line.api_key_id
-        slot = _GATEWAY if key in gateway_keys.get(line.day, ()) else key
+        slot = _GATEWAY if line.api_key_id in gateway_keys.get(line.day, ()) else line.api_key_id
         line_groups.setdefault((line.day, model_key(line.model), slot), []).append(line)
 
     rows = []
@@ -370,6 +372,14 @@ def compare(
     return Reconciliation(
         provider, since, until, tuple(rows), tolerance, tuple(other_costs), tuple(refused), gateway_keys
     )
+
+
+def _ledger_slot(provider_key_id: str | None, gateway: tuple[str | None, ...]) -> str | None:
+    """Beside which provider key a ledger row sits: proxied events beside the gateway's."""
+    if provider_key_id is None:
+        return _GATEWAY
+    key = None if provider_key_id == UNKEYED else provider_key_id
+    return _GATEWAY if key in gateway else key
 
 
 def _order(group: tuple[date, str, str | None]) -> tuple[Any, ...]:
@@ -409,7 +419,7 @@ def _row(
         provider_cost_basis=bases.pop() if len(bases) == 1 else ("mixed" if bases else None),
         ledger_unpriced_requests=sum(row.unpriced_requests for row in ledger_rows),
         service_tiers=tuple(sorted({tier for line in provider_lines for tier in line.service_tiers})),
-        import_key_id=keys[0] if keys else None,
+        import_key_id=(keys[0] if keys else None) if gateway else (slot if slot is not None else UNKEYED),
     )
 
 
@@ -447,6 +457,9 @@ def _gateway_keys(
         by_model[model] = by_model.get(model, 0) + line.input_tokens + line.output_tokens
     chosen: dict[date, tuple[str | None, ...]] = {}
     for day, by_key in usage.items():
+        if set(by_key) == {None}:  # the report is not by key: all of it sits beside the ledger
+            chosen[day] = (None,)
+            continue
         if configured is not None:
             used = tuple(sorted(key for key in by_key if key is not None and key in configured))
             if used:
@@ -457,7 +470,7 @@ def _gateway_keys(
             return sum(min(tokens, proxied.get((day, model), 0)) for model, tokens in by_key[key].items())
 
         best = max(by_key, key=lambda key: (overlap(key), key or ""), default=None)
-        if (best is not None and overlap(best) > 0) or set(by_key) == {None}:
+        if best is not None and overlap(best) > 0:
             chosen[day] = (best,)
     return chosen
 

@@ -13,6 +13,7 @@ when the provider bills above list (a discount cannot express it: the evidence s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -81,13 +82,13 @@ class PriceProposal:
         listed = exact_sum(item.list_usd for item in self.evidence)
         first = min(item.first_day for item in self.evidence)
         last = max(item.last_day for item in self.evidence)
-        models = ", ".join(item.model for item in self.evidence)
+        models = _comment_text(", ".join(item.model for item in self.evidence))
         lines = [
             f"# proposed by spendgate reconcile: {self.provider} billed ${format_usd(billed)} for usage",
             f"# listed at ${format_usd(listed)} ({first.isoformat()} to {last.isoformat()}; {models})",
             "[[price]]",
-            f'provider = "{self.provider}"',
-            f'model = "{self.model}"',
+            f"provider = {_toml_string(self.provider)}",
+            f"model = {_toml_string(self.model)}",
             f'effective_from = "{self.effective_from.isoformat()}"',
             f'discount_percent = "{format_usd(self.discount_percent)}"',
         ]
@@ -144,6 +145,16 @@ def propose_overrides(
         return [everything], evidence
     proposals = [proposal(item.model, [item]) for item in evidence]
     return [p for p in proposals if p is not None], evidence
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escaping is valid TOML (a model name comes from the provider)."""
+    return json.dumps(text)
+
+
+def _comment_text(text: str) -> str:
+    """Text for a TOML comment: a character that could end the line is shown as ``?``."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def _is_evidence(row: ReconcileRow, min_row_list_usd: Decimal) -> bool:

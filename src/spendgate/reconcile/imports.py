@@ -4,8 +4,9 @@ Per row of a reconciliation (day, model, provider key), each token count and the
 provider's minus the ledger's, never below zero: proxied traffic is never counted twice, and
 usage the ledger already holds (proxied, or imported before under the same key) is not imported
 again, so re-running an import after it was stored finds nothing to add. The rows say under which
-provider key they were reported (``api_key_id``): imported events must keep it
-(``LedgerUsageRow.provider_key_id``) for the next reconciliation to put them beside that key.
+provider key they were reported (``api_key_id``; ``UNKEYED`` for usage the provider reported under
+no key): imported events must keep it (``LedgerUsageRow.provider_key_id``) for the next
+reconciliation to put them beside that key.
 """
 
 from __future__ import annotations

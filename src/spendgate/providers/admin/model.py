@@ -44,7 +44,6 @@ MAX_AMOUNT_USD = Decimal(10**9)
 MAX_TEXT = 256
 # An amount as text: digits, an optional fraction, an optional sign; no exponent, no NaN.
 _DECIMAL_TEXT = re.compile(r"-?\d{1,15}(\.\d{1,24})?")
-_PRINTABLE = re.compile(r"[\x20-\x7e\u00a0-\uffff]*")
 # Times outside these years are not usage buckets.
 _FIRST_DAY = date(2000, 1, 1)
 _LAST_DAY = date(2200, 1, 1)
@@ -168,7 +167,9 @@ def optional_text(record: dict[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise RecordError(f"{name} is not a string: {_shown(value)}")
-    if len(value) > MAX_TEXT or not _PRINTABLE.fullmatch(value):
+    # isprintable() also refuses line and paragraph separators and bidirectional overrides,
+    # so an id or a model name cannot forge lines in a table, a CSV or a proposed TOML entry.
+    if len(value) > MAX_TEXT or not value.isprintable():
         raise RecordError(f"{name} is not a short printable string")
     return value or None
 
