@@ -161,7 +161,11 @@ def _billed_model(row: ProviderCostRow, day_models: set[str]) -> str | None:
 
 @dataclass
 class _Sum:
-    line: ProviderLine
+    """The running sums of one (day, model, key, project)."""
+
+    first: ProviderUsageRow
+    tokens: list[int]  # input, cached input, cache writes, 1-hour cache writes, output
+    requests: int | None
     list_costs: list[Decimal | None]
     tiers: set[str]
 
@@ -170,36 +174,45 @@ def _usage_lines(usage: Iterable[ProviderUsageRow], prices: PriceBook) -> list[P
     sums: dict[tuple[date, str, str | None, str | None], _Sum] = {}
     for row in usage:
         key = (row.day, model_key(row.model), row.api_key_id, row.project_or_workspace_id)
+        counts = (
+            row.input_tokens,
+            row.cached_input_tokens,
+            row.cache_write_tokens,
+            row.cache_write_1h_tokens,
+            row.output_tokens,
+        )
         found = sums.get(key)
         if found is None:
-            line = ProviderLine(row.day, row.model or NO_MODEL, row.api_key_id, row.project_or_workspace_id)
-            found = sums[key] = _Sum(line, [], set())
-        previous = found.line
-        found.line = replace(
-            previous,
-            input_tokens=previous.input_tokens + row.input_tokens,
-            cached_input_tokens=previous.cached_input_tokens + row.cached_input_tokens,
-            cache_write_tokens=previous.cache_write_tokens + row.cache_write_tokens,
-            cache_write_1h_tokens=previous.cache_write_1h_tokens + row.cache_write_1h_tokens,
-            output_tokens=previous.output_tokens + row.output_tokens,
-            requests=_add_requests(previous.requests, row.requests, first=not found.list_costs),
-        )
+            sums[key] = _Sum(
+                row, list(counts), row.requests, [list_cost(row, prices)], {row.service_tier or "standard"}
+            )
+            continue
+        found.tokens = [a + b for a, b in zip(found.tokens, counts, strict=True)]
+        found.requests = None if found.requests is None or row.requests is None else found.requests + row.requests
         found.list_costs.append(list_cost(row, prices))
         found.tiers.add(row.service_tier or "standard")
     lines = []
     for found in sums.values():
         costs = found.list_costs
-        total = None if any(c is None for c in costs) else exact_sum(c for c in costs if c is not None)
-        lines.append(replace(found.line, list_cost_usd=total, service_tiers=tuple(sorted(found.tiers))))
+        first = found.first
+        input_tokens, cached, writes, writes_1h, output = found.tokens
+        lines.append(
+            ProviderLine(
+                first.day,
+                first.model or NO_MODEL,
+                first.api_key_id,
+                first.project_or_workspace_id,
+                input_tokens=input_tokens,
+                cached_input_tokens=cached,
+                cache_write_tokens=writes,
+                cache_write_1h_tokens=writes_1h,
+                output_tokens=output,
+                requests=found.requests,
+                list_cost_usd=None if any(c is None for c in costs) else exact_sum(c for c in costs if c is not None),
+                service_tiers=tuple(sorted(found.tiers)),
+            )
+        )
     return lines
-
-
-def _add_requests(total: int | None, more: int | None, *, first: bool) -> int | None:
-    if first:
-        return more
-    if total is None or more is None:
-        return None
-    return total + more
 
 
 def list_cost(row: ProviderUsageRow, prices: PriceBook) -> Decimal | None:
@@ -213,9 +226,9 @@ def list_cost(row: ProviderUsageRow, prices: PriceBook) -> Decimal | None:
     rates = sheet.base
     if row.context_window == LONG_CONTEXT:
         rates = sheet.rates_for(Usage(input_tokens=_LONG_CONTEXT_INPUT))
-    # ``cost`` charges one request's price; an aggregate row has ``requests`` of them.
     per_request = rates.request_kusd
+    if not per_request:
+        return cost(row.usage(), rates)
+    # ``cost`` charges one request's price; an aggregate row has ``requests`` of them.
     token_cost = cost(row.usage(), replace(rates, request_kusd=ZERO))
-    if per_request and row.requests:
-        return exact_sum((token_cost, (per_request * row.requests).scaleb(-3)))
-    return token_cost
+    return exact_sum((token_cost, (per_request * (row.requests or 0)).scaleb(-3)))

@@ -210,7 +210,8 @@ def costs_from_usage(
             if record.context_window == LONG_CONTEXT
             else sheet.base
         )
-        rates = replace(rates, request_kusd=Decimal(0))
+        if rates.request_kusd:  # billed per token kind below: the request price is not one of them
+            rates = replace(rates, request_kusd=Decimal(0))
         for kind, token_type, part in _token_parts(record):
             amount = exact_product(cost(part, rates), billed_ratio)
             if not amount:
