@@ -30,7 +30,7 @@ from spendgate.ledger.store.dialects.sqlite import SQLiteStore
 from spendgate.pricing import PriceBook
 from spendgate.reports.spec import ReportQuery
 from spendgate.settings import ProviderConfig, Settings
-from spendgate.simulator import SimulatorLog, create_simulator_app, serve_in_thread
+from spendgate.simulator import AdminApi, SimulatorLog, create_simulator_app, serve_in_thread
 
 UPSTREAM_OPENAI_KEY = "sk-upstream-openai-test"
 UPSTREAM_ANTHROPIC_KEY = "sk-ant-upstream-test"
@@ -40,13 +40,15 @@ UPSTREAM_ANTHROPIC_KEY = "sk-ant-upstream-test"
 class Simulator:
     url: str
     log: SimulatorLog
+    admin: AdminApi  # the admin usage and cost reports it serves (an empty dataset to start)
 
 
 @pytest.fixture
 def simulator() -> Iterator[Simulator]:
     log = SimulatorLog()
-    server = serve_in_thread(create_simulator_app(log))
-    yield Simulator(server.url, log)
+    app = create_simulator_app(log)
+    server = serve_in_thread(app)
+    yield Simulator(server.url, log, app.admin)
     server.stop()
 
 

@@ -17,8 +17,13 @@ gateway, and by the benchmarks as a static upstream. Requests steer it with the 
 - ``long_delta``: one more text delta of that many characters (one SSE line of that size).
 
 Unknown keys and malformed values are answered with a 400, so typos in tests are loud.
+
+It also serves the providers' admin usage and cost reports (:mod:`.admin_api`) from a dataset
+(:mod:`.admin_dataset`) that can be built from what it served.
 """
 
+from spendgate.simulator.admin_api import AdminApi, AdminApiOptions, create_admin_api_app
+from spendgate.simulator.admin_dataset import AdminDataset, CostRecord, UsageRecord, costs_from_usage, usage_from_log
 from spendgate.simulator.app import SimulatorApp, create_simulator_app
 from spendgate.simulator.directives import parse_directives
 from spendgate.simulator.log import RequestRecord, SimulatorLog
@@ -26,12 +31,20 @@ from spendgate.simulator.plan import DirectiveError
 from spendgate.simulator.server import RunningServer, serve_in_thread
 
 __all__ = [
+    "AdminApi",
+    "AdminApiOptions",
+    "AdminDataset",
+    "CostRecord",
     "DirectiveError",
     "RequestRecord",
     "RunningServer",
     "SimulatorApp",
     "SimulatorLog",
+    "UsageRecord",
+    "costs_from_usage",
+    "create_admin_api_app",
     "create_simulator_app",
     "parse_directives",
     "serve_in_thread",
+    "usage_from_log",
 ]

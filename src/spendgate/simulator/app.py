@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from spendgate.simulator import anthropic_shapes, openai_shapes
+from spendgate.simulator.admin_api import ADMIN_PATH_PREFIX, AdminApi
 from spendgate.simulator.asgi_io import (
     EVENT_STREAM_HEADERS,
     JSON_CONTENT_TYPE,
@@ -56,10 +57,14 @@ Handler = Callable[[Exchange, Plan], Awaitable[None]]
 
 
 class SimulatorApp:
-    """An ASGI app faking the OpenAI and Anthropic HTTP APIs. ``log`` holds what it was asked."""
+    """An ASGI app faking the OpenAI and Anthropic HTTP APIs. ``log`` holds what it was asked;
+    ``admin`` serves the admin usage and cost reports (empty unless given a dataset)."""
 
-    def __init__(self, log: SimulatorLog | None = None, *, default_latency_ms: float = 0.0) -> None:
+    def __init__(
+        self, log: SimulatorLog | None = None, *, default_latency_ms: float = 0.0, admin: AdminApi | None = None
+    ) -> None:
         self.log = SimulatorLog() if log is None else log
+        self.admin = AdminApi() if admin is None else admin
         self.default_latency_ms = default_latency_ms
         self._numbers = itertools.count(1)
         # (provider, handler, whether the input is messages with their framing tokens)
@@ -82,6 +87,9 @@ class SimulatorApp:
         path: str = scope["path"]
         if path.startswith("/_sim/"):
             await self._control(method, path, send)
+            return
+        if path.startswith(ADMIN_PATH_PREFIX) and self.admin.serves(path):
+            await self.admin(scope, receive, send)  # reports are not generations: not in the log
             return
 
         raw = await read_body(receive)
@@ -124,6 +132,7 @@ class SimulatorApp:
         except DirectiveError as error:
             await self._error(exchange, provider, 400, str(error))
             return
+        exchange.record.reported_model = plan.model
         if plan.delay_ms > 0:
             await asyncio.sleep(plan.delay_ms / 1000)
         if plan.status is not None:
@@ -257,9 +266,12 @@ class SimulatorApp:
             await send_response(send, 404, body, [JSON_CONTENT_TYPE])
 
 
-def create_simulator_app(log: SimulatorLog | None = None, *, default_latency_ms: float = 0.0) -> SimulatorApp:
-    """A new simulator ASGI app with its own log (``app.log``) unless one is given."""
-    return SimulatorApp(log, default_latency_ms=default_latency_ms)
+def create_simulator_app(
+    log: SimulatorLog | None = None, *, default_latency_ms: float = 0.0, admin: AdminApi | None = None
+) -> SimulatorApp:
+    """A new simulator ASGI app with its own log (``app.log``) and an empty admin dataset
+    (``app.admin.dataset``) unless they are given."""
+    return SimulatorApp(log, default_latency_ms=default_latency_ms, admin=admin)
 
 
 _MISSING_KEY_MESSAGES: dict[Provider, str] = {

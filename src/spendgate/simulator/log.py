@@ -20,7 +20,7 @@ MAX_RECORDS = 10_000
 class RequestRecord:
     """One request the simulator received, and what it answered."""
 
-    __slots__ = ("_headers", "_raw_headers", "body", "method", "path", "reported_usage", "status")
+    __slots__ = ("_headers", "_raw_headers", "body", "method", "path", "reported_model", "reported_usage", "status")
 
     def __init__(
         self,
@@ -39,6 +39,8 @@ class RequestRecord:
         # The usage the simulator put in its response or stream (provider field names), or None.
         # For a stream it is filled in just before the bytes carrying it are sent.
         self.reported_usage = reported_usage
+        # The model the answer named (what a provider bills and reports usage under), or None.
+        self.reported_model: str | None = None
         self.status = status  # the HTTP status answered; 0 while not answered yet
         # The app hands over the raw ASGI header list, decoded on first read: most records are
         # never read, and decoding is a third of the cost of a simulated request.
@@ -61,6 +63,7 @@ class RequestRecord:
             "headers": self.headers,
             "body": self.body,
             "reported_usage": self.reported_usage,
+            "reported_model": self.reported_model,
             "status": self.status,
         }
 

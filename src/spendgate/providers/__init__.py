@@ -1,0 +1,1 @@
+"""What the providers themselves report: clients of their admin usage and cost APIs."""
