@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from spendgate.alerts.rules import THRESHOLD_CROSSED
-from spendgate.cli_webhooks import alerts, webhooks
+from spendgate.cli.webhooks import alerts, webhooks
 from tests.test_alerts_support import NOW, Receiver, Store, running_receiver, verified
 
 

@@ -617,7 +617,7 @@ def test_concurrent_migrations_from_processes(postgres_db: Callable[[], str]) ->
     import orjson
 
     url = postgres_db()
-    command = [sys.executable, "-m", "spendgate.cli_migrate", "--db", url, "--json"]
+    command = [sys.executable, "-m", "spendgate.cli.migrate", "--db", url, "--json"]
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     outcomes = []
     for p in procs:
@@ -631,7 +631,7 @@ def test_concurrent_migrations_from_processes(postgres_db: Callable[[], str]) ->
 def test_migrate_command(postgres_db: Callable[[], str], tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from spendgate.cli_migrate import migrate_command
+    from spendgate.cli.migrate import migrate_command
 
     url = postgres_db()
     runner = CliRunner()

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from spendgate.budgets.model import Scope
-from spendgate.cli_ledger import prune_command
+from spendgate.cli.ledger import prune_command
 from spendgate.ledger.events import UsageEvent
 from spendgate.ledger.retention import RetentionJob, retention_cutoff
 from spendgate.ledger.store import StoreError

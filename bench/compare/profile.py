@@ -19,7 +19,7 @@ from compare import cpu, fixtures, load, probes, targets
 from compare.measure import say
 from compare.procs import pin
 
-BOOTSTRAP = {"spendgate/cli.py", "spendgate/server.py", "spendgate/__main__.py"}
+BOOTSTRAP = {"spendgate/cli/main.py", "spendgate/cli/__init__.py", "spendgate/server.py", "spendgate/__main__.py"}
 RATE = 100  # samples per second: each pauses the process, so not many
 
 SPENDGATE_SRC = Path(__file__).resolve().parents[2] / "src" / "spendgate"

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import click
 
-from spendgate.cli_support import json_option, open_existing_store, print_json, settings_from
+from spendgate.cli.support import json_option, open_existing_store, print_json, settings_from
 from spendgate.ledger.retention import retention_cutoff
 from spendgate.ledger.store import StoreError
 

@@ -70,5 +70,5 @@ def _migrate_postgres(url: str, check: bool) -> dict:
     }
 
 
-if __name__ == "__main__":  # python -m spendgate.cli_migrate (the tests run several at once)
+if __name__ == "__main__":  # python -m spendgate.cli.migrate (the tests run several at once)
     migrate_command()

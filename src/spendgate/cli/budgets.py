@@ -21,7 +21,7 @@ from spendgate.budgets.model import (
 )
 from spendgate.budgets.status import budget_status
 from spendgate.budgets.windows import window_for
-from spendgate.cli_support import db_options, json_option, print_json, print_table
+from spendgate.cli.support import db_options, json_option, print_json, print_table
 from spendgate.ledger.store import Store
 
 

@@ -8,12 +8,12 @@ from datetime import date
 import click
 
 from spendgate import management
-from spendgate.cli_budgets import budgets, limits, policies
-from spendgate.cli_dead_letters import dead_letters
-from spendgate.cli_ledger import prune_command
-from spendgate.cli_migrate import migrate_command
-from spendgate.cli_support import LIMIT_MAX, db_options, json_option, print_json, print_table, settings_from
-from spendgate.cli_webhooks import alerts, webhooks
+from spendgate.cli.budgets import budgets, limits, policies
+from spendgate.cli.dead_letters import dead_letters
+from spendgate.cli.ledger import prune_command
+from spendgate.cli.migrate import migrate_command
+from spendgate.cli.support import LIMIT_MAX, db_options, json_option, print_json, print_table, settings_from
+from spendgate.cli.webhooks import alerts, webhooks
 from spendgate.ledger.store import Store, StoreError
 from spendgate.redact import redact_urls
 from spendgate.reports.render import events_csv, events_table, report_csv, report_json, report_table, stdout_console

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from spendgate.cli_support import print_json, print_table, settings_from
+from spendgate.cli.support import print_json, print_table, settings_from
 from spendgate.ledger.events import UsageEvent
 from spendgate.ledger.spool.spool import (
     DeadLetter,

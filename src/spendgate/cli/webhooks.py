@@ -10,7 +10,7 @@ import aiohttp
 import click
 
 from spendgate.alerts.model import AlertStore
-from spendgate.cli_support import LIMIT_MAX, db_options, json_option, print_json, print_table
+from spendgate.cli.support import LIMIT_MAX, db_options, json_option, print_json, print_table
 from spendgate.redact import redact_url, redact_urls
 
 
