@@ -8,6 +8,7 @@ one: ~12 similar calls a minute, one key, one trace.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +16,7 @@ from decimal import Decimal
 import pytest
 
 from spendgate.anomalies.baseline import Baseline, HourExpectation, build_baseline, recent_level
-from spendgate.anomalies.detector import check_live, expectation_between
+from spendgate.anomalies.detector import check_live, expectation_between, hourly_series, minute_series
 from spendgate.anomalies.drivers import rank_drivers, top_driver
 from spendgate.anomalies.episodes import follow, scan
 from spendgate.anomalies.params import AnomalyParams
@@ -52,9 +53,18 @@ class History:
     minutes: dict[datetime, Decimal]
 
 
-def history(seed: int, shape: ScopeShape = SHAPE, extra: list[SyntheticRequest] | None = None) -> History:
-    requests = synthetic_requests(seed, START, DAYS, shape) + (extra or [])
+def history(seed: int, shape: ScopeShape = SHAPE) -> History:
+    requests = synthetic_requests(seed, START, DAYS, shape)
     return History(requests, per_hour(requests), per_minute(requests))
+
+
+def plus(h: History, extra: list[SyntheticRequest]) -> History:
+    """The same history with more requests in it."""
+    hourly, minutes = dict(h.hourly), dict(h.minutes)
+    for buckets, added in ((hourly, per_hour(extra)), (minutes, per_minute(extra))):
+        for at, cost in added.items():
+            buckets[at] = buckets.get(at, Decimal(0)) + cost
+    return History(h.requests + extra, hourly, minutes)
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +86,14 @@ def with_loop(h: History, loop: list[SyntheticRequest]) -> dict[datetime, Decima
 
 
 def detection_delay(
-    baseline: Baseline, minutes: dict[datetime, Decimal], start: datetime, params: AnomalyParams = PARAMS
+    baseline: Baseline,
+    minutes: dict[datetime, Decimal],
+    start: datetime,
+    params: AnomalyParams = PARAMS,
+    horizon: timedelta = timedelta(minutes=20),
 ) -> timedelta | None:
-    """Time from ``start`` to the first flagged live check, checking every 30 s for 20 min."""
-    for step in range(0, 41):
+    """Time from ``start`` to the first flagged live check, checking every 30 s."""
+    for step in range(0, horizon // timedelta(seconds=30) + 1):
         now = start + timedelta(seconds=30 * step)
         if check_live(baseline, minutes, now, params).flagged:
             return now - start
@@ -89,11 +103,11 @@ def detection_delay(
 # --- no false positives -------------------------------------------------------------------
 def test_no_anomaly_on_history_without_a_loop(histories: dict[int, History]) -> None:
     # Every complete hour from day 8 on (rollup resolution), and every minute of the last
-    # three days (Monday surge to Wednesday night) as serve would have checked them live.
+    # week (Thursday to Wednesday night) as serve would have checked them live.
     found = []
     for h in histories.values():
         found += scan("project:p", h.hourly, START + timedelta(days=7), START + timedelta(days=DAYS), PARAMS)
-        since = START + timedelta(days=DAYS - 3)
+        since = START + timedelta(days=DAYS - 7)
         found += scan("project:p", h.hourly, since, START + timedelta(days=DAYS), PARAMS, minute_costs=h.minutes)
     assert found == []
 
@@ -135,6 +149,60 @@ def test_the_first_mondays_are_not_flagged_while_the_baseline_warms_up(histories
             assert scan("project:p", h.hourly, monday, monday + timedelta(days=1), PARAMS) == []
 
 
+def test_a_weekly_batch_job_is_not_an_anomaly(histories: dict[int, History]) -> None:
+    # Every Tuesday 02:00-02:45, a job spends $15 where the night usually spends cents.
+    job = [
+        SyntheticRequest(tuesday + timedelta(minutes=m), Decimal("0.333333"), "batch", "gpt-4o", "report", f"job-{w}")
+        for w, tuesday in enumerate(START + timedelta(days=1, weeks=n, hours=2) for n in range(7))
+        for m in range(45)
+    ]
+    for seed in range(5):
+        h = plus(histories[seed], job)
+        wednesday_night = h.hourly.get(datetime(2026, 2, 11, 2, tzinfo=UTC), Decimal(0))
+        assert h.hourly[datetime(2026, 2, 10, 2, tzinfo=UTC)] >= 10 * wednesday_night  # what a weekday pool expects
+        assert scan("project:p", h.hourly, START + timedelta(days=7), START + timedelta(days=DAYS), PARAMS) == []
+        # Live: its second Tuesday has one Tuesday behind it (warming up), its third two, its seventh six.
+        for tuesday in (datetime(2026, 1, 13, tzinfo=UTC), datetime(2026, 1, 20, tzinfo=UTC), datetime(2026, 2, 17)):
+            night = (tuesday.replace(tzinfo=UTC), tuesday.replace(tzinfo=UTC) + timedelta(hours=4))
+            assert scan("project:p", h.hourly, *night, PARAMS, minute_costs=h.minutes) == []
+
+
+def test_a_scope_growing_three_percent_a_day_is_not_an_anomaly() -> None:
+    growing = ScopeShape(growth_per_day=0.03)  # x3.8 over the 45 days
+    for seed in range(5):
+        h = history(seed, growing)
+        end = START + timedelta(days=DAYS)
+        week = [end - timedelta(hours=n) for n in range(1, 7 * 24 + 1)]
+        last_week = sum(h.hourly.get(at, Decimal(0)) for at in week)
+        four_weeks_before = sum(h.hourly.get(at - timedelta(weeks=4), Decimal(0)) for at in week)
+        assert last_week > Decimal("1.5") * four_weeks_before  # ~2.3x on average: the 30-day medians lag
+        assert scan("project:p", h.hourly, START + timedelta(days=7), end, PARAMS) == []
+        assert scan("project:p", h.hourly, end - timedelta(days=2), end, PARAMS, minute_costs=h.minutes) == []
+
+
+def test_the_spread_is_the_error_on_a_new_day() -> None:
+    # Four samples of each weekday-hour, normal around $100 with sigma $20: the spread must
+    # be the error of predicting a fifth from the median of four (~1.16 sigma: $23), not the
+    # residuals around a median that includes each sample (~0.71 sigma: $14).
+    rng = random.Random(5)
+    first = datetime(2026, 1, 5, tzinfo=UTC)
+    hourly = {first + timedelta(hours=n): Decimal(round(rng.gauss(100, 20), 2)) for n in range(28 * 24)}
+    baseline = build_baseline(hourly, first + timedelta(days=28), PARAMS)
+    spreads = sorted(season.spread for season in baseline.seasons.values())
+    assert Decimal(20) <= spreads[len(spreads) // 2] <= Decimal(27)
+
+
+def test_a_window_expects_its_share_of_each_hour_and_a_sqrt_of_its_spread() -> None:
+    seasons = {(w, h): HourExpectation(Decimal(6 + h), Decimal("1.2")) for w in range(7) for h in range(24)}
+    baseline = Baseline(date(2026, 2, 18), "UTC", 30, True, Decimal(6), seasons)
+    at = datetime(2026, 2, 18, 10, 45, tzinfo=UTC)
+    # 15 minutes of 10:00 ($16/h), then 45 of 11:00 ($17/h).
+    expected, spread = expectation_between(baseline, at, at + timedelta(hours=1))
+    assert expected == Decimal(16) / 4 + Decimal(17) * 3 / 4
+    assert spread == Decimal("1.2")  # a quarter and three quarters of the variance: a whole hour's
+    assert expectation_between(baseline, at, at + timedelta(minutes=15))[1] == Decimal("0.6")  # 1.2 x sqrt(1/4)
+
+
 # --- detection ----------------------------------------------------------------------------
 def test_a_loop_at_ten_times_the_normal_rate_is_flagged_within_five_minutes(histories: dict[int, History]) -> None:
     for seed, h in histories.items():
@@ -159,6 +227,20 @@ def test_a_night_loop_at_ten_times_the_average_hourly_rate_is_flagged_within_fiv
         assert delay is not None and delay <= FIVE_MINUTES, (seed, delay)
 
 
+def test_a_sustained_rise_too_small_for_five_minutes_is_flagged_within_the_hour(
+    histories: dict[int, History],
+) -> None:
+    # A deploy that makes every call 2.5x dearer: 3.5x the hour's spend, under the 5x that
+    # short windows need, over the 3x an hour-long window needs.
+    start = datetime(2026, 2, 17, 13, 0, tzinfo=UTC)
+    for seed in range(5):
+        h = histories[seed]
+        baseline = live_baseline(h, start)
+        minutes = with_loop(h, runaway_loop(seed, start, 90, baseline.for_hour(start).expected * Decimal("2.5")))
+        delay = detection_delay(baseline, minutes, start, horizon=timedelta(hours=1))
+        assert delay is not None and FIVE_MINUTES < delay <= timedelta(hours=1)
+
+
 def test_tiny_scopes_are_not_flagged_below_the_floors() -> None:
     tiny = ScopeShape(peak_requests_per_hour=20, request_median_usd=0.002)  # ~ 4 cents an hour
     start = datetime(2026, 2, 18, 10, 17, tzinfo=UTC)
@@ -173,14 +255,14 @@ def test_tiny_scopes_are_not_flagged_below_the_floors() -> None:
         assert detection_delay(baseline, minutes, start, no_floors) is not None
 
 
-def test_a_past_spike_does_not_hide_a_new_one() -> None:
+def test_a_past_spike_does_not_hide_a_new_one(histories: dict[int, History]) -> None:
     start = datetime(2026, 2, 18, 10, 17, tzinfo=UTC)
     week_before = start - timedelta(weeks=1)
     for seed in range(5):
-        clean = history(seed)
+        clean = histories[seed]
         rate = live_baseline(clean, start).for_hour(start).expected * 10
         # Last Wednesday, the same hours: a three-hour loop at the same rate.
-        spiked = history(seed, extra=runaway_loop(seed + 100, week_before - timedelta(minutes=17), 180, rate))
+        spiked = plus(clean, runaway_loop(seed + 100, week_before - timedelta(minutes=17), 180, rate))
         expected_clean = build_baseline(clean.hourly, start, PARAMS).for_hour(start).expected
         expected_spiked = build_baseline(spiked.hourly, start, PARAMS).for_hour(start).expected
         samples = [spiked.hourly.get(start.replace(minute=0) - timedelta(weeks=w), Decimal(0)) for w in range(1, 5)]
@@ -191,9 +273,9 @@ def test_a_past_spike_does_not_hide_a_new_one() -> None:
         assert delay is not None and delay <= FIVE_MINUTES
 
 
-def test_nothing_is_flagged_before_the_minimum_history() -> None:
+def test_nothing_is_flagged_before_the_minimum_history(histories: dict[int, History]) -> None:
     start = datetime(2026, 2, 18, 10, 17, tzinfo=UTC)
-    h = history(3)
+    h = histories[3]
     rate = live_baseline(h, start).for_hour(start).expected * 10
     minutes = with_loop(h, runaway_loop(3, start, 60, rate))
     for days, ready in ((5, False), (7, True)):
@@ -219,9 +301,9 @@ def test_scopes_are_judged_in_their_own_timezone() -> None:
 
 
 # --- anomalies: one per incident, live and in a scan --------------------------------------
-def test_a_loop_becomes_one_anomaly_live_and_in_a_scan() -> None:
+def test_a_loop_becomes_one_anomaly_live_and_in_a_scan(histories: dict[int, History]) -> None:
     start = datetime(2026, 2, 17, 14, 3, tzinfo=UTC)
-    h = history(7)
+    h = histories[7]
     baseline = live_baseline(h, start)
     loop = runaway_loop(7, start, 40, baseline.for_hour(start).expected * 10)
     minutes = with_loop(h, loop)
@@ -253,12 +335,12 @@ def test_a_loop_becomes_one_anomaly_live_and_in_a_scan() -> None:
     assert found[0].cost_usd >= loop_cost
 
 
-def test_a_scan_over_hourly_rollups_merges_a_long_loop_into_one_anomaly() -> None:
+def test_a_scan_over_hourly_rollups_merges_a_long_loop_into_one_anomaly(histories: dict[int, History]) -> None:
     start = datetime(2026, 2, 10, 13, 0, tzinfo=UTC)
-    clean = history(11)
+    clean = histories[11]
     rate = build_baseline(clean.hourly, start, PARAMS).for_hour(start).expected * 10
     loop = runaway_loop(11, start, 240, rate)
-    h = history(11, extra=loop)
+    h = plus(clean, loop)
     found = scan("project:p", h.hourly, START + timedelta(days=7), START + timedelta(days=DAYS), PARAMS)
     assert len(found) == 1
     assert start <= found[0].start <= start + timedelta(hours=1)
@@ -266,9 +348,9 @@ def test_a_scan_over_hourly_rollups_merges_a_long_loop_into_one_anomaly() -> Non
     assert found[0].cost_usd > found[0].expected_usd * PARAMS.min_ratio
 
 
-def test_a_spike_after_the_merge_gap_or_after_resolve_is_a_new_anomaly() -> None:
+def test_a_spike_after_the_merge_gap_or_after_resolve_is_a_new_anomaly(histories: dict[int, History]) -> None:
     start = datetime(2026, 2, 17, 14, 3, tzinfo=UTC)
-    h = history(5)
+    h = histories[5]
     baseline = live_baseline(h, start)
     rate = baseline.for_hour(start).expected * 10
     second = start + timedelta(minutes=20 + PARAMS.merge_gap_minutes + 10)
@@ -289,13 +371,13 @@ def test_a_spike_after_the_merge_gap_or_after_resolve_is_a_new_anomaly() -> None
 
 
 # --- what drove it ------------------------------------------------------------------------
-def test_drivers_rank_the_looping_key_and_trace_first() -> None:
+def test_drivers_rank_the_looping_key_and_trace_first(histories: dict[int, History]) -> None:
     start = datetime(2026, 2, 18, 10, 17, tzinfo=UTC)
     for seed in range(5):
-        clean = history(seed)
+        clean = histories[seed]
         rate = live_baseline(clean, start).for_hour(start).expected * 10
         loop = runaway_loop(seed, start, 30, rate, key="batch", model="claude", feature="summarize")
-        h = history(seed, extra=loop)
+        h = plus(clean, loop)
         end = start + timedelta(minutes=30)
         dimensions = ("key", "model", "feature", "trace")
         actual = breakdown(h.requests, start, end, dimensions)
@@ -372,3 +454,19 @@ def test_a_window_with_one_expensive_request_is_not_an_anomaly() -> None:
     for m in (1, 3):
         minutes[now - timedelta(minutes=m)] = Decimal(3)
     assert check_live(baseline, minutes, now, PARAMS).flagged
+
+
+def test_costs_bucket_by_minute_and_by_hour() -> None:
+    at = datetime(2026, 2, 18, 10, 59, 30, tzinfo=UTC)
+    minutes = minute_series(
+        [
+            (at, Decimal("0.1")),
+            (at + timedelta(seconds=20), Decimal("0.2")),
+            (at.replace(hour=11, minute=0), Decimal(1)),
+        ]
+    )
+    assert minutes == {at.replace(second=0): Decimal("0.3"), at.replace(hour=11, minute=0, second=0): Decimal(1)}
+    assert hourly_series(minutes) == {
+        at.replace(minute=0, second=0): Decimal("0.3"),
+        at.replace(hour=11, minute=0, second=0): Decimal(1),
+    }

@@ -5,21 +5,24 @@ over the ``lookback_days`` complete days before that day, in the params' timezon
 
 - **season**: an hour's expectation is the median of the same weekday and hour of day
   over the lookback (four or five samples), so Monday 09:00 is compared with Mondays at
-  09:00, not with Sunday night. A median, not a mean: one past runaway hour among four
-  moves it by half the gap between two normal hours, not by a quarter of the spike. With
-  fewer than ``min_season_samples`` (a scope younger than four weeks) the hour pools every
-  weekday (or every weekend day) at that hour, then every day.
+  09:00, not with Sunday night, and a weekly Tuesday-night job with Tuesday nights. A
+  median, not a mean: one past runaway hour among four moves it by half the gap between
+  two normal hours, not by a quarter of the spike. With fewer than
+  ``min_season_samples`` (a scope younger than four weeks) the hour takes the higher of
+  its own median and that of every weekday (or weekend day) at that hour.
 - **spread**: 1.4826 x the median absolute residual (a robust sigma) of all weekday (or
-  weekend) samples at that hour around their own season's expectation, ~21 samples
-  instead of four; floored (see ``params``) so a flat or silent hour is not infinitely
-  sure of itself.
+  weekend) samples at that hour, ~21 samples instead of four, each against the median of
+  the OTHER samples of its season (leave-one-out: the error of predicting a new day,
+  which in-sample residuals understate by 40%); floored (see ``params``) so a flat or
+  silent hour is not infinitely sure of itself.
 - **history**: counted from the scope's first day with spend (or ``history_start``), so
   the days before a scope existed are not read as days it spent nothing; below
   ``min_history_days`` the baseline is not ``ready`` and nothing is flagged.
-
-No trend term: on the synthetic histories a scope growing 3% a day sits at ~1.7x a
-30-day median after a month, under the 3x floor, and an extrapolated trend would also
-extrapolate a past spike. A flat seasonal median is the conservative choice.
+- **level** (:func:`recent_level`, hourly): how busy the scope has been in the last hours
+  against its seasons, between 1 and ``max_level``; ``Baseline.at_level`` scales every
+  expectation by it. This is the only trend term: a scope growing 3% a day sits at ~1.7x
+  its 30-day medians, which the level absorbs and the ratio floors tolerate anyway,
+  while an extrapolated trend would also extrapolate a past spike.
 """
 
 from __future__ import annotations

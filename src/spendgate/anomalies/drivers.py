@@ -15,10 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from spendgate.anomalies.record import Driver
-
-# Expected costs are estimates; a micro-dollar is finer than anyone reads them.
-EXPECTED_QUANTUM = Decimal("0.000001")
+from spendgate.anomalies.record import EXPECTED_QUANTUM, Driver
 
 
 def rank_drivers(

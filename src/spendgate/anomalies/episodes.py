@@ -18,9 +18,7 @@ from zoneinfo import ZoneInfo
 from spendgate.anomalies.baseline import HOUR, Baseline, build_baseline, floor_hour, recent_level
 from spendgate.anomalies.detector import MINUTE, Check, check_hours, check_live, cost_between, expectation_between
 from spendgate.anomalies.params import AnomalyParams
-from spendgate.anomalies.record import RESOLVED, Anomaly
-
-EXPECTED_QUANTUM = Decimal("0.000001")
+from spendgate.anomalies.record import EXPECTED_QUANTUM, RESOLVED, Anomaly
 
 
 def follow(
@@ -33,32 +31,34 @@ def follow(
     params: AnomalyParams,
     step: timedelta = MINUTE,
 ) -> Anomaly | None:
-    """The scope's anomaly after ``check``: ``current`` unchanged when the check flagged
-    nothing; ``current`` grown to the check when it flagged within the merge gap of its
-    end and the spend is still elevated now (its shortest window); else a new anomaly,
-    from the start of the shortest flagged window (the caller stores it and alerts once:
-    it has a new ``start``).
+    """The scope's anomaly after ``check``.
+
+    - ``current`` unchanged when the check flagged nothing, or when the spend is no
+      longer at an anomaly's rate now (``WindowCheck.ongoing`` of its shortest window):
+      an hour-long window goes on flagging for up to an hour after a loop stops, because
+      the loop is still in it; that echo neither extends an anomaly nor starts one;
+    - ``current`` grown to the check when it is within ``merge_gap_minutes`` of its end;
+    - else a new anomaly (the caller stores it and alerts once: it has a new ``start``),
+      from the start of the shortest flagged window (after an earlier anomaly: of the
+      shortest window, and never before that one ended).
 
     ``costs`` are the scope's costs in buckets of ``step`` (minutes live) covering the
     anomaly, from its start to the check; ``baseline`` serves the check's day.
     """
     window, strongest = check.first_flagged, check.strongest
-    if window is None or strongest is None:
+    if window is None or strongest is None or not check.windows[0].ongoing(params):
         return current
-    gap = timedelta(minutes=params.merge_gap_minutes)
-    if current is None or current.status == RESOLVED or window.start > current.end + gap:
+    # Checks a step apart are contiguous whatever the gap (an hourly scan's are an hour).
+    gap = max(timedelta(minutes=params.merge_gap_minutes), step)
+    if current is None or current.status == RESOLVED or check.at > current.end + gap:
         zero = Decimal(0)
-        start, end, score = window.start, check.at, strongest.score
+        # After an earlier anomaly, longer windows still hold it: start from the recent one.
+        start = window.start if current is None else max(check.windows[0].start, current.end)
+        end, score = check.at, strongest.score
         base = Anomaly(scope, start, end, cost_usd=zero, expected_usd=zero, score=zero)
-    elif check.windows[0].ongoing(params):
-        start, end, score, base = (
-            current.start,
-            max(current.end, check.at),
-            max(current.score, strongest.score),
-            current,
-        )
-    else:  # only longer windows still hold the anomaly's tail: it is over, leave it be
-        return current
+    else:
+        start, end, base = current.start, max(current.end, check.at), current
+        score = max(current.score, strongest.score)
     expected, _ = expectation_between(baseline, start, end)
     return replace(
         base,
@@ -83,9 +83,10 @@ def scan(
     """The anomalies of [since, until), oldest first.
 
     With ``minute_costs`` (raw events by minute) the live check runs at the end of every
-    minute, as ``serve`` would have; without, each complete hour of ``hourly`` is judged
-    whole (the only resolution rollups keep). Each day is judged against a baseline built
-    from the days before it, so history is judged as it would have been at the time.
+    minute, as ``serve`` would have; without, at the end of every hour over the last
+    ``hourly_window_hours`` of ``hourly`` (the only resolution rollups keep). Each day is
+    judged against a baseline built from the days before it, at the level of the hours
+    before, so history is judged as it would have been at the time.
     """
     found: list[Anomaly] = []
     current: Anomaly | None = None
@@ -93,10 +94,14 @@ def scan(
     step = MINUTE if minute_costs is not None else HOUR
     costs = minute_costs if minute_costs is not None else hourly
     at = since.replace(second=0, microsecond=0) if minute_costs is not None else floor_hour(since)
+    levelled: tuple[Baseline, datetime, Baseline] | None = None  # (daily, hour, at its level)
     while at + step <= until:
         end = at + step
-        baseline = _baseline_for(baselines, hourly, at, params, history_start)
-        baseline = baseline.at_level(recent_level(baseline, hourly, end, params))
+        daily = _baseline_for(baselines, hourly, at, params, history_start)
+        if levelled is None or levelled[0] is not daily or levelled[1] != floor_hour(end):
+            # The level reads complete hours: it changes once an hour.
+            levelled = (daily, floor_hour(end), daily.at_level(recent_level(daily, hourly, end, params)))
+        baseline = levelled[2]
         if minute_costs is not None:
             check = check_live(baseline, minute_costs, end, params)
         else:

@@ -23,6 +23,8 @@ OPEN = "open"
 ACKNOWLEDGED = "acknowledged"
 RESOLVED = "resolved"
 STATUSES = (OPEN, ACKNOWLEDGED, RESOLVED)
+# Expected costs are estimates; a micro-dollar is finer than anyone reads them.
+EXPECTED_QUANTUM = Decimal("0.000001")
 
 
 class AnomalyError(ValueError):

@@ -22,7 +22,7 @@ import math
 import random
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
@@ -52,10 +52,6 @@ class ScopeShape:
     keys: Mapping[str, float] = field(default_factory=lambda: {"web": 5.0, "support-bot": 3.0, "batch": 2.0})
     models: Mapping[str, float] = field(default_factory=lambda: {"gpt-4o": 4.0, "gpt-4o-mini": 3.0, "claude": 3.0})
     features: Mapping[str, float] = field(default_factory=lambda: {"chat": 5.0, "triage": 3.0, "summarize": 2.0})
-
-    def scaled(self, factor: float) -> ScopeShape:
-        """The same scope spending ``factor`` times as much per request."""
-        return replace(self, request_median_usd=self.request_median_usd * factor)
 
 
 @dataclass(frozen=True, slots=True)
