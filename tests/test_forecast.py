@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from spendgate.alerts.rules import projected_spend
 from spendgate.anomalies.synthetic import ScopeShape, synthetic_requests
 from spendgate.budgets.forecast import ForecastParams, forecast_window, weekday_factors
+from spendgate.budgets.projection import projected_spend
 from spendgate.budgets.windows import window_for
 
 
