@@ -39,6 +39,9 @@ def test_admin_api_manages_teams_projects_keys_and_reads_reports(make_gateway) -
                 "locked": True,
                 "environment": "production",
                 "revoked": False,
+                "team": "payments",  # its project's
+                "allowed_projects": [],
+                "org_wide": False,
             }
         ]
         assert secret not in str(listed)
@@ -66,7 +69,7 @@ def test_admin_api_budgets_show_live_reservations(make_gateway) -> None:
         bad = admin.post("/admin/budgets", json={"scope": "team:nobody", "limit_usd": "1"})
         assert bad.status_code == 400 and "unknown team" in bad.json()["error"]["message"]
         gateway.wait_for_directory()
-        key = gateway.key("ops-key")
+        key = gateway.key("ops-key", team="ops")
         gateway.openai(key, default_headers={"x-spendgate-team": "ops"}).chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "[[sim input=1000 output=100]]"}]
         )

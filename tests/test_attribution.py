@@ -39,7 +39,8 @@ def test_locked_key_wins_over_the_header() -> None:
 
 
 def test_header_wins_over_the_keys_default_project() -> None:
-    owner = attribute(_key(project="checkout"), {"x-spendgate-project": "search"}, DIRECTORY)
+    key = _key(project="checkout", team="payments", allowed_projects=frozenset({"search"}))
+    owner = attribute(key, {"x-spendgate-project": "search"}, DIRECTORY)
     assert (owner.project, owner.team) == ("search", "growth")
 
 
@@ -50,7 +51,7 @@ def test_keys_default_project_when_no_header() -> None:
 
 def test_no_project_anywhere_is_unallocated_and_team_header_then_applies() -> None:
     assert attribute(_key(), {}, DIRECTORY).project is None
-    owner = attribute(_key(), {"x-spendgate-team": "growth"}, DIRECTORY)
+    owner = attribute(_key(team="growth"), {"x-spendgate-team": "growth"}, DIRECTORY)
     assert (owner.project, owner.team, owner.cost_center) == (None, "growth", "CC-2")
 
 
@@ -59,11 +60,11 @@ def test_team_header_is_ignored_when_there_is_a_project() -> None:
     assert owner.team == "payments"
 
 
-def test_unknown_project_or_team_is_an_error_naming_the_known_ones() -> None:
+def test_unknown_project_or_team_is_an_error_naming_the_known_ones_to_an_org_wide_key() -> None:
     with pytest.raises(AttributionError, match="known projects: checkout, search"):
-        attribute(_key(), {"x-spendgate-project": "nope"}, DIRECTORY)
+        attribute(_key(org_wide=True), {"x-spendgate-project": "nope"}, DIRECTORY)
     with pytest.raises(AttributionError, match="known teams: growth, payments"):
-        attribute(_key(), {"x-spendgate-team": "nope"}, DIRECTORY)
+        attribute(_key(org_wide=True), {"x-spendgate-team": "nope"}, DIRECTORY)
 
 
 def test_environment_is_the_keys() -> None:
@@ -118,8 +119,8 @@ def test_every_dimension_reaches_the_report(gateway: Gateway) -> None:
     gateway.project("checkout", team="payments")
     gateway.project("search", team="growth")
     locked = gateway.key("checkout-locked", project="checkout", lock=True, environment="production")
-    default = gateway.key("search-default", project="search", environment="staging")
-    loose = gateway.key("loose", environment="development")
+    default = gateway.key("search-default", project="search", environment="staging", allow_projects=["checkout"])
+    loose = gateway.key("loose", environment="development", team="growth")
 
     _call(gateway, locked, {"x-spendgate-project": "search", "x-spendgate-feature": "refunds"})  # rule 1
     _call(gateway, default, {"x-spendgate-project": "checkout", "x-spendgate-customer": "acme"})  # rule 2
@@ -155,7 +156,7 @@ def test_every_dimension_reaches_the_report(gateway: Gateway) -> None:
 def test_response_header_names_the_resolved_project(gateway: Gateway) -> None:
     gateway.team("t")
     gateway.project("p", team="t")
-    key = gateway.key("k")
+    key = gateway.key("k", team="t")
     client = gateway.openai(key)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]

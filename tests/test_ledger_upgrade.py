@@ -7,6 +7,7 @@ version 2, a PostgreSQL one at migration 0003), restored as they were, then open
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from spendgate.attribution import AttributionForbidden, attribute
 from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
 from spendgate.ledger.events import UsageEvent
 from spendgate.ledger.store import migrate as migrations
@@ -222,3 +224,51 @@ def test_every_shipped_migration_exists_for_both_databases() -> None:
         versions = [m.version for m in migrations.available(backend)]
         assert versions == sorted(versions) and versions[:3] == HISTORY
         assert versions == [f"{i:04d}" for i in range(1, len(versions) + 1)]  # numbered with no gap
+
+
+def test_an_old_ledgers_keys_get_scopes_that_keep_their_traffic(old_ledger: tuple[str, Callable[..., Any]]) -> None:
+    """Migration 0004 (README "Attribution", upgrading): a key with a default project belongs to
+    that project's team and keeps the projects of other teams it had already attributed spend
+    to; a key without a project stays org-wide, as it was; anything else is refused."""
+    _, opener = old_ledger
+    dialect = opener(dialect=True)
+    try:
+        with dialect.setup_session() as session:  # two more keys, as the old code stored them
+            created = dialect.ts(datetime(2025, 3, 1, tzinfo=UTC))
+            for name, project in (("k3", None), ("k4", "search")):
+                session.execute(
+                    "INSERT INTO gateway_keys (name, key_hash, key_prefix, environment, project, locked, created_at)"
+                    " VALUES (?, ?, 'sg-old…', 'production', ?, ?, ?)",
+                    (name, hashlib.sha256(name.encode()).hexdigest(), project, False, created),
+                )
+            # k4 (default project search, team discovery) had named checkout (team payments):
+            # the rollup dimensions the old code kept for such an event.
+            session.execute(
+                "INSERT INTO rollup_dims (dims_key, provider, model, project, team, cost_center, key_name)"
+                " VALUES ('6:openai6:gpt-4o8:checkout8:payments4:CC-1-----2:k4', 'openai', 'gpt-4o', 'checkout',"
+                " 'payments', 'CC-1', 'k4')"
+            )
+    finally:
+        dialect.close()
+    store = opener()
+    try:
+        keys = {k.name: k for k in store.list_keys()}
+        scopes = {name: (k.team, sorted(k.allowed_projects), k.org_wide) for name, k in keys.items()}
+        assert scopes == {
+            "k1": ("payments", [], False),  # locked to checkout
+            "k2": ("discovery", [], False),  # default project search, never named another team's
+            "k3": (None, [], True),  # no project: org-wide, as before
+            "k4": ("discovery", ["checkout"], False),  # search's team, and checkout, which it used
+        }
+        store.create_project("billing", "payments")  # a project it never named
+        directory = store.load_directory()
+        k3, k4 = keys["k3"], keys["k4"]
+        assert attribute(k3, {"x-spendgate-project": "billing"}, directory).team == "payments"
+        assert attribute(k3, {"x-spendgate-team": "discovery"}, directory).team == "discovery"
+        assert attribute(k4, {"x-spendgate-project": "checkout"}, directory).project == "checkout"
+        assert attribute(k4, {}, directory).project == "search"
+        with pytest.raises(AttributionForbidden):
+            attribute(k4, {"x-spendgate-project": "billing"}, directory)
+        assert store.migrate() == []
+    finally:
+        store.close()

@@ -200,6 +200,9 @@ def test_sqlite_ledger_from_schema_1_gets_rollups_of_its_events(tmp_path: Path) 
         conn.executescript(
             "DROP TABLE rollup_dims; DROP TABLE rollup_hourly; DROP TABLE rollup_daily; DROP TABLE rollup_daily_lean;"
             " DROP TABLE schema_migrations; INSERT INTO meta (name, value) VALUES ('schema_version', 1);"
+            # and without what migrations after 0003 added (0004: key scopes)
+            " DROP TABLE gateway_key_projects; ALTER TABLE gateway_keys DROP COLUMN team;"
+            " ALTER TABLE gateway_keys DROP COLUMN org_wide;"
         )
     s = SQLiteStore(path)
     try:

@@ -4,6 +4,7 @@ can never drift apart."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from spendgate.attribution import (
     DEFAULT_ENVIRONMENT,
     GatewayKey,
     Project,
+    ScopeChange,
     Team,
     display_prefix,
     hash_key,
@@ -51,9 +53,20 @@ def create_key(
     project: str | None = None,
     lock: bool = False,
     environment: str | None = None,
+    team: str | None = None,
+    allow_projects: Iterable[str] = (),
+    org_wide: bool = False,
 ) -> NewKey:
+    """A new key and its scope: what it may attribute spend to (``attribution.rules``). A key
+    with a default project belongs to that project's team unless ``team`` says otherwise; a
+    key given no project, team, allowed project nor ``org_wide`` may name no project or team."""
     if lock and not project:
         raise StoreError("--lock needs --project: a key is locked to its project")
+    if project and team is None:
+        owner = store.project(project)
+        if owner is None:
+            raise StoreError(f"unknown project {project!r}")
+        team = owner.team
     secret = new_key_secret()
     key = GatewayKey(
         name=check_name("key", name),
@@ -62,8 +75,52 @@ def create_key(
         environment=check_name("environment", environment or DEFAULT_ENVIRONMENT),
         project=project,
         locked=lock,
+        team=team,
+        allowed_projects=frozenset(allow_projects),
+        org_wide=org_wide,
     )
     return NewKey(store.create_key(key), secret)
+
+
+def update_key(
+    store: Store,
+    name: str,
+    *,
+    team: str | None = None,
+    clear_team: bool = False,
+    allow_projects: Iterable[str] = (),
+    disallow_projects: Iterable[str] = (),
+    org_wide: bool | None = None,
+) -> GatewayKey:
+    """Change a key's scope; running gateways apply it within their refresh interval."""
+    allow, disallow = tuple(dict.fromkeys(allow_projects)), tuple(dict.fromkeys(disallow_projects))
+    if team is not None and clear_team:
+        raise StoreError("--team and --no-team contradict each other")
+    both = sorted(set(allow) & set(disallow))
+    if both:
+        raise StoreError(f"project {both[0]!r} is both allowed and disallowed")
+    if team is None and not clear_team and not allow and not disallow and org_wide is None:
+        raise StoreError(
+            "nothing to change: give --team, --no-team, --allow-project, --disallow-project, --org-wide"
+            " or --no-org-wide"
+        )
+    change = ScopeChange(team=team, clear_team=clear_team, org_wide=org_wide, allow=allow, disallow=disallow)
+    return store.update_key_scope(name, change)
+
+
+def key_scope(key: GatewayKey) -> str:
+    """What a key may attribute spend to, in a few words (``keys list``); a key may always
+    name its default project besides (the project column)."""
+    if key.locked:
+        return f"locked to {key.project}"
+    if key.org_wide:
+        return "org-wide"
+    parts = [f"team {key.team}"] if key.team else []
+    if key.allowed_projects:
+        parts.append(("+ " if parts else "projects ") + ", ".join(sorted(key.allowed_projects)))
+    if parts:
+        return " ".join(parts)
+    return f"project {key.project} only" if key.project else "none (unallocated only)"
 
 
 def team_as_json(team: Team) -> dict[str, Any]:
@@ -82,4 +139,7 @@ def key_as_json(key: GatewayKey) -> dict[str, Any]:
         "locked": key.locked,
         "environment": key.environment,
         "revoked": key.revoked,
+        "team": key.team,
+        "allowed_projects": sorted(key.allowed_projects),
+        "org_wide": key.org_wide,
     }

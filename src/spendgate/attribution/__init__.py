@@ -7,12 +7,14 @@ from spendgate.attribution.model import (
     Directory,
     GatewayKey,
     Project,
+    ScopeChange,
     Team,
 )
 from spendgate.attribution.rules import (
     ATTRIBUTION_HEADERS,
     Attribution,
     AttributionError,
+    AttributionForbidden,
     attribute,
     parse_tags,
 )
@@ -23,9 +25,11 @@ __all__ = [
     "UNALLOCATED",
     "Attribution",
     "AttributionError",
+    "AttributionForbidden",
     "Directory",
     "GatewayKey",
     "Project",
+    "ScopeChange",
     "Team",
     "attribute",
     "display_prefix",

@@ -22,6 +22,13 @@ class Project:
 
 @dataclass(frozen=True, slots=True)
 class GatewayKey:
+    """A gateway key (its hash only) and what it may attribute spend to: its scope.
+
+    A key may name (``x-spendgate-project``) its default ``project``, the projects of its own
+    ``team`` and those in ``allowed_projects``; ``org_wide``, any project. It may name
+    (``x-spendgate-team``) its own team; ``org_wide``, any team. A ``locked`` key's spend is
+    always its project's, whatever it names."""
+
     name: str
     key_hash: str
     key_prefix: str
@@ -29,6 +36,20 @@ class GatewayKey:
     project: str | None = None
     locked: bool = False
     revoked: bool = False
+    team: str | None = None
+    allowed_projects: frozenset[str] = frozenset()
+    org_wide: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeChange:
+    """A change to a key's scope; what it leaves as None (or empty) stays as it is."""
+
+    team: str | None = None
+    clear_team: bool = False
+    org_wide: bool | None = None
+    allow: tuple[str, ...] = ()
+    disallow: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
 """The attribution rules: who owns a request, from its key and headers (pure).
 
 Project, first that applies: the key is locked to a project; the ``x-spendgate-project``
-header; the key's default project; otherwise ``unallocated``. Team is the project's team;
-``x-spendgate-team`` applies only when there is no project. Environment is the key's.
+header, if the key may name that project; the key's default project; otherwise
+``unallocated``. Team is the project's team; ``x-spendgate-team`` applies only when there is
+no project, if the key may name that team. Environment is the key's.
+
+What a key may name is its scope (``GatewayKey``): without it, any key could charge its spend
+to any team's project, and so to that team's budgets. A name outside the scope is refused
+(403), and an unknown name's error lists only the names the key may see.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from spendgate.attribution.model import Directory, GatewayKey
+from spendgate.attribution.model import Directory, GatewayKey, Project
 
 MAX_HEADER_VALUE = 256
 # Tags are stored on every event (and every spool record): bounded so one header cannot turn a
@@ -40,6 +45,16 @@ ATTRIBUTION_HEADERS = (
 
 class AttributionError(ValueError):
     """A request names an owner that does not exist or sends malformed dimensions (400)."""
+
+
+class AttributionForbidden(Exception):
+    """A request names a project or team its key may not attribute spend to (403).
+
+    Not an ``AttributionError``: a handler of the 400 must never catch it by accident."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code  # project_not_allowed, team_not_allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,15 +113,71 @@ def _clean(headers: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def may_name_project(key: GatewayKey, project: Project) -> bool:
+    """Whether ``key`` may attribute spend to ``project`` (a few set and dict lookups)."""
+    return (
+        key.org_wide
+        or project.name == key.project
+        or (key.team is not None and project.team == key.team)
+        or project.name in key.allowed_projects
+    )
+
+
+def may_name_team(key: GatewayKey, team: str) -> bool:
+    return key.org_wide or team == key.team
+
+
+def visible_projects(key: GatewayKey, directory: Directory) -> list[str]:
+    """The projects ``key`` may name: all that an error may tell its caller about."""
+    return sorted(name for name, project in directory.projects.items() if may_name_project(key, project))
+
+
+def visible_teams(key: GatewayKey, directory: Directory) -> list[str]:
+    return sorted(name for name in directory.teams if may_name_team(key, name))
+
+
+def _unknown(kind: str, name: str, key: GatewayKey, visible: list[str]) -> str:
+    if key.org_wide:
+        return f"unknown {kind} {name!r}; known {kind}s: {', '.join(visible) or '(none yet)'}"
+    if visible:
+        return f"unknown {kind} {name!r}; {kind}s this key may name: {', '.join(visible)}"
+    return f"unknown {kind} {name!r}"
+
+
+def _project_not_allowed(key: GatewayKey, name: str) -> AttributionForbidden:
+    # Names what was asked and the fix, never what other teams have (nor the project's team).
+    team = f" (team {key.team})" if key.team else ""
+    return AttributionForbidden(
+        f"key {key.name!r} may not attribute spend to project {name!r}: a key may name its own team's "
+        f"projects{team} and the projects allowed on it. An admin can allow this one with "
+        f"`spendgate keys update {key.name} --allow-project {name}` (or --org-wide)",
+        "project_not_allowed",
+    )
+
+
+def _team_not_allowed(key: GatewayKey, name: str) -> AttributionForbidden:
+    own = f"its own team ({key.team})" if key.team else "its own team, and it has none"
+    return AttributionForbidden(
+        f"key {key.name!r} may not attribute spend to team {name!r}: with {TEAM_HEADER} a key may name only "
+        f"{own}. An admin can allow it with `spendgate keys update {key.name} --team {name}` (or --org-wide)",
+        "team_not_allowed",
+    )
+
+
 def attribute(key: GatewayKey, headers: Mapping[str, str], directory: Directory) -> Attribution:
-    """Resolve the owner of a request. ``headers`` has lower-cased names."""
+    """Resolve the owner of a request. ``headers`` has lower-cased names.
+
+    Raises ``AttributionError`` (400) for an unknown or malformed value and
+    ``AttributionForbidden`` (403) for a project or team outside the key's scope."""
     requested_project = _clean(headers, PROJECT_HEADER)
     if key.locked and key.project:
         project_name: str | None = key.project
     elif requested_project is not None:
-        if requested_project not in directory.projects:
-            known = ", ".join(sorted(directory.projects)) or "(none yet)"
-            raise AttributionError(f"unknown project {requested_project!r}; known projects: {known}")
+        requested = directory.projects.get(requested_project)
+        if requested is None:
+            raise AttributionError(_unknown("project", requested_project, key, visible_projects(key, directory)))
+        if not may_name_project(key, requested):
+            raise _project_not_allowed(key, requested_project)
         project_name = requested_project
     else:
         project_name = key.project
@@ -117,9 +188,11 @@ def attribute(key: GatewayKey, headers: Mapping[str, str], directory: Directory)
     else:
         project_name = None
         team_name = _clean(headers, TEAM_HEADER)
-        if team_name is not None and team_name not in directory.teams:
-            known = ", ".join(sorted(directory.teams)) or "(none yet)"
-            raise AttributionError(f"unknown team {team_name!r}; known teams: {known}")
+        if team_name is not None:
+            if team_name not in directory.teams:
+                raise AttributionError(_unknown("team", team_name, key, visible_teams(key, directory)))
+            if not may_name_team(key, team_name):
+                raise _team_not_allowed(key, team_name)
     team = directory.teams.get(team_name) if team_name else None
 
     raw_tags = headers.get(TAGS_HEADER)

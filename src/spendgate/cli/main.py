@@ -148,21 +148,50 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--name", required=True)
-@click.option("--project", default=None, help="Default project of the key's requests.")
+@click.option("--project", default=None, help="Default project of the key's requests; the key joins its team.")
 @click.option("--lock", is_flag=True, help="Always attribute to --project, whatever the headers say.")
 @click.option("--environment", default=None, help="production (default), staging, development, …")
+@click.option("--team", default=None, help="The key's team: it may name that team's projects (default: --project's).")
+@click.option(
+    "--allow-project", "allow_projects", multiple=True, metavar="P", help="Another project it may name (repeatable)."
+)
+@click.option("--org-wide", is_flag=True, help="It may name any project and any team.")
 @json_option
 @db_options(creates=True)
 def keys_create(
-    store: Store, name: str, project: str | None, lock: bool, environment: str | None, as_json: bool
+    store: Store,
+    name: str,
+    project: str | None,
+    lock: bool,
+    environment: str | None,
+    team: str | None,
+    allow_projects: tuple[str, ...],
+    org_wide: bool,
+    as_json: bool,
 ) -> None:
-    new_key = management.create_key(store, name, project=project, lock=lock, environment=environment)
+    new_key = management.create_key(
+        store,
+        name,
+        project=project,
+        lock=lock,
+        environment=environment,
+        team=team,
+        allow_projects=allow_projects,
+        org_wide=org_wide,
+    )
     if as_json:
         print_json(new_key.as_json())
         return
-    click.echo(f"key {name} created (environment {new_key.key.environment}, project {project or '—'})")
+    scope = management.key_scope(new_key.key)
+    click.echo(f"key {name} created (environment {new_key.key.environment}, project {project or '—'}, scope {scope})")
     click.echo(new_key.secret)
     click.echo("This is the only time the key is shown: store it now.", err=True)
+    if not (project or team or allow_projects or org_wide):
+        click.echo(
+            "It may name no project or team: its spend is unallocated. Widen it with"
+            f" `spendgate keys update {name} --team T` (or --allow-project P, --org-wide).",
+            err=True,
+        )
 
 
 @keys.command("list")
@@ -174,9 +203,51 @@ def keys_list(store: Store, as_json: bool) -> None:
         print_json([management.key_as_json(k) for k in items])
     else:
         print_table(
-            ["key", "prefix", "project", "locked", "environment", "revoked"],
-            [[k.name, k.key_prefix, k.project, k.locked, k.environment, k.revoked] for k in items],
+            ["key", "prefix", "project", "locked", "scope", "environment", "revoked"],
+            [
+                [k.name, k.key_prefix, k.project, k.locked, management.key_scope(k), k.environment, k.revoked]
+                for k in items
+            ],
         )
+
+
+@keys.command("update")
+@click.argument("name")
+@click.option("--team", default=None, help="The key's team: it may name that team's projects, and the team.")
+@click.option("--no-team", "clear_team", is_flag=True, help="The key belongs to no team.")
+@click.option(
+    "--allow-project", "allow_projects", multiple=True, metavar="P", help="Another project it may name (repeatable)."
+)
+@click.option(
+    "--disallow-project", "disallow_projects", multiple=True, metavar="P", help="Take an allowed project back."
+)
+@click.option("--org-wide/--no-org-wide", "org_wide", default=None, help="It may name any project and team, or not.")
+@json_option
+@db_options
+def keys_update(
+    store: Store,
+    name: str,
+    team: str | None,
+    clear_team: bool,
+    allow_projects: tuple[str, ...],
+    disallow_projects: tuple[str, ...],
+    org_wide: bool | None,
+    as_json: bool,
+) -> None:
+    """Change what a key may attribute spend to (running gateways follow within a second)."""
+    key = management.update_key(
+        store,
+        name,
+        team=team,
+        clear_team=clear_team,
+        allow_projects=allow_projects,
+        disallow_projects=disallow_projects,
+        org_wide=org_wide,
+    )
+    if as_json:
+        print_json(management.key_as_json(key))
+    else:
+        click.echo(f"key {name}: scope {management.key_scope(key)}")
 
 
 @keys.command("revoke")

@@ -2,8 +2,10 @@
 
 GET  /admin/teams                      POST /admin/teams     {"name", "cost_center"?}
 GET  /admin/projects                   POST /admin/projects  {"name", "team"}
-GET  /admin/keys                       POST /admin/keys      {"name", "project"?, "lock"?, "environment"?}
+GET  /admin/keys                       POST /admin/keys      {"name", "project"?, "lock"?, "environment"?,
+                                                              "team"?, "allow_projects"?, "org_wide"?}
 POST /admin/keys/NAME/revoke
+POST /admin/keys/NAME/update           {"team"? (null: none), "allow_projects"?, "disallow_projects"?, "org_wide"?}
 GET  /admin/report?by=team,project&since=YYYY-MM-DD&until=YYYY-MM-DD
 GET  /admin/events?limit=N             (1 to 10,000; default 50)
 
@@ -52,7 +54,8 @@ _ROUTES = {
     ("/admin/events", "GET"),
     ("/admin/report", "GET"),
 }
-_REVOKE = re.compile(r"^/admin/keys/[^/]+/revoke$")
+_KEY_ACTION = re.compile(r"^/admin/keys/([^/]+)/(revoke|update)$")
+MAX_NAMES = 1000  # projects in one allow or disallow list
 
 
 def bearer_token(authorization: str) -> str | None:
@@ -106,6 +109,27 @@ def report_day(name: str, text: str | None) -> date | None:
         raise invalid_request(f"{name} must be a day, YYYY-MM-DD, got {text[:32]!r}") from exc
 
 
+def _text(body: dict[str, Any], field: str) -> str | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, str):
+        raise invalid_request(f"{field} must be a string")
+    return value
+
+
+def _names(body: dict[str, Any], field: str) -> list[str]:
+    value = body.get(field, [])
+    if not isinstance(value, list) or len(value) > MAX_NAMES or not all(isinstance(v, str) for v in value):
+        raise invalid_request(f"{field} must be a list of at most {MAX_NAMES} project names")
+    return value
+
+
+def _flag(body: dict[str, Any], field: str) -> bool | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, bool):
+        raise invalid_request(f"{field} must be true or false")
+    return value
+
+
 class AdminAPI:
     def __init__(
         self,
@@ -140,7 +164,7 @@ class AdminAPI:
         method, path = scope["method"], scope["path"].rstrip("/")
         store = self.store
         try:
-            if (path, method) in _ROUTES or (method == "POST" and _REVOKE.match(path)):
+            if (path, method) in _ROUTES or (method == "POST" and _KEY_ACTION.match(path)):
                 query = query_parameters(path, scope.get("query_string", b""))
             else:
                 raise not_found(path)
@@ -189,6 +213,9 @@ class AdminAPI:
                     project=body.get("project"),
                     lock=bool(body.get("lock")),
                     environment=body.get("environment"),
+                    team=_text(body, "team"),
+                    allow_projects=_names(body, "allow_projects"),
+                    org_wide=bool(_flag(body, "org_wide")),
                 )
             )
             return new_key.as_json()
@@ -196,9 +223,22 @@ class AdminAPI:
             budget = budget_from_request(body)
             await asyncio.to_thread(store.create_budget, budget)
             return {"name": budget.name, "scope": str(budget.scope), "limit_usd": format_usd(budget.limit_usd)}
-        if path.startswith("/admin/keys/") and path.endswith("/revoke"):
-            name = path[len("/admin/keys/") : -len("/revoke")]
-            return management.key_as_json(await asyncio.to_thread(store.revoke_key, name))
+        action = _KEY_ACTION.match(path)
+        if action and action[2] == "revoke":
+            return management.key_as_json(await asyncio.to_thread(store.revoke_key, action[1]))
+        if action and action[2] == "update":
+            key = await asyncio.to_thread(
+                lambda: management.update_key(
+                    store,
+                    action[1],
+                    team=_text(body, "team"),
+                    clear_team="team" in body and body["team"] is None,
+                    allow_projects=_names(body, "allow_projects"),
+                    disallow_projects=_names(body, "disallow_projects"),
+                    org_wide=_flag(body, "org_wide"),
+                )
+            )
+            return management.key_as_json(key)
         raise not_found(path)
 
     async def _json(self, receive: Receive, headers: dict[str, str]) -> dict[str, Any]:

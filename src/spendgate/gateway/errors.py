@@ -47,6 +47,11 @@ def authentication_error(message: str) -> GatewayError:
     return GatewayError(401, "authentication_error", message, code="invalid_api_key")
 
 
+def permission_denied(message: str, code: str) -> GatewayError:
+    # The providers' 403: the SDKs raise PermissionDeniedError, and do not retry it.
+    return GatewayError(403, "permission_error", message, code=code)
+
+
 def request_too_large(limit: int) -> GatewayError:
     return GatewayError(413, "request_too_large", f"request body is larger than the gateway's limit of {limit} bytes")
 

@@ -20,7 +20,15 @@ from typing import Any
 import aiohttp
 import orjson
 
-from spendgate.attribution import Attribution, AttributionError, Directory, GatewayKey, attribute, hash_key
+from spendgate.attribution import (
+    Attribution,
+    AttributionError,
+    AttributionForbidden,
+    Directory,
+    GatewayKey,
+    attribute,
+    hash_key,
+)
 from spendgate.budgets.enforcer import Admission, Enforcer, Refusal
 from spendgate.budgets.estimate import reservation_tokens
 from spendgate.gateway.accounting import Outcome, RequestContext, begin_record, settle
@@ -40,6 +48,7 @@ from spendgate.gateway.errors import (
     authentication_error,
     enforcement_unavailable,
     invalid_request,
+    permission_denied,
     refusal_error,
     upstream_connect_timeout,
     upstream_timeout,
@@ -144,6 +153,8 @@ class Gateway:
                 attribution = attribute(key, headers, self.directory)
             except AttributionError as exc:
                 raise invalid_request(str(exc)) from exc
+            except AttributionForbidden as exc:
+                raise permission_denied(str(exc), exc.code) from exc
             model = body.get("model")
             if not isinstance(model, str) or not model:
                 raise invalid_request("'model' is required and must be a string")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from spendgate.attribution.model import Directory, GatewayKey, Project, Team
+from typing import Any
+
+from spendgate.attribution.model import Directory, GatewayKey, Project, ScopeChange, Team
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.store.base import StoreBase
-from spendgate.ledger.store.dialect import Row
+from spendgate.ledger.store.dialect import Session
 
 _VERSION = "SELECT value FROM meta WHERE name = 'config_version'"
 
@@ -41,38 +43,83 @@ class TeamsMixin(StoreBase):
     def list_projects(self) -> list[Project]:
         return [Project(r["name"], r["team"]) for r in self._query("SELECT * FROM projects ORDER BY name")]
 
+    def project(self, name: str) -> Project | None:
+        rows = self._query("SELECT * FROM projects WHERE name = ?", (name,))
+        return Project(rows[0]["name"], rows[0]["team"]) if rows else None
+
     def create_key(self, key: GatewayKey) -> GatewayKey:
-        missing = f"unknown project {key.project!r}"
-        if key.project and not self._exists("projects", key.project):
-            raise StoreError(missing)
+        for project in ([key.project] if key.project else []) + sorted(key.allowed_projects):
+            if not self._exists("projects", project):
+                raise StoreError(f"unknown project {project!r}")
+        if key.team and not self._exists("teams", key.team):
+            raise StoreError(f"unknown team {key.team!r}")
         duplicate = f"key {key.name!r} already exists"
         if self._exists("gateway_keys", key.name):
             raise StoreError(duplicate)
         self._write(
             [
                 (
-                    "INSERT INTO gateway_keys (name, key_hash, key_prefix, environment, project, locked, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key.name, key.key_hash, key.key_prefix, key.environment, key.project, key.locked, self._now()),
-                )
+                    "INSERT INTO gateway_keys (name, key_hash, key_prefix, environment, project, locked, team,"
+                    " org_wide, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key.name,
+                        key.key_hash,
+                        key.key_prefix,
+                        key.environment,
+                        key.project,
+                        key.locked,
+                        key.team,
+                        key.org_wide,
+                        self._now(),
+                    ),
+                ),
+                *((_ALLOW, (key.name, project)) for project in sorted(key.allowed_projects)),
             ],
             duplicate=duplicate,
-            missing=missing,
+            missing="a project or team of this key no longer exists",
         )
         return key
 
     def list_keys(self) -> list[GatewayKey]:
-        return [_key(r) for r in self._query("SELECT * FROM gateway_keys ORDER BY name")]
+        with self._dialect.session() as session:
+            return _keys(session, "ORDER BY name")
+
+    def key(self, name: str) -> GatewayKey:
+        with self._dialect.session() as session:
+            found = _keys(session, "WHERE name = ?", (name,))
+        if not found:
+            raise StoreError(f"unknown key {name!r}")
+        return found[0]
 
     def revoke_key(self, name: str) -> GatewayKey:
-        rows = self._query("SELECT * FROM gateway_keys WHERE name = ?", (name,))
-        if not rows:
-            raise StoreError(f"unknown key {name!r}")
-        if rows[0]["revoked_at"] is None:
+        if not self.key(name).revoked:
             self._write(
                 [("UPDATE gateway_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (self._now(), name))]
             )
-        return _key(self._query("SELECT * FROM gateway_keys WHERE name = ?", (name,))[0])
+        return self.key(name)
+
+    def update_key_scope(self, name: str, change: ScopeChange) -> GatewayKey:
+        """Change what a key may attribute spend to; one transaction, seen by every gateway
+        within its refresh interval. Projects are allowed and disallowed one by one (not the
+        list rewritten), so two admins changing one key at once both have their way."""
+        self.key(name)  # an unknown key is an error, not an update of nothing
+        for project in (*change.allow, *change.disallow):
+            if not self._exists("projects", project):
+                raise StoreError(f"unknown project {project!r}")
+        if change.team and not self._exists("teams", change.team):
+            raise StoreError(f"unknown team {change.team!r}")
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        if change.team or change.clear_team:
+            statements.append(("UPDATE gateway_keys SET team = ? WHERE name = ?", (change.team, name)))
+        if change.org_wide is not None:
+            statements.append(("UPDATE gateway_keys SET org_wide = ? WHERE name = ?", (change.org_wide, name)))
+        for project in change.allow:
+            statements.append((_ALLOW + " ON CONFLICT (key_name, project) DO NOTHING", (name, project)))
+        for project in change.disallow:
+            statements.append(("DELETE FROM gateway_key_projects WHERE key_name = ? AND project = ?", (name, project)))
+        if statements:
+            self._write(statements, missing="a project or team of this change no longer exists")
+        return self.key(name)
 
     def config_version(self) -> int:
         return int(self._query(_VERSION)[0][0])
@@ -83,17 +130,30 @@ class TeamsMixin(StoreBase):
             version = session.scalar(_VERSION)
             teams = [Team(r["name"], r["cost_center"]) for r in session.rows("SELECT * FROM teams")]
             projects = [Project(r["name"], r["team"]) for r in session.rows("SELECT * FROM projects")]
-            keys = [_key(r) for r in session.rows("SELECT * FROM gateway_keys")]
+            keys = _keys(session)
         return Directory.build(teams, projects, keys, version=int(version))
 
 
-def _key(row: Row) -> GatewayKey:
-    return GatewayKey(
-        name=row["name"],
-        key_hash=row["key_hash"],
-        key_prefix=row["key_prefix"],
-        environment=row["environment"],
-        project=row["project"],
-        locked=bool(row["locked"]),
-        revoked=row["revoked_at"] is not None,
-    )
+_ALLOW = "INSERT INTO gateway_key_projects (key_name, project) VALUES (?, ?)"
+
+
+def _keys(session: Session, where: str = "", params: tuple[Any, ...] = ()) -> list[GatewayKey]:
+    """Keys with their allowed projects: two queries, however many keys."""
+    allowed: dict[str, set[str]] = {}
+    for row in session.rows("SELECT key_name, project FROM gateway_key_projects"):
+        allowed.setdefault(row["key_name"], set()).add(row["project"])
+    return [
+        GatewayKey(
+            name=row["name"],
+            key_hash=row["key_hash"],
+            key_prefix=row["key_prefix"],
+            environment=row["environment"],
+            project=row["project"],
+            locked=bool(row["locked"]),
+            revoked=row["revoked_at"] is not None,
+            team=row["team"],
+            allowed_projects=frozenset(allowed.get(row["name"], ())),
+            org_wide=bool(row["org_wide"]),
+        )
+        for row in session.rows(f"SELECT * FROM gateway_keys {where}", params)
+    ]
