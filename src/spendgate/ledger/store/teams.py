@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from spendgate.attribution.model import Directory, GatewayKey, Project, Team
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.store.base import StoreBase
 from spendgate.ledger.store.dialect import Row
+from spendgate.ledger.store.visibility import among
 
 _VERSION = "SELECT value FROM meta WHERE name = 'config_version'"
 
@@ -21,8 +24,12 @@ class TeamsMixin(StoreBase):
         )
         return Team(name, cost_center)
 
-    def list_teams(self) -> list[Team]:
-        return [Team(r["name"], r["cost_center"]) for r in self._query("SELECT * FROM teams ORDER BY name")]
+    def list_teams(self, names: Collection[str] | None = None) -> list[Team]:
+        """Every team, or (``names``: what a caller may see) only those."""
+        where, params = _only("name", names)
+        return [
+            Team(r["name"], r["cost_center"]) for r in self._query(f"SELECT * FROM teams{where} ORDER BY name", params)
+        ]
 
     def create_project(self, name: str, team: str) -> Project:
         missing = f"unknown team {team!r}; create it first with `spendgate teams create {team}`"
@@ -38,8 +45,11 @@ class TeamsMixin(StoreBase):
         )
         return Project(name, team)
 
-    def list_projects(self) -> list[Project]:
-        return [Project(r["name"], r["team"]) for r in self._query("SELECT * FROM projects ORDER BY name")]
+    def list_projects(self, names: Collection[str] | None = None) -> list[Project]:
+        """Every project, or (``names``: what a caller may see) only those."""
+        where, params = _only("name", names)
+        rows = self._query(f"SELECT * FROM projects{where} ORDER BY name", params)
+        return [Project(r["name"], r["team"]) for r in rows]
 
     def create_key(self, key: GatewayKey) -> GatewayKey:
         missing = f"unknown project {key.project!r}"
@@ -61,8 +71,10 @@ class TeamsMixin(StoreBase):
         )
         return key
 
-    def list_keys(self) -> list[GatewayKey]:
-        return [_key(r) for r in self._query("SELECT * FROM gateway_keys ORDER BY name")]
+    def list_keys(self, projects: Collection[str] | None = None) -> list[GatewayKey]:
+        """Every key, or (``projects``: those a caller may see) only the keys of those projects."""
+        where, params = _only("project", projects)
+        return [_key(r) for r in self._query(f"SELECT * FROM gateway_keys{where} ORDER BY name", params)]
 
     def revoke_key(self, name: str) -> GatewayKey:
         rows = self._query("SELECT * FROM gateway_keys WHERE name = ?", (name,))
@@ -85,6 +97,14 @@ class TeamsMixin(StoreBase):
             projects = [Project(r["name"], r["team"]) for r in session.rows("SELECT * FROM projects")]
             keys = [_key(r) for r in session.rows("SELECT * FROM gateway_keys")]
         return Directory.build(teams, projects, keys, version=int(version))
+
+
+def _only(column: str, names: Collection[str] | None) -> tuple[str, list[str]]:
+    """No condition (None: everything), or ``column`` among ``names``."""
+    if names is None:
+        return "", []
+    sql, params = among(column, names)
+    return f" WHERE {sql}", params
 
 
 def _key(row: Row) -> GatewayKey:
