@@ -302,3 +302,25 @@ def test_the_server_secret_is_made_once(store: Any) -> None:
     first = store.server_secret("session_signing", lambda: "made-first")
     assert first == "made-first"
     assert store.server_secret("session_signing", lambda: "made-second") == "made-first"
+
+
+def test_a_login_upgrades_a_weak_hash_and_refuses_what_it_must(store: Any) -> None:
+    from argon2 import PasswordHasher
+
+    from spendgate.access.authenticator import Authenticator
+    from spendgate.access.passwords import Passwords
+    from spendgate.access.sessions import SessionPolicy
+
+    weak = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    store.create_user("ann", weak.hash("ann's password"))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    policy = SessionPolicy(timedelta(hours=1), timedelta(hours=2), secure=False)
+    auth = Authenticator(store, policy, clock=lambda: now)  # no SPENDGATE_SECRET_KEY: one kept in the ledger
+    outcome = auth.login("ann", "ann's password", "10.0.0.1")
+    assert outcome.ok and outcome.viewer is not None and outcome.viewer.name == "ann"
+    upgraded = store.user_and_password_hash("ann")[1]
+    assert "m=65536" in upgraded and not Passwords().needs_rehash(upgraded)
+    # Another replica (another authenticator on the same ledger) reads the same secret.
+    assert Authenticator(store, policy, clock=lambda: now).session(outcome.cookie) is not None
+    for name in ("", "x" * 5000, "nobody"):
+        assert not auth.login(name, "ann's password", "10.0.0.2").ok

@@ -136,7 +136,8 @@ async def login(request: Request) -> Response:
     auth = authenticator_of(request)
     form = await request.form()
     nonce = request.cookies.get(auth.policy.login_cookie_name)
-    if not auth.keys.csrf_ok(nonce, _field(form, CSRF_FIELD), "login"):
+    keys = await run_in_threadpool(lambda: auth.keys)  # read from the ledger the first time
+    if not keys.csrf_ok(nonce, _field(form, CSRF_FIELD), "login"):
         return await run_in_threadpool(
             functools.partial(_login_page, request, status=403, error="The form expired. Please try again.")
         )
