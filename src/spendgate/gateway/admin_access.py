@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from starlette.requests import cookie_parser
 
 from spendgate.access.authenticator import Authenticator, Session
-from spendgate.access.model import Viewer, key_confined_to
+from spendgate.access.model import Viewer
 from spendgate.access.sessions import CSRF_HEADER
 from spendgate.access.tokens import is_token
 from spendgate.attribution.model import GatewayKey
@@ -165,8 +165,6 @@ def require_scope(viewer: Viewer, scope: Scope, keys: Mapping[str, GatewayKey]) 
         if key is None or not viewer.sees_key(key):
             raise unknown("key", scope.value)
         if not viewer.manages_scope(scope, keys):
-            raise permission_denied(
-                f"a budget on key {key.name!r} needs the key locked to a project you manage ({key_confined_to(key)!r})"
-            )
+            raise permission_denied(f"a budget on key {key.name!r} needs the key locked to a project you manage")
     else:
         raise permission_denied(f"{scope.kind} budgets span projects: they are for org admins")
