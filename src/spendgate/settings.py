@@ -102,6 +102,35 @@ SETTINGS: tuple[Setting, ...] = (
         "client connections held at once (per process)",
     ),
     Setting("admin_key", "SPENDGATE_ADMIN_KEY", None, str, "bearer token for the /admin API (off when unset)"),
+    # --- users, sessions and the dashboard (access/) ---
+    Setting(
+        "secret_key",
+        "SPENDGATE_SECRET_KEY",
+        None,
+        str,
+        "the server's secret: signs session cookies and CSRF tokens (unset: a key made once and kept in the ledger)",
+    ),
+    Setting(
+        "session_idle_timeout",
+        "SPENDGATE_SESSION_IDLE_TIMEOUT",
+        7200.0,
+        float,
+        "seconds a dashboard session may go unused before it ends",
+    ),
+    Setting(
+        "session_max_age",
+        "SPENDGATE_SESSION_MAX_AGE",
+        43200.0,
+        float,
+        "seconds a dashboard session lasts at most, however much it is used",
+    ),
+    Setting(
+        "secure_cookies",
+        "SPENDGATE_SECURE_COOKIES",
+        False,
+        bool,
+        "mark the session cookie Secure (serve the dashboard over https, e.g. behind a TLS proxy)",
+    ),
     Setting("flush_interval", "SPENDGATE_FLUSH_INTERVAL", 0.2, float, "seconds between ledger batch writes"),
     Setting("refresh_interval", "SPENDGATE_REFRESH_INTERVAL", 1.0, float, "seconds between key/project reloads"),
     Setting(
@@ -162,6 +191,10 @@ class Settings:
     body_timeout: float = 60.0
     max_connections: int = 4096
     admin_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
+    session_idle_timeout: float = 7200.0
+    session_max_age: float = 43200.0
+    secure_cookies: bool = False
     flush_interval: float = 0.2
     refresh_interval: float = 1.0
     reservation_ttl: float = 3600.0
@@ -178,9 +211,20 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:
     if value is None:
         return None
+    if setting.kind is bool:
+        # TOML says true/false; the environment and flags say one of these words.
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in (*_TRUE, *_FALSE):
+            return value.strip().lower() in _TRUE
+        raise SettingsError(f"{origin}: {setting.name} must be true or false, got {value!r}")
     # TOML already typed the value: refuse a wrong type rather than convert it silently
     # (``port = true`` is not port 1, ``db = 5`` is not the database "5").
     if isinstance(value, bool) or (
@@ -206,6 +250,8 @@ def _check_ranges(values: Mapping[str, Any]) -> None:
         "header_timeout",
         "body_timeout",
         "max_connections",
+        "session_idle_timeout",
+        "session_max_age",
     ):
         value = values.get(name)
         if value is not None and not 0 < value < math.inf:

@@ -13,6 +13,7 @@ from spendgate.cli.dead_letters import dead_letters
 from spendgate.cli.ledger import prune_command
 from spendgate.cli.migrate import migrate_command
 from spendgate.cli.support import LIMIT_MAX, db_options, json_option, print_json, print_table, settings_from
+from spendgate.cli.users import users
 from spendgate.cli.webhooks import alerts, webhooks
 from spendgate.ledger.store import Store, StoreError
 from spendgate.redact import redact_urls
@@ -310,5 +311,5 @@ def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
 
 
 # Feature areas keep their commands in their own modules.
-for command in (budgets, limits, policies, webhooks, alerts, migrate_command, prune_command, dead_letters):
+for command in (budgets, limits, policies, webhooks, alerts, migrate_command, prune_command, dead_letters, users):
     main.add_command(command)

@@ -1,7 +1,7 @@
 """What every `spendgate` command shares: settings from flags, a store from --db, output.
 
 Only `serve`, `migrate`, `demo` and the commands that create something (teams, projects,
-keys, budgets, limits, policies, webhooks) may create a ledger. Every other command opens
+keys, budgets, limits, policies, webhooks, users) may create a ledger. Every other command opens
 the one that exists and refuses, naming the URL, when there is none: a mistyped --db or a
 report run in the wrong directory must not make an empty database and report $0.
 """
@@ -18,6 +18,7 @@ import click
 import orjson
 from rich.table import Table
 
+from spendgate.access.model import AccessError
 from spendgate.budgets.model import BudgetError
 from spendgate.ledger.store import Store, StoreError, open_store
 from spendgate.redact import redact_url, redact_urls
@@ -114,7 +115,7 @@ def db_options(func: Callable[..., Any] | None = None, *, creates: bool = False)
                 raise click.UsageError(redact_urls(str(exc))) from exc
             try:
                 return command(store, **kwargs)
-            except (StoreError, ReportError, BudgetError) as exc:
+            except (StoreError, ReportError, BudgetError, AccessError) as exc:
                 raise click.ClickException(redact_urls(str(exc))) from exc
             finally:
                 store.close()

@@ -1,93 +1,49 @@
-"""The admin API: the CLI's management commands over HTTP, guarded by SPENDGATE_ADMIN_KEY.
+"""The admin API: the CLI's management commands over HTTP.
 
 GET  /admin/teams                      POST /admin/teams     {"name", "cost_center"?}
 GET  /admin/projects                   POST /admin/projects  {"name", "team"}
+GET  /admin/projects/NAME
 GET  /admin/keys                       POST /admin/keys      {"name", "project"?, "lock"?, "environment"?,
                                                               "team"?, "allow_projects"?, "org_wide"?}
 POST /admin/keys/NAME/revoke
 POST /admin/keys/NAME/update           {"team"? (null: none), "allow_projects"?, "disallow_projects"?, "org_wide"?}
 GET  /admin/report?by=team,project&since=YYYY-MM-DD&until=YYYY-MM-DD
 GET  /admin/events?limit=N             (1 to 10,000; default 50)
+GET  /admin/budgets                    POST /admin/budgets   {"scope", "limit_usd", …}
+and users, grants and personal tokens (``admin_users.py``).
 
-Only ``Authorization: Bearer <SPENDGATE_ADMIN_KEY>`` is accepted (the scheme's case does
-not matter, RFC 7235). Query parameters are checked: an unknown, repeated or out-of-range
-one is a 400, never a silent default.
+Callers: the admin key, a user's personal token or a user's session (``admin_access.py``);
+every route applies the caller's visibility and rights. Query parameters are checked: an
+unknown, repeated or out-of-range one is a 400, never a silent default.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import re
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
 from spendgate import management
+from spendgate.access.authenticator import Authenticator
 from spendgate.budgets.model import BudgetError, budget_from_request
-from spendgate.gateway.asgi import (
-    JSON_HEADERS,
-    Receive,
-    Scope,
-    Send,
-    read_body,
-    request_headers,
-    send_response,
-)
-from spendgate.gateway.errors import OPENAI, GatewayError, authentication_error, invalid_request, not_found
+from spendgate.gateway import admin_access as access
+from spendgate.gateway.admin_access import Caller
+from spendgate.gateway.admin_routing import AdminRequest, query_parameters, route
+from spendgate.gateway.admin_users import user_routes
+from spendgate.gateway.asgi import JSON_HEADERS, Receive, Scope, Send, request_headers, send_response
+from spendgate.gateway.errors import OPENAI, GatewayError, invalid_request, not_found
 from spendgate.ledger.store import Store, StoreError
 from spendgate.money import format_usd
 from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions
 
-MAX_ADMIN_BODY = 64 * 1024
 DEFAULT_EVENTS_LIMIT = 50
-MAX_EVENTS_LIMIT = 10_000
-# The query parameters each route reads; anything else is refused (the others take none).
-_QUERY_PARAMETERS = {"/admin/events": ("limit",), "/admin/report": ("by", "since", "until")}
-_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-_ROUTES = {
-    *((f"/admin/{name}", method) for name in ("teams", "projects", "keys", "budgets") for method in ("GET", "POST")),
-    ("/admin/events", "GET"),
-    ("/admin/report", "GET"),
-}
-_KEY_ACTION = re.compile(r"^/admin/keys/([^/]+)/(revoke|update)$")
 MAX_NAMES = 1000  # projects in one allow or disallow list
-
-
-def bearer_token(authorization: str) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` value (scheme in any case), or None."""
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
-
-
-def admin_key_matches(given: str | None, admin_key: str) -> bool:
-    # Digests are compared, so the time taken says nothing of the key's length either.
-    digest = hashlib.sha256((given or "").encode()).digest()
-    return given is not None and hmac.compare_digest(digest, hashlib.sha256(admin_key.encode()).digest())
-
-
-def query_parameters(path: str, query_string: bytes) -> dict[str, str]:
-    """The route's query parameters, each given at most once; anything else is a 400."""
-    try:
-        pairs = parse_qsl(query_string.decode(), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError as exc:
-        raise invalid_request("the query string is not UTF-8") from exc
-    allowed = _QUERY_PARAMETERS.get(path, ())
-    query: dict[str, str] = {}
-    for name, value in pairs:
-        if name not in allowed:
-            known = ", ".join(allowed) or "none"
-            raise invalid_request(f"unknown query parameter {name[:64]!r} for {path} (known: {known})")
-        if name in query:
-            raise invalid_request(f"query parameter {name!r} is given more than once")
-        query[name] = value
-    return query
+MAX_EVENTS_LIMIT = 10_000
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def events_limit(text: str | None) -> int:
@@ -137,116 +93,182 @@ class AdminAPI:
         admin_key: str | None,
         on_change: Callable[[], Awaitable[None]],
         budget_statuses: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
+        *,
+        authenticator: Authenticator,
     ) -> None:
         self.store = store
         self.admin_key = admin_key
         self.on_change = on_change
         # The live view (this gateway's in-flight reservations included), from the enforcer.
         self.budget_statuses = budget_statuses
+        self.authenticator = authenticator
+        self.routes = [
+            route("GET", "/admin/teams", self.list_teams),
+            route("POST", "/admin/teams", self.create_team, changes_config=True),
+            route("GET", "/admin/projects", self.list_projects),
+            route("POST", "/admin/projects", self.create_project, changes_config=True),
+            route("GET", "/admin/projects/{name}", self.show_project),
+            route("GET", "/admin/keys", self.list_keys),
+            route("POST", "/admin/keys", self.create_key, changes_config=True),
+            route("POST", "/admin/keys/{name}/revoke", self.revoke_key, changes_config=True),
+            route("POST", "/admin/keys/{name}/update", self.update_key, changes_config=True),
+            route("GET", "/admin/events", self.events, ("limit",)),
+            route("GET", "/admin/report", self.report, ("by", "since", "until")),
+            route("GET", "/admin/budgets", self.list_budgets),
+            route("POST", "/admin/budgets", self.create_budget, changes_config=True),
+            *user_routes(store, authenticator),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             headers = request_headers(scope)
-            self._authorize(headers)
-            status, payload = await self._dispatch(scope, receive, headers)
+            method, path = scope["method"], scope["path"].rstrip("/")
+            caller = await access.identify(method, headers, self.admin_key, self.authenticator)
+            status, payload = await self._dispatch(method, path, scope, receive, headers, caller)
         except GatewayError as error:
             await send_response(send, error.status, JSON_HEADERS, error.body(OPENAI))
             return
         await send_response(send, status, JSON_HEADERS, orjson.dumps(payload))
 
-    def _authorize(self, headers: dict[str, str]) -> None:
-        if not self.admin_key:
-            raise GatewayError(403, "permission_error", "the admin API is off: set SPENDGATE_ADMIN_KEY to turn it on")
-        if not admin_key_matches(bearer_token(headers.get("authorization", "")), self.admin_key):
-            raise authentication_error("admin API: wrong or missing 'Authorization: Bearer <SPENDGATE_ADMIN_KEY>'")
-
-    async def _dispatch(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> tuple[int, Any]:
-        method, path = scope["method"], scope["path"].rstrip("/")
-        store = self.store
-        try:
-            if (path, method) in _ROUTES or (method == "POST" and _KEY_ACTION.match(path)):
-                query = query_parameters(path, scope.get("query_string", b""))
-            else:
-                raise not_found(path)
-            if path == "/admin/teams" and method == "GET":
-                return 200, [management.team_as_json(t) for t in await asyncio.to_thread(store.list_teams)]
-            if path == "/admin/projects" and method == "GET":
-                return 200, [management.project_as_json(p) for p in await asyncio.to_thread(store.list_projects)]
-            if path == "/admin/keys" and method == "GET":
-                return 200, [management.key_as_json(k) for k in await asyncio.to_thread(store.list_keys)]
-            if path == "/admin/events" and method == "GET":
-                limit = events_limit(query.get("limit"))
-                return 200, await asyncio.to_thread(store.list_events, limit)
-            if path == "/admin/budgets" and method == "GET" and self.budget_statuses is not None:
-                return 200, await self.budget_statuses()
-            if path == "/admin/report" and method == "GET":
-                report_query = ReportQuery(
-                    by=parse_dimensions(query.get("by")),
-                    since=report_day("since", query.get("since")),
-                    until=report_day("until", query.get("until")),
-                )
-                return 200, (await asyncio.to_thread(store.report, report_query)).as_json()
-            if method == "POST":
-                body = await self._json(receive, headers)
-                result = await self._mutate(path, body)
+    async def _dispatch(
+        self, method: str, path: str, scope: Scope, receive: Receive, headers: dict[str, str], caller: Caller
+    ) -> tuple[int, Any]:
+        for candidate in self.routes:
+            match = candidate.pattern.match(path)
+            if match is None or candidate.method != method:
+                continue
+            query = query_parameters(path, scope.get("query_string", b""), candidate.query)
+            request = AdminRequest(caller, path, match.groupdict().get("name", ""), query, receive, headers)
+            try:
+                result = await candidate.handler(request)
+            except (StoreError, ReportError, BudgetError, ValueError) as exc:
+                raise invalid_request(str(exc)) from exc
+            if candidate.changes_config:
                 await self.on_change()
-                return 201, result
-        except (StoreError, ReportError, BudgetError, ValueError) as exc:
-            raise invalid_request(str(exc)) from exc
+            return result
         raise not_found(path)
 
-    async def _mutate(self, path: str, body: dict[str, Any]) -> Any:
-        store = self.store
-        if path == "/admin/teams":
-            team = await asyncio.to_thread(management.create_team, store, body.get("name", ""), body.get("cost_center"))
-            return management.team_as_json(team)
-        if path == "/admin/projects":
-            project = await asyncio.to_thread(
-                management.create_project, store, body.get("name", ""), body.get("team", "")
-            )
-            return management.project_as_json(project)
-        if path == "/admin/keys":
-            new_key = await asyncio.to_thread(
-                lambda: management.create_key(
-                    store,
-                    body.get("name", ""),
-                    project=body.get("project"),
-                    lock=bool(body.get("lock")),
-                    environment=body.get("environment"),
-                    team=_text(body, "team"),
-                    allow_projects=_names(body, "allow_projects"),
-                    org_wide=bool(_flag(body, "org_wide")),
-                )
-            )
-            return new_key.as_json()
-        if path == "/admin/budgets":
-            budget = budget_from_request(body)
-            await asyncio.to_thread(store.create_budget, budget)
-            return {"name": budget.name, "scope": str(budget.scope), "limit_usd": format_usd(budget.limit_usd)}
-        action = _KEY_ACTION.match(path)
-        if action and action[2] == "revoke":
-            return management.key_as_json(await asyncio.to_thread(store.revoke_key, action[1]))
-        if action and action[2] == "update":
-            key = await asyncio.to_thread(
-                lambda: management.update_key(
-                    store,
-                    action[1],
-                    team=_text(body, "team"),
-                    clear_team="team" in body and body["team"] is None,
-                    allow_projects=_names(body, "allow_projects"),
-                    disallow_projects=_names(body, "disallow_projects"),
-                    org_wide=_flag(body, "org_wide"),
-                )
-            )
-            return management.key_as_json(key)
-        raise not_found(path)
+    # --- teams and projects ------------------------------------------------------------------------
+    async def list_teams(self, request: AdminRequest) -> tuple[int, Any]:
+        teams = await asyncio.to_thread(self.store.list_teams, request.viewer.visible_teams())
+        return 200, [management.team_as_json(t) for t in teams]
 
-    async def _json(self, receive: Receive, headers: dict[str, str]) -> dict[str, Any]:
-        raw = await read_body(receive, headers, MAX_ADMIN_BODY)
-        try:
-            body = orjson.loads(raw or b"{}")
-        except orjson.JSONDecodeError as exc:
-            raise invalid_request(f"request body is not valid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise invalid_request("request body must be a JSON object")
-        return body
+    async def create_team(self, request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "creating a team")
+        body = await request.json()
+        team = await asyncio.to_thread(
+            management.create_team, self.store, body.get("name", ""), body.get("cost_center")
+        )
+        return 201, management.team_as_json(team)
+
+    async def list_projects(self, request: AdminRequest) -> tuple[int, Any]:
+        projects = await asyncio.to_thread(self.store.list_projects, request.viewer.visible_projects())
+        return 200, [management.project_as_json(p) for p in projects]
+
+    async def create_project(self, request: AdminRequest) -> tuple[int, Any]:
+        body = await request.json()
+        if not request.viewer.is_admin:  # a team's managers add projects to it
+            access.require_team(request.viewer, body.get("team"), manage=True)
+        project = await asyncio.to_thread(
+            management.create_project, self.store, body.get("name", ""), body.get("team", "")
+        )
+        return 201, management.project_as_json(project)
+
+    async def show_project(self, request: AdminRequest) -> tuple[int, Any]:
+        viewer = request.viewer
+        access.require_project(viewer, request.name, manage=False)
+        found = await asyncio.to_thread(self.store.list_projects, [request.name])
+        if not found:
+            raise access.unknown("project", request.name)
+        role = "admin" if viewer.is_admin else viewer.project_roles.get(request.name)
+        return 200, {**management.project_as_json(found[0]), "role": role}
+
+    # --- keys --------------------------------------------------------------------------------------
+    async def list_keys(self, request: AdminRequest) -> tuple[int, Any]:
+        keys = await asyncio.to_thread(self.store.list_keys, request.viewer.visible_projects())
+        return 200, [management.key_as_json(k) for k in keys]
+
+    async def create_key(self, request: AdminRequest) -> tuple[int, Any]:
+        body = await request.json()
+        project, lock = body.get("project"), bool(body.get("lock"))
+        team, allow_projects, org_wide = _text(body, "team"), _names(body, "allow_projects"), _flag(body, "org_wide")
+        if not request.viewer.is_admin:
+            if team or allow_projects or org_wide:
+                # Scopes reach beyond one project: an org admin's to give.
+                raise access.permission_denied("a key's team, allowed projects or org-wide scope are for org admins")
+            if not project:
+                raise access.permission_denied("a key without a project is for org admins; name a project you manage")
+            access.require_project(request.viewer, project, manage=True)
+            # A manager's keys are locked to the project: an unlocked key could charge other
+            # projects (x-spendgate-project), which its manager has no say over.
+            if body.get("lock") is False:
+                raise access.permission_denied("keys made by a project's managers are locked to it; omit 'lock'")
+            lock = True
+        new_key = await asyncio.to_thread(
+            lambda: management.create_key(
+                self.store,
+                body.get("name", ""),
+                project=project,
+                lock=lock,
+                environment=body.get("environment"),
+                team=team,
+                allow_projects=allow_projects,
+                org_wide=bool(org_wide),
+            )
+        )
+        return 201, new_key.as_json()
+
+    async def update_key(self, request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "changing a key's scope")
+        body = await request.json()
+        key = await asyncio.to_thread(
+            lambda: management.update_key(
+                self.store,
+                request.name,
+                team=_text(body, "team"),
+                clear_team="team" in body and body["team"] is None,
+                allow_projects=_names(body, "allow_projects"),
+                disallow_projects=_names(body, "disallow_projects"),
+                org_wide=_flag(body, "org_wide"),
+            )
+        )
+        return 201, management.key_as_json(key)
+
+    async def revoke_key(self, request: AdminRequest) -> tuple[int, Any]:
+        if not request.viewer.is_admin:
+            keys = {k.name: k for k in await asyncio.to_thread(self.store.list_keys)}
+            access.require_key(request.viewer, keys.get(request.name), request.name)
+        return 201, management.key_as_json(await asyncio.to_thread(self.store.revoke_key, request.name))
+
+    # --- spend -------------------------------------------------------------------------------------
+    async def events(self, request: AdminRequest) -> tuple[int, Any]:
+        limit = events_limit(request.query.get("limit"))
+        return 200, await asyncio.to_thread(lambda: self.store.list_events(limit, visible=request.viewer.visibility))
+
+    async def report(self, request: AdminRequest) -> tuple[int, Any]:
+        query = ReportQuery(
+            by=parse_dimensions(request.query.get("by")),
+            since=report_day("since", request.query.get("since")),
+            until=report_day("until", request.query.get("until")),
+            visible=request.viewer.visibility,
+        )
+        return 200, (await asyncio.to_thread(self.store.report, query)).as_json()
+
+    # --- budgets -----------------------------------------------------------------------------------
+    async def list_budgets(self, request: AdminRequest) -> tuple[int, Any]:
+        if self.budget_statuses is None:
+            raise not_found(request.path)
+        statuses = await self.budget_statuses()
+        if request.viewer.is_admin:
+            return 200, statuses
+        keys = await asyncio.to_thread(self.store.list_keys)
+        scopes = request.viewer.budget_scopes(keys)
+        return 200, [s for s in statuses if s["scope"] in scopes]
+
+    async def create_budget(self, request: AdminRequest) -> tuple[int, Any]:
+        budget = budget_from_request(await request.json())
+        if not request.viewer.is_admin:
+            keys = {k.name: k for k in await asyncio.to_thread(self.store.list_keys)}
+            access.require_scope(request.viewer, budget.scope, keys)
+        await asyncio.to_thread(self.store.create_budget, budget)
+        return 201, {"name": budget.name, "scope": str(budget.scope), "limit_usd": format_usd(budget.limit_usd)}

@@ -11,12 +11,14 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import aiohttp
 import orjson
 
+from spendgate.access.authenticator import Authenticator
+from spendgate.access.sessions import SessionPolicy
 from spendgate.alerts.center import AlertCenter
 from spendgate.alerts.dispatcher import AlertDispatcher
 from spendgate.attribution import Directory
@@ -40,6 +42,7 @@ from spendgate.ledger.spool.writer import EventWriter
 from spendgate.ledger.store import Store, open_store
 from spendgate.pricing import PriceBook, load_overrides
 from spendgate.settings import Settings
+from spendgate.ui.app import create_ui_app
 
 log = logging.getLogger("spendgate")
 
@@ -94,7 +97,25 @@ class SpendgateApp:
         self.gateway.enforcer = self.enforcer
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
-        self.admin = AdminAPI(store, settings.admin_key, self.refresher.reload_soon, self._budget_statuses)
+        # Users, sessions and personal tokens: the admin API and the dashboard (/ui) share them.
+        self.authenticator = Authenticator(
+            store,  # type: ignore[arg-type]
+            SessionPolicy(
+                idle_timeout=timedelta(seconds=settings.session_idle_timeout),
+                max_age=timedelta(seconds=settings.session_max_age),
+                secure=settings.secure_cookies,
+            ),
+            clock=clock,
+            secret_key=settings.secret_key,
+        )
+        self.admin = AdminAPI(
+            store,
+            settings.admin_key,
+            self.refresher.reload_soon,
+            self._budget_statuses,
+            authenticator=self.authenticator,
+        )
+        self.ui = create_ui_app(store, self.authenticator)
         self.retention = RetentionJob(store, settings.retention_days, clock) if settings.retention_days else None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -182,6 +203,8 @@ class SpendgateApp:
                 await self.gateway.handle(scope, receive, send, route)
             elif path.startswith("/admin/"):
                 await self.admin(scope, receive, send)
+            elif path.startswith("/ui") and (len(path) == 3 or path[3] == "/"):
+                await self.ui(scope, receive, send)
             elif path in ("/healthz", "/health"):
                 # dead_letters: events the ledger refused, set aside (`spendgate dead-letters list`).
                 body = {

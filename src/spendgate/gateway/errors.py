@@ -47,7 +47,7 @@ def authentication_error(message: str) -> GatewayError:
     return GatewayError(401, "authentication_error", message, code="invalid_api_key")
 
 
-def permission_denied(message: str, code: str) -> GatewayError:
+def permission_denied(message: str, code: str | None = None) -> GatewayError:
     # The providers' 403: the SDKs raise PermissionDeniedError, and do not retry it.
     return GatewayError(403, "permission_error", message, code=code)
 

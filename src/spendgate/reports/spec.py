@@ -8,6 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from spendgate.access.visibility import Visibility
 from spendgate.attribution.model import UNALLOCATED
 from spendgate.money import format_usd
 
@@ -62,6 +63,9 @@ class ReportQuery:
     by: tuple[str, ...] = ()
     since: date | None = None
     until: date | None = None  # inclusive
+    # Whose spend the report may sum: a user's visibility (access/), None for everything.
+    # The store makes it a WHERE clause, so rows and totals never include what is not visible.
+    visible: Visibility | None = None
 
     def __post_init__(self) -> None:
         if self.since and self.until and self.until < self.since:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ from spendgate.ledger.rollups import plan
 from spendgate.ledger.rollups.plan import EXACT, ZERO
 from spendgate.ledger.store.base import StoreBase
 from spendgate.ledger.store.dialect import Dialect, Row
+from spendgate.ledger.store.visibility import among
 
 # Teams, projects and keys are managed here, so a scope naming one that does not exist is a
 # typo caught now rather than a budget that never matches anything. Customers, features and
@@ -64,8 +66,14 @@ class BudgetsMixin(StoreBase):
         )
         return budget
 
-    def list_budgets(self) -> list[Budget]:
-        return [self._budget(r) for r in self._query("SELECT * FROM budgets ORDER BY name")]
+    def list_budgets(self, scopes: Collection[str] | None = None) -> list[Budget]:
+        """Every budget, or (``scopes``: those a caller may see, as ``Viewer.budget_scopes``
+        writes them) only the budgets on those scopes."""
+        where, params = "", []
+        if scopes is not None:
+            condition, params = among("scope", scopes)
+            where = f" WHERE {condition}"
+        return [self._budget(r) for r in self._query(f"SELECT * FROM budgets{where} ORDER BY name", params)]
 
     def _budget(self, row: Row) -> Budget:
         return Budget(

@@ -8,6 +8,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
+from spendgate.access.visibility import Visibility
 from spendgate.ledger.events import UsageEvent
 from spendgate.ledger.store.base import HORIZON, StoreBase, micros
 from spendgate.ledger.store.dialect import (
@@ -24,6 +25,7 @@ from spendgate.ledger.store.dialect import (
     Row,
     Session,
 )
+from spendgate.ledger.store.visibility import visible_spend
 from spendgate.money import format_usd
 
 _ID = attrgetter("id")
@@ -185,8 +187,13 @@ class EventsMixin(StoreBase):
     def _add_to_rollups(self, session: Session, staging: str) -> None:
         self._rollups.add(session, staging)
 
-    def list_events(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self._query("SELECT * FROM usage_events ORDER BY ts DESC, seq DESC LIMIT ?", (limit,))
+    def list_events(self, limit: int = 50, *, visible: Visibility | None = None) -> list[dict[str, Any]]:
+        """The newest events; ``visible``: only those a caller may see (None: all)."""
+        where, params = "", []
+        if visible is not None:
+            condition, params = visible_spend(visible)
+            where = f" WHERE {condition}"
+        rows = self._query(f"SELECT * FROM usage_events{where} ORDER BY ts DESC, seq DESC LIMIT ?", (*params, limit))
         return [event_as_json(r, self._dialect) for r in rows]
 
     # --- retention ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 from spendgate.ledger.rollups import plan
 from spendgate.ledger.rollups.plan import Rollup
 from spendgate.ledger.store.base import StoreBase
+from spendgate.ledger.store.visibility import visible_spend
 from spendgate.reports.spec import TAG_PREFIX, ReportError, ReportQuery, ReportResult, ReportRow
 
 # What a report row counts, after its cost, in ReportRow order.
@@ -76,6 +77,10 @@ class ReportsMixin(StoreBase):
         if query.until:
             clauses.append("r.bucket <= ?")
             params.append(dialect.bucket("day", query.until))
+        if query.visible is not None:
+            condition, values = visible_spend(query.visible)
+            clauses.append(f"r.dims_id IN (SELECT id FROM rollup_dims WHERE {condition})")
+            params += values
         sql += _where(clauses) + _group_by(select)
         n, width = len(select), len(money.columns)
         rows = self._query(sql, params)
@@ -103,6 +108,10 @@ class ReportsMixin(StoreBase):
         if query.until:
             clauses.append("ts < ?")  # --until is inclusive: up to the start of the next day
             params.append(dialect.ts(day_start(query.until + timedelta(days=1))))
+        if query.visible is not None:
+            condition, values = visible_spend(query.visible)
+            clauses.append(condition)
+            params += values
         columns = ", ".join([*select, dialect.money_sum("cost_usd"), _RAW_FIGURES])
         sql = f"SELECT {columns} FROM usage_events{_where(clauses)}{_group_by(select)}"
         rows = self._query(sql, params)

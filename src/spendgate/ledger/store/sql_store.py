@@ -2,7 +2,8 @@
 
 Built from one part per area, each a module of its own: teams, projects and keys
 (``teams.py``), the raw ledger and retention (``events.py``), reports (``reports.py``),
-budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``alerts.py``).
+budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``alerts.py``),
+users, roles, sessions and personal tokens (``users.py``).
 A new area adds a part here and its tables as one migration (``migrations/``).
 """
 
@@ -17,9 +18,10 @@ from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.events import EventsMixin
 from spendgate.ledger.store.reports import ReportsMixin
 from spendgate.ledger.store.teams import TeamsMixin
+from spendgate.ledger.store.users import UsersMixin
 
 
-class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin):
+class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin, UsersMixin):
     """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
     that has some, for deployments that run ``spendgate migrate`` on their own)."""
 

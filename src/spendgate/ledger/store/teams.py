@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from spendgate.attribution.model import Directory, GatewayKey, Project, ScopeChange, Team
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.store.base import StoreBase
 from spendgate.ledger.store.dialect import Session
+from spendgate.ledger.store.visibility import among
 
 _VERSION = "SELECT value FROM meta WHERE name = 'config_version'"
 
@@ -23,8 +25,12 @@ class TeamsMixin(StoreBase):
         )
         return Team(name, cost_center)
 
-    def list_teams(self) -> list[Team]:
-        return [Team(r["name"], r["cost_center"]) for r in self._query("SELECT * FROM teams ORDER BY name")]
+    def list_teams(self, names: Collection[str] | None = None) -> list[Team]:
+        """Every team, or (``names``: what a caller may see) only those."""
+        where, params = _only("name", names)
+        return [
+            Team(r["name"], r["cost_center"]) for r in self._query(f"SELECT * FROM teams{where} ORDER BY name", params)
+        ]
 
     def create_project(self, name: str, team: str) -> Project:
         missing = f"unknown team {team!r}; create it first with `spendgate teams create {team}`"
@@ -40,8 +46,11 @@ class TeamsMixin(StoreBase):
         )
         return Project(name, team)
 
-    def list_projects(self) -> list[Project]:
-        return [Project(r["name"], r["team"]) for r in self._query("SELECT * FROM projects ORDER BY name")]
+    def list_projects(self, names: Collection[str] | None = None) -> list[Project]:
+        """Every project, or (``names``: what a caller may see) only those."""
+        where, params = _only("name", names)
+        rows = self._query(f"SELECT * FROM projects{where} ORDER BY name", params)
+        return [Project(r["name"], r["team"]) for r in rows]
 
     def project(self, name: str) -> Project | None:
         rows = self._query("SELECT * FROM projects WHERE name = ?", (name,))
@@ -80,9 +89,11 @@ class TeamsMixin(StoreBase):
         )
         return key
 
-    def list_keys(self) -> list[GatewayKey]:
+    def list_keys(self, projects: Collection[str] | None = None) -> list[GatewayKey]:
+        """Every key, or (``projects``: those a caller may see) only the keys of those projects."""
+        where, params = _only("project", projects)
         with self._dialect.session() as session:
-            return _keys(session, "ORDER BY name")
+            return _keys(session, f"{where} ORDER BY name", tuple(params))
 
     def key(self, name: str) -> GatewayKey:
         with self._dialect.session() as session:
@@ -157,3 +168,11 @@ def _keys(session: Session, where: str = "", params: tuple[Any, ...] = ()) -> li
         )
         for row in session.rows(f"SELECT * FROM gateway_keys {where}", params)
     ]
+
+
+def _only(column: str, names: Collection[str] | None) -> tuple[str, list[str]]:
+    """No condition (None: everything), or ``column`` among ``names``."""
+    if names is None:
+        return "", []
+    sql, params = among(column, names)
+    return f" WHERE {sql}", params
