@@ -34,6 +34,7 @@ class RequestContext:
     stream: bool
     attribution: Attribution
     body: dict[str, Any]
+    otel_span: str | None = None  # the traceparent the client sent (ingest/tracecontext.py)
 
 
 @dataclass(slots=True)
@@ -149,6 +150,7 @@ def settle(ctx: RequestContext, outcome: Outcome, prices: PriceBook) -> UsageEve
         latency_ms=round((time.perf_counter() - ctx.started_perf) * 1000, 3),
         upstream_request_id=outcome.upstream_request_id,
         service_tier=service_tier,
+        otel_span=ctx.otel_span,
         # Why the event is flagged, machine-readable, with the figures as reported.
         extra={"anomalies": [note.as_json() for note in notes]} if notes else {},
     )

@@ -56,6 +56,7 @@ from spendgate.gateway.errors import (
 )
 from spendgate.gateway.routes import INCLUDE_USAGE_KINDS, Route
 from spendgate.gateway.upstream import Target, Upstreams
+from spendgate.ingest.tracecontext import traceparent_ref
 from spendgate.jsondepth import MAX_DEPTH, deeper_than
 from spendgate.ledger.events import EventIds, UsageEvent
 from spendgate.ledger.spool.writer import EventWriter
@@ -231,6 +232,7 @@ class Gateway:
             stream=stream,
             attribution=attribution,
             body=body,
+            otel_span=traceparent_ref(headers.get("traceparent")),
         )
         # On local disk before a byte goes upstream: if this process dies mid-request, the
         # restart records the request as incomplete rather than forgetting it.

@@ -90,10 +90,19 @@ class UsageEvent:
     estimated: bool = False
     latency_ms: float = 0.0
     upstream_request_id: str | None = None
+    # Events from outside the proxy (ingest/): the client's own id for the record (for OTLP,
+    # "TRACE-SPAN"), and whether cost_usd is the client's figure rather than spendgate's price.
+    external_id: str | None = None
+    client_reported: bool = False
+    # W3C trace context: for a proxied request, "TRACE-PARENT" from its traceparent header (so a
+    # span exported later for the same call is linked to it, not counted twice); for an OTLP
+    # event, "TRACE-SPAN" of its span.
+    otel_span: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # The tier the request was served and priced at ("standard", "flex", "priority", "batch"…),
     # as the provider reported it, else as the request asked; None when neither said.
     service_tier: str | None = None
+    source: str = "proxy"
 
     @property
     def priced(self) -> bool:

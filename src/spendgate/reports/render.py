@@ -103,6 +103,9 @@ EVENT_CSV_COLUMNS = (
     "estimated",
     "latency_ms",
     "upstream_request_id",
+    "source",
+    "external_id",
+    "client_reported",
 )
 
 
@@ -178,6 +181,7 @@ EVENT_TABLE_COLUMNS = (
     "team",
     "feature",
     "key",
+    "source",
     "status",
     "input_tokens",
     "output_tokens",

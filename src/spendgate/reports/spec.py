@@ -21,6 +21,7 @@ PLAIN_DIMENSIONS = (
     "model",
     "provider",
     "key",
+    "source",
     "trace",
     "day",
     "month",

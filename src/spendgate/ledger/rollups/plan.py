@@ -29,7 +29,18 @@ from spendgate.ledger.errors import StoreError
 from spendgate.reports.spec import TAG_PREFIX, ReportError
 
 # Event columns the rollups can keep, in dims-key order.
-COLUMNS = ("provider", "model", "project", "team", "cost_center", "feature", "environment", "customer", "key_name")
+COLUMNS = (
+    "provider",
+    "model",
+    "project",
+    "team",
+    "cost_center",
+    "feature",
+    "environment",
+    "customer",
+    "key_name",
+    "source",  # the door the spend came in by: proxy, ingest, otlp, batch, manual, provider_import
+)
 
 # Report dimension -> rollup column (day and month come from the bucket).
 REPORT_COLUMN = {
@@ -41,6 +52,7 @@ REPORT_COLUMN = {
     "model": "model",
     "provider": "provider",
     "key": "key_name",
+    "source": "source",
 }
 TIME_DIMENSIONS = ("day", "month")
 

@@ -62,6 +62,10 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     ("estimated", BOOL),
     ("latency_ms", FLOAT),
     ("upstream_request_id", TEXT),
+    ("source", TEXT),
+    ("external_id", TEXT),
+    ("client_reported", BOOL),
+    ("otel_span", TEXT),
 )
 
 
@@ -102,6 +106,10 @@ def staged_rows(
             e.estimated,
             float(e.latency_ms),
             e.upstream_request_id,
+            e.source,
+            e.external_id,
+            e.client_reported,
+            e.otel_span,
             dims_id,
             lean_dims_id,
             *rollup_cost(e.cost_usd),
@@ -144,6 +152,9 @@ def event_as_json(row: Row, dialect: Dialect) -> dict[str, Any]:
         "estimated": bool(row["estimated"]),
         "latency_ms": row["latency_ms"],
         "upstream_request_id": row["upstream_request_id"],
+        "source": row["source"],
+        "external_id": row["external_id"],
+        "client_reported": bool(row["client_reported"]),
     }
 
 
@@ -152,14 +163,19 @@ class EventsMixin(StoreBase):
         """Store the new events and add them to the rollups, in one transaction. Only events
         actually stored are added (a replayed id is not counted twice); an event older than
         the retention horizon is refused, since whether it is new can no longer be told."""
+        return len(self.append_new(events))
+
+    def append_new(self, events: Sequence[UsageEvent]) -> set[str]:
+        """``append_events``, answering the ids it stored: the others were in the ledger already
+        (or repeated an id earlier in ``events``, or were older than the retention horizon)."""
         if not events:
-            return 0
+            return set()
         with self._dialect.transaction() as session:
             horizon = session.scalar("SELECT value FROM meta WHERE name = ?", (HORIZON,))
             if horizon is not None:
                 events = [e for e in events if micros(e.ts) >= horizon]
             if not events:
-                return 0
+                return set()
             # In id order (stable: of two with one id, the first stays first): writers racing
             # with overlapping batches then lock rows in one order and queue, never deadlock.
             events = sorted(events, key=_ID)
@@ -167,7 +183,7 @@ class EventsMixin(StoreBase):
             rows = staged_rows(events, self._dialect, ids)
             session.stage(_STAGING, [*EVENT_COLUMNS, *self._rollups.staging_columns], rows)
             new = session.insert_new("usage_events", EVENT_COLUMNS, _STAGING, "id")
-            stored = len(events) if new is None else len(new)
+            stored = {e.id for e in events} if new is None else new
             if new is not None and stored:
                 self._unstage_replays(session, {e.id for e in events} - new)
             if stored:
