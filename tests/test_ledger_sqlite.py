@@ -556,13 +556,13 @@ class FlakyStore(SQLiteStore):
         self.after_commit = after_commit
         self.calls = 0
 
-    def append_events(self, events: Sequence[UsageEvent]) -> int:
+    def append_new(self, events: Sequence[UsageEvent]) -> set[str]:  # append_events too
         self.calls += 1
         if self.calls <= self.failures:
             if self.after_commit:
-                super().append_events(events)  # stored, but the caller never hears it
+                super().append_new(events)  # stored, but the caller never hears it
             raise sqlite3.OperationalError("database is locked")
-        return super().append_events(events)
+        return super().append_new(events)
 
 
 async def test_writer_aclose_flushes_everything(tmp_path: Path) -> None:

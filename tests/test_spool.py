@@ -96,11 +96,11 @@ class FailingStore(SQLiteStore):
         self.down = False
         self.failures = 0
 
-    def append_events(self, events: Sequence[UsageEvent]) -> int:
+    def append_new(self, events: Sequence[UsageEvent]) -> set[str]:  # append_events too
         if self.down:
             self.failures += 1
             raise sqlite3.OperationalError("unable to open database file (fault injected by the test)")
-        return super().append_events(events)
+        return super().append_new(events)
 
 
 @pytest.fixture

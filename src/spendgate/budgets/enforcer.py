@@ -183,6 +183,30 @@ class Enforcer:
             admission.nearest = self._nearest(charged, worst_cost)
         return admission
 
+    def recorded_charges(self, owner: Attribution, at: datetime, now: datetime) -> list[tuple[Budget, Window, Charge]]:
+        """What spend that happened elsewhere (ingested, a manual cost) is charged to: the budgets
+        of ``owner`` whose current window holds ``at``, each charge non-blocking, since spend
+        already made cannot be refused after the fact. A backfill into a past window changes no
+        live counter (a past window's spend is read from the ledger)."""
+        charged = []
+        for budget in self.rules.budgets_for(owner):
+            window = self._windows.get(budget.period, budget.timezone, now)
+            if window.contains(at):
+                charged.append((budget, window, Charge(counter_key(budget, window), budget.limit_usd, blocking=False)))
+        return charged
+
+    async def open_recorded(
+        self, request_id: str, charged: Sequence[tuple[Budget, Window, Charge]], at: datetime
+    ) -> Admission:
+        """A reservation of nothing on ``charged`` (``recorded_charges``), never refused, loading
+        their counters from the ledger first if need be (so before the spend is in the ledger);
+        ``settle`` then adds what was recorded: a budget it exhausts refuses the next proxied
+        request, and its alerts fire."""
+        admitted_at = self.wall_clock()
+        refused = await self._admit(request_id, charged, ZERO, (), 0, admitted_at)
+        assert refused is None, "a non-blocking charge is never refused"
+        return Admission(request_id, charged=list(charged), admitted_at=admitted_at, started=at)
+
     @property
     def counters(self) -> CounterStore:
         return self.gate.counters

@@ -93,7 +93,8 @@ def retry_command(db: str | None, config: str | None, as_json: bool) -> None:
             except Exception as exc:
                 kept.append(dead_letter(letter.kind, letter.fields, exc))
         # A database that is unreachable raises here: the file is then left as it was.
-        written, refused = append_isolating(store, events)
+        stored, refused = append_isolating(store, events)
+        written = len(stored)
         kept += [dead_letter("event", event_fields(event), exc) for event, exc in refused]
         outcome.update(
             retried=len(held),

@@ -33,9 +33,11 @@ from spendgate.gateway.admin import AdminAPI
 from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Send, send_error, send_response
 from spendgate.gateway.directory import DirectoryRefresher
 from spendgate.gateway.errors import ANTHROPIC, OPENAI, method_not_allowed, not_found
+from spendgate.gateway.ingest_api import UsageAPI
 from spendgate.gateway.proxy import Gateway
 from spendgate.gateway.routes import ROUTES
 from spendgate.gateway.upstream import Upstreams
+from spendgate.ingest.service import Recorder
 from spendgate.ledger.retention import RetentionJob
 from spendgate.ledger.spool.spool import spool_location
 from spendgate.ledger.spool.writer import EventWriter
@@ -95,6 +97,9 @@ class SpendgateApp:
             reservation_ttl=settings.reservation_ttl,
         )
         self.gateway.enforcer = self.enforcer
+        # The doors for spend made outside the proxy: the same writer, prices, rules, budgets.
+        self.recorder = Recorder(self.writer.store_now, self.enforcer, clock)
+        self.usage_api = UsageAPI(self.gateway, self.recorder)
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
         # Users, sessions and personal tokens: the admin API and the dashboard (/ui) share them.
@@ -196,7 +201,12 @@ class SpendgateApp:
         path = scope["path"]
         route = ROUTES.get(path)
         try:
-            if route is not None:
+            if path == "/v1/usage":
+                if scope["method"] != "POST":
+                    await send_error(send, method_not_allowed(scope["method"], path), OPENAI)
+                    return
+                await self.usage_api(scope, receive, send)
+            elif route is not None:
                 if scope["method"] != route.method:
                     await send_error(send, method_not_allowed(scope["method"], path), route.family)
                     return

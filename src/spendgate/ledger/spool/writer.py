@@ -101,6 +101,8 @@ class EventWriter:
         # Set aside: in the dead-letter file beside the spool, or (no spool) in memory.
         self.dead_letters: DeadLetters | None = None
         self._dead_in_memory: list[DeadLetter] = []
+        # Callers of ``store_now`` waiting to learn whether their events were new to the ledger.
+        self._waiting: dict[str, asyncio.Future[bool]] = {}
 
     # --- the request path ----------------------------------------------------------------
     def begin(self, request_id: str, begin: dict[str, Any]) -> None:
@@ -128,6 +130,40 @@ class EventWriter:
             self._pending.append((event, position))
         if self._wake is not None and self._backlog >= MAX_BATCH:
             self._wake.set()
+
+    async def store_now(self, events: Sequence[UsageEvent]) -> set[str]:
+        """Record ``events`` as ``record`` does (spooled, batched with everything else) and ship
+        them now; answers the ids the ledger did not have yet. For the doors that must say what
+        was new (ingestion): a replayed id is stored once, and its caller is told so. Ids must be
+        distinct. Raises what shipping raised, or ``StoreError`` for an event set aside."""
+        loop = asyncio.get_running_loop()
+        waiting = {event.id: loop.create_future() for event in events}
+        self._waiting.update(waiting)
+        try:
+            for event in events:
+                self.record(event)
+            await self._ship_all()
+            new: set[str] = set()
+            for event_id, future in waiting.items():
+                if await future:
+                    new.add(event_id)
+            return new
+        finally:
+            for event_id in waiting:
+                self._waiting.pop(event_id, None)
+
+    def _resolve(self, events: Sequence[UsageEvent], new: set[str], refused: Sequence[str]) -> None:
+        """Tell the callers of ``store_now`` waiting on these events what became of them."""
+        if not self._waiting:
+            return
+        for event in events:
+            future = self._waiting.get(event.id)
+            if future is not None and not future.done():
+                future.set_result(event.id in new)
+        for event_id in refused:
+            future = self._waiting.get(event_id)
+            if future is not None and not future.done():
+                future.set_exception(StoreError(f"the ledger refused event {event_id}; it is set aside"))
 
     def _spool_failed(self, what: str) -> None:
         self.spool_errors += 1
@@ -298,7 +334,9 @@ class EventWriter:
         loop = asyncio.get_running_loop()
         if self._unspooled:
             batch = self._unspooled[:MAX_BATCH]
-            self.written += await loop.run_in_executor(self._executor, self._store_batch, batch, None)
+            self.written += self._stored(
+                batch, await loop.run_in_executor(self._executor, self._store_batch, batch, None)
+            )
             del self._unspooled[: len(batch)]
             self._backlog -= len(batch)
             return True
@@ -307,7 +345,9 @@ class EventWriter:
             events = [event for event, _ in taken]
             positions = [position for _, position in taken if position is not None]
             shipped = positions[-1] if positions else None
-            self.written += await loop.run_in_executor(self._executor, self._store_batch, events, shipped)
+            self.written += self._stored(
+                events, await loop.run_in_executor(self._executor, self._store_batch, events, shipped)
+            )
             del self._pending[: len(taken)]
             self._backlog -= len(taken)
             if shipped is not None:
@@ -326,8 +366,8 @@ class EventWriter:
             )
             if read or undecodable:
                 events = [event for event, _ in read]
-                self.written += await loop.run_in_executor(
-                    self._executor, self._store_batch, events, cursor, undecodable
+                self.written += self._stored(
+                    events, await loop.run_in_executor(self._executor, self._store_batch, events, cursor, undecodable)
                 )
                 self._backlog -= len(events) + len(undecodable)
             self._cursor = cursor
@@ -339,9 +379,15 @@ class EventWriter:
             return True
         return False
 
+    def _stored(self, events: list[UsageEvent], outcome: tuple[set[str], list[str]]) -> int:
+        new, refused = outcome
+        self._resolve(events, new, refused)
+        return len(new)
+
     def _store_batch(
         self, events: list[UsageEvent], shipped: Position | None, undecodable: Sequence[DeadLetter] = ()
-    ) -> int:
+    ) -> tuple[set[str], list[str]]:
+        """Store a batch: the ids it stored, and those it set aside."""
         written, refused = append_isolating(self.store, events)
         # Durably aside before the checkpoint passes them: neither lost nor replayed.
         self.set_aside([*undecodable, *(dead_letter("event", event_fields(e), exc) for e, exc in refused)])
@@ -351,7 +397,7 @@ class EventWriter:
             except OSError:
                 # The events are stored; a stale checkpoint only means shipping them again.
                 log.exception("could not move the spool checkpoint")
-        return written
+        return written, [event.id for event, _ in refused]
 
     # --- dead letters --------------------------------------------------------------------
     def set_aside(self, letters: list[DeadLetter]) -> None:
@@ -383,21 +429,22 @@ def is_data_error(store: Store, exc: BaseException) -> bool:
     return store.is_data_error(exc)
 
 
-def append_isolating(store: Store, events: Sequence[UsageEvent]) -> tuple[int, list[tuple[UsageEvent, Exception]]]:
+def append_isolating(store: Store, events: Sequence[UsageEvent]) -> tuple[set[str], list[tuple[UsageEvent, Exception]]]:
     """Store ``events``, and if the store refuses them for what one of them holds, halve the batch
     until the failing events are alone: the others are stored, those are returned with their
-    errors (a handful of extra transactions per bad event). Any other error propagates."""
+    errors (a handful of extra transactions per bad event). Any other error propagates. Answers
+    the ids stored (new to the ledger) and the refused events."""
     try:
-        return store.append_events(events), []
+        return store.append_new(events), []
     except Exception as exc:
         if not is_data_error(store, exc) or not events:
             raise
         if len(events) == 1:
-            return 0, [(events[0], exc)]
+            return set(), [(events[0], exc)]
         half = len(events) // 2
         written_first, refused_first = append_isolating(store, events[:half])
         written_second, refused_second = append_isolating(store, events[half:])
-        return written_first + written_second, refused_first + refused_second
+        return written_first | written_second, refused_first + refused_second
 
 
 def _no_pricing(begin: dict[str, Any]) -> UsageEvent:

@@ -51,6 +51,10 @@ class Store(Protocol):
         """Store events; an id already stored is ignored. Returns how many were new."""
         ...
 
+    def append_new(self, events: Sequence[UsageEvent]) -> set[str]:
+        """``append_events``, answering the ids stored (the others were there already)."""
+        ...
+
     def is_data_error(self, exc: BaseException) -> bool:
         """Whether ``append_events`` failed for what the events hold (a value the database
         cannot store), not because the database is unreachable, locked or full."""
