@@ -148,9 +148,17 @@ class InProcessCounters:
             return []
         states = []
         for counter in reservation.counters:
-            spent = self._spent[counter] = self._spent.get(counter, ZERO) + cost
+            if counter not in self._spent:
+                continue  # forgotten meanwhile: reloaded from the ledger, which has this spend by then
+            spent = self._spent[counter] = self._spent[counter] + cost
             states.append(CounterState(counter, spent, self._reserved.get(counter, ZERO)))
         return states
+
+    def forget_spent(self) -> None:
+        """Drop every counter's spent (reservations stay): each is loaded from the ledger again
+        at its next use. For spend another process wrote to the ledger (``spendgate ingest``,
+        ``costs add``) that this process's counters cannot otherwise know."""
+        self._spent.clear()
 
     async def release(self, request_id: str) -> None:
         self._end(request_id)

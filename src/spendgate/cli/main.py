@@ -10,6 +10,7 @@ import click
 from spendgate import management
 from spendgate.cli.budgets import budgets, limits, policies
 from spendgate.cli.dead_letters import dead_letters
+from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
 from spendgate.cli.migrate import migrate_command
 from spendgate.cli.support import LIMIT_MAX, db_options, json_option, print_json, print_table, settings_from
@@ -311,5 +312,16 @@ def events(store: Store, limit: int, fmt: str, as_json: bool) -> None:
 
 
 # Feature areas keep their commands in their own modules.
-for command in (budgets, limits, policies, webhooks, alerts, migrate_command, prune_command, dead_letters, users):
+for command in (
+    budgets,
+    limits,
+    policies,
+    webhooks,
+    alerts,
+    migrate_command,
+    prune_command,
+    dead_letters,
+    users,
+    ingest_command,
+):
     main.add_command(command)

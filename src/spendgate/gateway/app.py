@@ -22,6 +22,7 @@ from spendgate.access.sessions import SessionPolicy
 from spendgate.alerts.center import AlertCenter
 from spendgate.alerts.dispatcher import AlertDispatcher
 from spendgate.attribution import Directory
+from spendgate.budgets.counters import InProcessCounters
 from spendgate.budgets.enforcer import Enforcer, counter_key
 from spendgate.budgets.gate import InProcessGate
 from spendgate.budgets.model import Scope as BudgetScope
@@ -127,6 +128,11 @@ class SpendgateApp:
     def _apply_config(self, directory: Directory, rules: Rules) -> None:
         self.gateway.directory = directory
         self.enforcer.rules = rules
+        # The CLI's ingestion and other costs write spend to the ledger and bump the version:
+        # in-process counters reload from the ledger (Redis counters the CLI updates itself).
+        counters = self.enforcer.gate.counters
+        if isinstance(counters, InProcessCounters):
+            counters.forget_spent()
 
     async def _ledger_spend(self, scope: BudgetScope, window: Window) -> Decimal:
         """A budget window's spend so far, from the ledger: what this process buffered is

@@ -94,7 +94,9 @@ def event_id(source: str, namespace: str, external_id: str) -> str:
 # --- parsing ----------------------------------------------------------------------------------
 def parse_record(raw: Any, now: datetime) -> UsageRecord:
     """A record as JSON decoded it (or a CSV row, every value text) -> ``UsageRecord``; raises
-    ``RecordError`` saying what is wrong."""
+    ``RecordError`` saying what is wrong (``raw`` may be one already: a line that was no record)."""
+    if isinstance(raw, RecordError):
+        raise raw
     if not isinstance(raw, Mapping):
         raise RecordError("a record must be a JSON object")
     unknown = sorted(str(name) for name in raw if name not in KNOWN_FIELDS)

@@ -191,6 +191,31 @@ class EventsMixin(StoreBase):
         self._rollups.committed(created)  # only now: a rolled-back entry must not be cached
         return stored
 
+    # --- `spendgate ingest`: where a file's last run stopped ----------------------------------------
+    def ingest_progress(self, fingerprint: str, key_name: str) -> tuple[int, int] | None:
+        """(bytes, records) of the file already stored by an earlier run, or None."""
+        rows = self._query(
+            "SELECT offset_bytes, records FROM ingest_files WHERE fingerprint = ? AND key_name = ?",
+            (fingerprint, key_name),
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def save_ingest_progress(
+        self, fingerprint: str, key_name: str, path: str, offset: int, records: int, now: datetime
+    ) -> None:
+        with self._dialect.transaction() as session:
+            session.execute(
+                "INSERT INTO ingest_files (fingerprint, key_name, path, offset_bytes, records, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint, key_name) DO UPDATE SET path = excluded.path,"
+                " offset_bytes = excluded.offset_bytes, records = excluded.records, updated_at = excluded.updated_at",
+                (fingerprint, key_name, path, offset, records, self._dialect.ts(now)),
+            )
+
+    def spend_written_elsewhere(self) -> None:
+        """Tell running gateways that spend reached the ledger without them (``spendgate ingest``,
+        ``costs add``): the config version moves, and their in-process budget counters reload."""
+        self._write([])
+
     def _unstage_replays(self, session: Session, old: set[Any]) -> None:
         """Take out of the staging table what this transaction did not store: the events
         stored before, and the second of two events with one id."""
