@@ -35,6 +35,7 @@ from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Sen
 from spendgate.gateway.directory import DirectoryRefresher
 from spendgate.gateway.errors import ANTHROPIC, OPENAI, method_not_allowed, not_found
 from spendgate.gateway.ingest_api import UsageAPI
+from spendgate.gateway.otlp_api import TracesAPI
 from spendgate.gateway.proxy import Gateway
 from spendgate.gateway.routes import ROUTES
 from spendgate.gateway.upstream import Upstreams
@@ -101,6 +102,7 @@ class SpendgateApp:
         # The doors for spend made outside the proxy: the same writer, prices, rules, budgets.
         self.recorder = Recorder(self.writer.store_now, self.enforcer, clock)
         self.usage_api = UsageAPI(self.gateway, self.recorder)
+        self.traces_api = TracesAPI(self.gateway, self.recorder, self.writer)
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
         # Users, sessions and personal tokens: the admin API and the dashboard (/ui) share them.
@@ -212,6 +214,8 @@ class SpendgateApp:
                     await send_error(send, method_not_allowed(scope["method"], path), OPENAI)
                     return
                 await self.usage_api(scope, receive, send)
+            elif path == "/v1/traces":
+                await self.traces_api(scope, receive, send)
             elif route is not None:
                 if scope["method"] != route.method:
                     await send_error(send, method_not_allowed(scope["method"], path), route.family)

@@ -344,11 +344,14 @@ def build_events(
     source: str,
     endpoint: str,
     missing_dimensions: Callable[[Attribution], list[str]] | None = None,
+    namespace: str | None = None,
 ) -> Outcome:
     """Each record's event, or its rejection; a record id repeated within the batch is a
     duplicate of its first occurrence. ``missing_dimensions``: the tag policy of the key's
-    environment, which refuses a record as it would a proxied request."""
-    namespace = key.name if key is not None else ""
+    environment, which refuses a record as it would a proxied request. ``namespace``: whose
+    ids these are (default: the key's; a client's ids are its own, so two keys' "1" differ)."""
+    if namespace is None:
+        namespace = key.name if key is not None else ""
     outcome = Outcome({}, [], set())
     first: dict[str, int] = {}
     for index, raw in enumerate(raw_records):

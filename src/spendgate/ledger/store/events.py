@@ -191,6 +191,34 @@ class EventsMixin(StoreBase):
         self._rollups.committed(created)  # only now: a rolled-back entry must not be cached
         return stored
 
+    def proxied_spans(self, refs: Sequence[str]) -> set[str]:
+        """Which of these W3C span refs (``TRACE-SPAN``) a proxied request carried in its
+        traceparent, or are linked to one (``link_spans``): an OTLP span describing such a call
+        is linked to it, not counted twice."""
+        found: set[str] = set()
+        chunk = sorted(set(refs))
+        for i in range(0, len(chunk), 900):
+            part = chunk[i : i + 900]
+            condition, params = self._dialect.key_in("otel_span", part)
+            rows = self._query(f"SELECT otel_span FROM usage_events WHERE source = 'proxy' AND {condition}", params)
+            found.update(row[0] for row in rows)
+            condition, params = self._dialect.key_in("span_ref", part)
+            found.update(row[0] for row in self._query(f"SELECT span_ref FROM otel_links WHERE {condition}", params))
+        return found
+
+    def link_spans(self, links: Sequence[tuple[str, str]], now: datetime) -> None:
+        """(parent span ref, proxied span ref): the parent describes that proxied call."""
+        if not links:
+            return
+        ts = self._dialect.ts(now)
+        with self._dialect.transaction() as session:
+            for parent, proxied in sorted(set(links)):
+                session.execute(
+                    "INSERT INTO otel_links (span_ref, proxied_ref, created_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (span_ref) DO NOTHING",
+                    (parent, proxied, ts),
+                )
+
     # --- `spendgate ingest`: where a file's last run stopped ----------------------------------------
     def ingest_progress(self, fingerprint: str, key_name: str) -> tuple[int, int] | None:
         """(bytes, records) of the file already stored by an earlier run, or None."""

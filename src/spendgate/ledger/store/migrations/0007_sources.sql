@@ -13,6 +13,15 @@ ALTER TABLE usage_events ADD COLUMN otel_span {text};
 -- Only the few events that carry one are indexed (the proxy's hot path pays nothing otherwise).
 CREATE INDEX usage_events_otel_span ON usage_events (otel_span) WHERE otel_span IS NOT NULL;
 
+-- A span exported over OTLP whose id a proxied request carried as its traceparent (an
+-- instrumented HTTP client's span) names its parent (the GenAI span of that call, exported in the
+-- same request or a later one): the parent is linked to the proxied call, not counted again.
+CREATE TABLE otel_links (
+    span_ref {text} PRIMARY KEY,  -- TRACE-SPAN of the parent
+    proxied_ref {text} NOT NULL,  -- the otel_span of the proxied event (TRACE-CHILD)
+    created_at {timestamp} NOT NULL
+);
+
 -- source is a rollup dimension (report --by source), the last of the dims key. Existing entries
 -- are all proxy: their key gains the encoded value '5:proxy'. Through a '#' prefix no key can
 -- start with, so no intermediate key can collide with another entry's (unique checked per row).
