@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -133,10 +134,11 @@ def ingest_command(
                 if fmt == "jsonl"
                 else csv_batches(f, start_count=start_count, size=batch_size)
             )
-            run = _Run(store, key, settings, totals, shown)
+            recording = Recording(store, key, settings)
             show = progress if progress is not None else is_terminal()
+            where = (mark, key_name or "", str(file), f, show, start_offset)
             try:
-                asyncio.run(run.all(batches, mark, key_name or "", str(file), f, show, start_offset))
+                asyncio.run(ingest_batches(recording, batches, totals, shown, where))
             finally:
                 store.spend_written_elsewhere()  # running gateways reload their budget counters
     except StoreError as exc:
@@ -160,73 +162,95 @@ def ingest_command(
         click.echo(f"  … and {totals['rejected'] - len(shown)} more rejected", err=True)
 
 
-class _Run:
-    def __init__(self, store: Store, key: Any, settings: Any, totals: dict[str, int], shown: list[dict[str, Any]]):
-        from spendgate.attribution import Directory
+@dataclass
+class BatchOutcome:
+    events: list[Any]  # the events of the records that were valid (new or not)
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]]  # {"index", "error"}
 
+
+class Recording:
+    """Records batches the way the gateway's doors do (ingest/records.py, ingest/service.py),
+    from this process: store calls in a thread, live budget counters when they are shared."""
+
+    def __init__(self, store: Store, key: Any, settings: Any) -> None:
         self.store = store
         self.key = key
         self.settings = settings
-        self.totals = totals
-        self.shown = shown
         self.prices = price_book(settings)
-        self.directory: Directory = store.load_directory()
+        self.directory = store.load_directory()
         self.rules = store.load_rules()
+        self.recorder: Any = None
 
-    async def all(
-        self, batches: Iterator[Any], mark: str, key_name: str, path: str, f: Any, show: bool, start: int
-    ) -> None:
-        size = Path(path).stat().st_size
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
+    @contextlib.asynccontextmanager
+    async def open(self) -> Any:
         from spendgate.ingest.service import Recorder
 
+        async def store_events(events: Sequence[Any]) -> set[str]:
+            return await asyncio.to_thread(self.store.append_new, events)
+
         async with live_budgets(self.store, self.settings) as enforcer:
+            self.recorder = Recorder(store_events, enforcer, lambda: datetime.now(UTC))
+            yield self
 
-            async def store_events(events: Sequence[Any]) -> set[str]:
-                return await asyncio.to_thread(self.store.append_new, events)
-
-            recorder = Recorder(store_events, enforcer, lambda: datetime.now(UTC))
-            columns = (
-                TextColumn("ingesting"),
-                BarColumn(),
-                DownloadColumn(),
-                TextColumn("{task.fields[records]} records"),
-                TimeRemainingColumn(),
-            )
-            # On stderr: stdout stays the outcome (--json pipes cleanly).
-            console = Console(stderr=True, force_terminal=True if show else None)
-            with Progress(*columns, console=console, disable=not show, transient=False) as bar:
-                task = bar.add_task("ingest", total=size, completed=start, records=0)
-                for batch in batches:
-                    await self.one(recorder, batch)
-                    self.store.save_ingest_progress(mark, key_name, path, batch.offset, batch.count, datetime.now(UTC))
-                    done = self.totals["accepted"] + self.totals["duplicates"] + self.totals["rejected"]
-                    bar.update(task, completed=batch.offset or _position(f, size), records=done)
-
-    async def one(self, recorder: Any, batch: Any) -> None:
+    async def batch(
+        self, records: list[Any], *, source: str, endpoint: str, namespace: str | None = None
+    ) -> BatchOutcome:
         from spendgate.ingest.records import build_events
 
+        if self.recorder is None:  # one batch alone: open, record, close
+            async with self.open():
+                return await self.batch(records, source=source, endpoint=endpoint, namespace=namespace)
         outcome = build_events(
-            batch.records,
+            records,
             key=self.key,
             directory=self.directory,
             prices=self.prices,
             now=datetime.now(UTC),
-            source="ingest",
-            endpoint="spendgate ingest",
+            source=source,
+            endpoint=endpoint,
             missing_dimensions=self.rules.missing_dimensions if self.key is not None else None,
+            namespace=namespace,
         )
         events = list(outcome.events.values())
-        new = await recorder.record(events)
+        new = await self.recorder.record(events)
         accepted = sum(1 for e in events if e.id in new)
-        self.totals["accepted"] += accepted
-        self.totals["duplicates"] += len(events) - accepted + len(outcome.duplicates)
-        self.totals["rejected"] += len(outcome.rejected)
-        for item in outcome.rejected:
-            if len(self.shown) < MAX_SHOWN_REJECTIONS:
-                self.shown.append({"line": batch.line_numbers[item["index"]], "error": item["error"]})
+        return BatchOutcome(events, accepted, len(events) - accepted + len(outcome.duplicates), outcome.rejected)
+
+
+async def ingest_batches(
+    recording: Recording, batches: Iterator[Any], totals: dict[str, int], shown: list[dict[str, Any]], progress: Any
+) -> None:
+    """Every batch of the file, its progress saved once it is stored."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    mark, key_name, path, f, show, start = progress
+    size = Path(path).stat().st_size
+    columns = (
+        TextColumn("ingesting"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[records]} records"),
+        TimeRemainingColumn(),
+    )
+    # On stderr: stdout stays the outcome (--json pipes cleanly).
+    console = Console(stderr=True, force_terminal=True if show else None)
+    async with recording.open():
+        with Progress(*columns, console=console, disable=not show, transient=False) as bar:
+            task = bar.add_task("ingest", total=size, completed=start, records=0)
+            for batch in batches:
+                outcome = await recording.batch(batch.records, source="ingest", endpoint="spendgate ingest")
+                totals["accepted"] += outcome.accepted
+                totals["duplicates"] += outcome.duplicates
+                totals["rejected"] += len(outcome.rejected)
+                for item in outcome.rejected:
+                    if len(shown) < MAX_SHOWN_REJECTIONS:
+                        shown.append({"line": batch.line_numbers[item["index"]], "error": item["error"]})
+                recording.store.save_ingest_progress(mark, key_name, path, batch.offset, batch.count, datetime.now(UTC))
+                done = totals["accepted"] + totals["duplicates"] + totals["rejected"]
+                bar.update(task, completed=batch.offset or _position(f, size), records=done)
 
 
 def _position(f: Any, size: int) -> int:

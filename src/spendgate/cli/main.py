@@ -9,6 +9,7 @@ import click
 
 from spendgate import management
 from spendgate.cli.budgets import budgets, limits, policies
+from spendgate.cli.costs import costs
 from spendgate.cli.dead_letters import dead_letters
 from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
@@ -323,5 +324,6 @@ for command in (
     dead_letters,
     users,
     ingest_command,
+    costs,
 ):
     main.add_command(command)

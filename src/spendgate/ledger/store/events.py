@@ -256,12 +256,19 @@ class EventsMixin(StoreBase):
     def _add_to_rollups(self, session: Session, staging: str) -> None:
         self._rollups.add(session, staging)
 
-    def list_events(self, limit: int = 50, *, visible: Visibility | None = None) -> list[dict[str, Any]]:
-        """The newest events; ``visible``: only those a caller may see (None: all)."""
-        where, params = "", []
+    def list_events(
+        self, limit: int = 50, *, visible: Visibility | None = None, source: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest events; ``visible``: only those a caller may see (None: all); ``source``:
+        only those that came in by that door."""
+        clauses, params = [], []
         if visible is not None:
             condition, params = visible_spend(visible)
-            where = f" WHERE {condition}"
+            clauses.append(condition)
+        if source is not None:
+            clauses.append("source = ?")
+            params = [*params, source]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._query(f"SELECT * FROM usage_events{where} ORDER BY ts DESC, seq DESC LIMIT ?", (*params, limit))
         return [event_as_json(r, self._dialect) for r in rows]
 
