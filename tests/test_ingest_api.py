@@ -192,3 +192,19 @@ def test_ingested_spend_counts_against_budgets_in_redis(make_gateway, redis_url:
 
     redis.Redis.from_url(redis_url).flushdb()
     _budget_blocks_proxied_requests_after_ingestion(make_gateway(redis_url=redis_url))
+
+
+def test_too_many_batches_at_once_is_a_429_with_retry_after(gateway: Gateway) -> None:
+    keys = _setup(gateway)
+    gateway.app.usage_api.max_inflight = 0  # as if every slot were taken
+    busy = post(gateway, keys["default"], {"records": [record("x")]})
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+    assert busy.json()["error"]["type"] == "rate_limit_exceeded"
+    gateway.app.traces_api.max_inflight = 0
+    traces = httpx.post(
+        f"{gateway.url}/v1/traces",
+        json={"resourceSpans": []},
+        headers={"authorization": f"Bearer {keys['default']}"},
+    )
+    assert traces.status_code == 429 and traces.headers["retry-after"] == "1" and traces.json()["code"] == 8
+    assert gateway.events() == []

@@ -32,6 +32,7 @@ from spendgate.ingest.service import Recorder
 log = logging.getLogger("spendgate.ingest")
 
 MAX_RECORDS = 10_000  # records in one request; more is a 413 (send several batches)
+MAX_INFLIGHT = 8  # batches being recorded at once per gateway process; past it, 429 and retry
 # How long a request waits for the ledger before answering 503 (its records stay spooled and
 # are stored when the ledger is back; sending them again then answers "duplicates").
 LEDGER_PATIENCE_S = 30.0
@@ -53,6 +54,8 @@ class UsageAPI:
         self.gateway = gateway
         self.recorder = recorder
         self.max_records = max_records
+        self.max_inflight = MAX_INFLIGHT
+        self._inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -96,6 +99,20 @@ class UsageAPI:
             missing_dimensions=enforcer.rules.missing_dimensions if enforcer is not None else None,
         )
         events = list(outcome.events.values())
+        if self._inflight >= self.max_inflight:
+            raise GatewayError(
+                429,
+                "rate_limit_exceeded",
+                f"{self.max_inflight} batches are being recorded already; retry shortly",
+                headers=((b"retry-after", b"1"),),
+            )
+        self._inflight += 1
+        try:
+            return await self._record(events, outcome)
+        finally:
+            self._inflight -= 1
+
+    async def _record(self, events: list, outcome: Any) -> dict[str, Any]:
         # Shielded: a request that gives up waiting (or whose client leaves) does not take the
         # recording with it; the budget counters are settled when the ledger answers.
         recording = asyncio.ensure_future(self.recorder.record(events))

@@ -83,6 +83,7 @@ class TracesAPI:
         self.gateway = gateway
         self.recorder = recorder
         self.writer = writer
+        self.max_inflight = MAX_INFLIGHT
         self._inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -130,8 +131,10 @@ class TracesAPI:
         except (BadEncoding, OTLPError) as exc:
             raise OTLPFailure(400, str(exc)) from None
 
-        if self._inflight >= MAX_INFLIGHT:
-            raise OTLPFailure(429, f"{MAX_INFLIGHT} exports are being recorded already; retry shortly", retry_after=1)
+        if self._inflight >= self.max_inflight:
+            raise OTLPFailure(
+                429, f"{self.max_inflight} exports are being recorded already; retry shortly", retry_after=1
+            )
         self._inflight += 1
         try:
             return await self._record(key, spans, as_json)
