@@ -182,6 +182,7 @@ class Recording:
         self.directory = store.load_directory()
         self.rules = store.load_rules()
         self.recorder: Any = None
+        self.owners: dict[Any, Any] = {}  # (project, team) -> owner, for every batch of the run
 
     @contextlib.asynccontextmanager
     async def open(self) -> Any:
@@ -194,14 +195,12 @@ class Recording:
             self.recorder = Recorder(store_events, enforcer, lambda: datetime.now(UTC))
             yield self
 
-    async def batch(
+    def prepare(
         self, records: list[Any], *, source: str, endpoint: str, namespace: str | None = None
-    ) -> BatchOutcome:
+    ) -> tuple[list[Any], Any]:
+        """The events of ``records`` (validated, attributed, priced), and the build outcome."""
         from spendgate.ingest.records import build_events
 
-        if self.recorder is None:  # one batch alone: open, record, close
-            async with self.open():
-                return await self.batch(records, source=source, endpoint=endpoint, namespace=namespace)
         outcome = build_events(
             records,
             key=self.key,
@@ -212,11 +211,23 @@ class Recording:
             endpoint=endpoint,
             missing_dimensions=self.rules.missing_dimensions if self.key is not None else None,
             namespace=namespace,
+            owners=self.owners,
         )
-        events = list(outcome.events.values())
+        return list(outcome.events.values()), outcome
+
+    async def commit(self, prepared: tuple[list[Any], Any]) -> BatchOutcome:
+        events, outcome = prepared
         new = await self.recorder.record(events)
         accepted = sum(1 for e in events if e.id in new)
         return BatchOutcome(events, accepted, len(events) - accepted + len(outcome.duplicates), outcome.rejected)
+
+    async def batch(
+        self, records: list[Any], *, source: str, endpoint: str, namespace: str | None = None
+    ) -> BatchOutcome:
+        if self.recorder is None:  # one batch alone: open, record, close
+            async with self.open():
+                return await self.batch(records, source=source, endpoint=endpoint, namespace=namespace)
+        return await self.commit(self.prepare(records, source=source, endpoint=endpoint, namespace=namespace))
 
 
 async def ingest_batches(
@@ -240,8 +251,9 @@ async def ingest_batches(
     async with recording.open():
         with Progress(*columns, console=console, disable=not show, transient=False) as bar:
             task = bar.add_task("ingest", total=size, completed=start, records=0)
-            for batch in batches:
-                outcome = await recording.batch(batch.records, source="ingest", endpoint="spendgate ingest")
+
+            async def finish(storing: asyncio.Future[BatchOutcome], batch: Any) -> None:
+                outcome = await storing
                 totals["accepted"] += outcome.accepted
                 totals["duplicates"] += outcome.duplicates
                 totals["rejected"] += len(outcome.rejected)
@@ -251,6 +263,17 @@ async def ingest_batches(
                 recording.store.save_ingest_progress(mark, key_name, path, batch.offset, batch.count, datetime.now(UTC))
                 done = totals["accepted"] + totals["duplicates"] + totals["rejected"]
                 bar.update(task, completed=batch.offset or _position(f, size), records=done)
+
+            # While one batch is stored (in a thread), the next is read, validated and priced.
+            storing: tuple[asyncio.Future[BatchOutcome], Any] | None = None
+            for batch in batches:
+                prepared = recording.prepare(batch.records, source="ingest", endpoint="spendgate ingest")
+                if storing is not None:
+                    await finish(*storing)
+                storing = (asyncio.ensure_future(recording.commit(prepared)), batch)
+                await asyncio.sleep(0)  # let it reach its thread before the next batch is built
+            if storing is not None:
+                await finish(*storing)
 
 
 def _position(f: Any, size: int) -> int:

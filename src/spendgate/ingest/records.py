@@ -22,15 +22,12 @@ from typing import Any
 
 from spendgate.attribution import Attribution, AttributionError, AttributionForbidden, Directory, GatewayKey
 from spendgate.attribution.rules import (
-    CUSTOMER_HEADER,
-    FEATURE_HEADER,
     MAX_HEADER_VALUE,
     MAX_TAG_KEY,
     MAX_TAGS,
     PROJECT_HEADER,
     TAG_KEY,
     TEAM_HEADER,
-    TRACE_HEADER,
     attribute,
 )
 from spendgate.ledger.events import STATUS_ERROR, STATUS_OK, UsageEvent
@@ -240,29 +237,36 @@ def _count(value: Any, name: str, ceiling: int) -> int:
 
 
 # --- attribution and price --------------------------------------------------------------------
-def attribute_record(record: UsageRecord, key: GatewayKey | None, directory: Directory) -> Attribution:
+def attribute_record(
+    record: UsageRecord,
+    key: GatewayKey | None,
+    directory: Directory,
+    owners: dict[tuple[str | None, str | None], Attribution] | None = None,
+) -> Attribution:
     """Who owns the record, by the proxy's rules: the record's fields stand for the headers.
     With a key: its lock, its default project, its scope, its environment. Without one (the CLI
-    run by an admin, no ``--key``): the names given, which must exist."""
-    headers = {
-        PROJECT_HEADER: record.project,
-        TEAM_HEADER: record.team,
-        FEATURE_HEADER: record.feature,
-        CUSTOMER_HEADER: record.customer,
-        TRACE_HEADER: record.trace_id,
-    }
-    present = {name: value for name, value in headers.items() if value is not None}
-    admin = key is None
-    if admin:
-        # The operator's own door: may name any project or team, as an org-wide key would.
-        key = GatewayKey(name="", key_hash="", key_prefix="", org_wide=True)
-    try:
-        owner = attribute(key, present, directory)
-    except (AttributionError, AttributionForbidden) as exc:
-        raise RecordError(str(exc)) from None
-    if admin:
-        owner = replace(owner, key=None, environment=None)
-    return replace(owner, tags=record.tags) if record.tags else owner
+    run by an admin, no ``--key``): the names given, which must exist. ``owners``: the owners of
+    (project, team) resolved so far (a backfill names a few projects a million times)."""
+    place = (record.project, record.team)
+    owner = owners.get(place) if owners is not None else None
+    if owner is None:
+        headers = {PROJECT_HEADER: record.project, TEAM_HEADER: record.team}
+        present = {name: value for name, value in headers.items() if value is not None}
+        admin = key is None
+        # The operator's own door (no key): may name any project or team, as an org-wide key.
+        as_key = GatewayKey(name="", key_hash="", key_prefix="", org_wide=True) if admin else key
+        try:
+            owner = attribute(as_key, present, directory)  # type: ignore[arg-type]
+        except (AttributionError, AttributionForbidden) as exc:
+            raise RecordError(str(exc)) from None
+        if admin:
+            owner = replace(owner, key=None, environment=None)
+        if owners is not None:
+            owners[place] = owner
+    # The other dimensions are the record's own (validated as headers are: text, at most 256).
+    return replace(
+        owner, feature=record.feature, customer=record.customer, trace_id=record.trace_id, tags=record.tags or None
+    )
 
 
 def record_event(
@@ -345,6 +349,7 @@ def build_events(
     endpoint: str,
     missing_dimensions: Callable[[Attribution], list[str]] | None = None,
     namespace: str | None = None,
+    owners: dict[tuple[str | None, str | None], Attribution] | None = None,
 ) -> Outcome:
     """Each record's event, or its rejection; a record id repeated within the batch is a
     duplicate of its first occurrence. ``missing_dimensions``: the tag policy of the key's
@@ -354,10 +359,11 @@ def build_events(
         namespace = key.name if key is not None else ""
     outcome = Outcome({}, [], set())
     first: dict[str, int] = {}
+    owners = {} if owners is None else owners
     for index, raw in enumerate(raw_records):
         try:
             record = parse_record(raw, now)
-            owner = attribute_record(record, key, directory)
+            owner = attribute_record(record, key, directory, owners)
             missing = missing_dimensions(owner) if missing_dimensions is not None else []
             if missing:
                 raise RecordError(f"the policy for {owner.environment} keys requires {', '.join(missing)}")
