@@ -59,7 +59,7 @@ class RecordError(ValueError):
     """Why a record was rejected (its message goes back to the client as is)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageRecord:
     """A validated record: what happened, and who it says it belongs to."""
 
@@ -96,8 +96,8 @@ def parse_record(raw: Any, now: datetime) -> UsageRecord:
         raise raw
     if not isinstance(raw, Mapping):
         raise RecordError("a record must be a JSON object")
-    unknown = sorted(str(name) for name in raw if name not in KNOWN_FIELDS)
-    if unknown:
+    if not KNOWN_FIELDS.issuperset(raw):
+        unknown = sorted(str(name) for name in raw if name not in KNOWN_FIELDS)
         raise RecordError(f"unknown field(s): {', '.join(name[:64] for name in unknown[:5])}")
     record_id = _text(raw, "id")
     if record_id is None:
@@ -264,8 +264,16 @@ def attribute_record(
         if owners is not None:
             owners[place] = owner
     # The other dimensions are the record's own (validated as headers are: text, at most 256).
-    return replace(
-        owner, feature=record.feature, customer=record.customer, trace_id=record.trace_id, tags=record.tags or None
+    return Attribution(
+        project=owner.project,
+        team=owner.team,
+        cost_center=owner.cost_center,
+        environment=owner.environment,
+        key=owner.key,
+        feature=record.feature,
+        customer=record.customer,
+        trace_id=record.trace_id,
+        tags=record.tags or None,
     )
 
 
