@@ -208,3 +208,12 @@ def test_too_many_batches_at_once_is_a_429_with_retry_after(gateway: Gateway) ->
     )
     assert traces.status_code == 429 and traces.headers["retry-after"] == "1" and traces.json()["code"] == 8
     assert gateway.events() == []
+
+
+def test_a_record_older_than_the_retention_horizon_is_rejected_not_called_a_duplicate(gateway: Gateway) -> None:
+    keys = _setup(gateway)
+    gateway.store.prune(datetime(2025, 1, 1, tzinfo=UTC))
+    answer = post(gateway, keys["default"], {"records": [record("old", ts="2024-12-31T23:00:00Z"), record("new")]})
+    body = answer.json()
+    assert (body["accepted"], body["duplicates"]) == (1, 0)
+    assert "retention horizon" in body["rejected"][0]["error"]

@@ -183,6 +183,7 @@ class Recording:
         self.rules = store.load_rules()
         self.recorder: Any = None
         self.owners: dict[Any, Any] = {}  # (project, team) -> owner, for every batch of the run
+        self.horizon = store.raw_events_pruned_before()
 
     @contextlib.asynccontextmanager
     async def open(self) -> Any:
@@ -212,6 +213,7 @@ class Recording:
             missing_dimensions=self.rules.missing_dimensions if self.key is not None else None,
             namespace=namespace,
             owners=self.owners,
+            horizon=self.horizon,
         )
         return list(outcome.events.values()), outcome
 

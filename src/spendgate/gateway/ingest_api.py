@@ -52,6 +52,7 @@ def ledger_unavailable(reason: str) -> GatewayError:
 class UsageAPI:
     def __init__(self, gateway: Gateway, recorder: Recorder, *, max_records: int = MAX_RECORDS) -> None:
         self.gateway = gateway
+        self.recorder_store = gateway.writer.store
         self.recorder = recorder
         self.max_records = max_records
         self.max_inflight = MAX_INFLIGHT
@@ -88,6 +89,7 @@ class UsageAPI:
                 f"{len(records)} records in one request; at most {self.max_records}: send several batches",
             )
         enforcer = gateway.enforcer
+        horizon = await asyncio.to_thread(self.recorder_store.raw_events_pruned_before)
         outcome = build_events(
             records,
             key=key,
@@ -97,6 +99,7 @@ class UsageAPI:
             source="ingest",
             endpoint="/v1/usage",
             missing_dimensions=enforcer.rules.missing_dimensions if enforcer is not None else None,
+            horizon=horizon,
         )
         events = list(outcome.events.values())
         if self._inflight >= self.max_inflight:

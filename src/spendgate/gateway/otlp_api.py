@@ -145,6 +145,7 @@ class TracesAPI:
         gateway = self.gateway
         mapped = span_records(spans)
         enforcer = gateway.enforcer
+        horizon = await asyncio.to_thread(self.writer.store.raw_events_pruned_before)
         outcome = build_events(
             [fields for _, fields in mapped],
             key=key,
@@ -155,6 +156,7 @@ class TracesAPI:
             endpoint="otlp",
             missing_dimensions=enforcer.rules.missing_dimensions if enforcer is not None else None,
             namespace="",  # (trace id, span id) is unique the world over: whoever exports it
+            horizon=horizon,
         )
         children = children_of(spans)
         events, candidates = [], {}

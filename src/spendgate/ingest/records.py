@@ -358,6 +358,7 @@ def build_events(
     missing_dimensions: Callable[[Attribution], list[str]] | None = None,
     namespace: str | None = None,
     owners: dict[tuple[str | None, str | None], Attribution] | None = None,
+    horizon: datetime | None = None,
 ) -> Outcome:
     """Each record's event, or its rejection; a record id repeated within the batch is a
     duplicate of its first occurrence. ``missing_dimensions``: the tag policy of the key's
@@ -371,6 +372,11 @@ def build_events(
     for index, raw in enumerate(raw_records):
         try:
             record = parse_record(raw, now)
+            if horizon is not None and record.ts < horizon:
+                # Raw events before it were pruned: whether this one is new can no longer be told.
+                raise RecordError(
+                    f"'ts' is before the retention horizon ({horizon.isoformat()}): raw events that old are deleted"
+                )
             owner = attribute_record(record, key, directory, owners)
             missing = missing_dimensions(owner) if missing_dimensions is not None else []
             if missing:
