@@ -119,6 +119,7 @@ class UsageAPI:
         # Shielded: a request that gives up waiting (or whose client leaves) does not take the
         # recording with it; the budget counters are settled when the ledger answers.
         recording = asyncio.ensure_future(self.recorder.record(events))
+        recording.add_done_callback(_retrieve)
         try:
             new = await asyncio.wait_for(asyncio.shield(recording), LEDGER_PATIENCE_S)
         except TimeoutError:
@@ -132,3 +133,10 @@ class UsageAPI:
             "duplicates": len(events) - accepted + len(outcome.duplicates),
             "rejected": outcome.rejected,
         }
+
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    """A recording whose request stopped waiting (and answered 503) still ends: its outcome is
+    logged here rather than as an exception nobody retrieved."""
+    if not done.cancelled() and done.exception() is not None:
+        log.error("recording ingested spend failed after its request answered: %r", done.exception())

@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spendgate.gateway.asgi import Receive, Scope, Send, read_body, request_headers, send_response
 from spendgate.gateway.errors import GatewayError
-from spendgate.gateway.ingest_api import LEDGER_PATIENCE_S
+from spendgate.gateway.ingest_api import LEDGER_PATIENCE_S, _retrieve
 from spendgate.gateway.proxy import Gateway
 from spendgate.ingest.body import BadEncoding, BodyTooLarge, decoded_body
 from spendgate.ingest.otlp import (
@@ -187,6 +187,7 @@ class TracesAPI:
         linked = {e.id for e in events if any(ref in seen for ref in candidates[e.id])}
         fresh = [e for e in events if e.id not in linked]
         recording = asyncio.ensure_future(self.recorder.record(fresh))
+        recording.add_done_callback(_retrieve)
         try:
             new = await asyncio.wait_for(asyncio.shield(recording), LEDGER_PATIENCE_S)
         except Exception as exc:
