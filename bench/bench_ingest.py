@@ -136,7 +136,8 @@ def bench(backend: str, path: Path, args: argparse.Namespace) -> None:
     seconds_again, again = ingest(url, path, args, "--restart")
     assert again["accepted"] == 0 and again["duplicates"] == args.records, again
     print(
-        f"{backend}: the same file again: {seconds_again:.1f} s ({args.records / seconds_again:,.0f} records/s), all duplicates"
+        f"{backend}: the same file again: {seconds_again:.1f} s"
+        f" ({args.records / seconds_again:,.0f} records/s), all duplicates"
     )
     store = open_store(url)
     try:
