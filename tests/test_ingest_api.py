@@ -217,3 +217,27 @@ def test_a_record_older_than_the_retention_horizon_is_rejected_not_called_a_dupl
     body = answer.json()
     assert (body["accepted"], body["duplicates"]) == (1, 0)
     assert "retention horizon" in body["rejected"][0]["error"]
+
+
+def test_a_record_the_ledger_refuses_is_rejected_alone(gateway: Gateway) -> None:
+    keys = _setup(gateway)
+    store = gateway.app.writer.store
+    real = store.append_new
+
+    def refusing(events):  # a value the database cannot take, as a driver would refuse it
+        if any(e.external_id == "poison" for e in events):
+            raise ValueError("a value this column cannot take (fault injected by the test)")
+        return real(events)
+
+    store.append_new = refusing
+    try:
+        body = post(
+            gateway, keys["default"], {"records": [record("a"), record("poison"), record("b", customer="x\u0000y")]}
+        ).json()
+    finally:
+        del store.append_new
+    assert (body["accepted"], body["duplicates"]) == (1, 0)
+    errors = {item["index"]: item["error"] for item in body["rejected"]}
+    assert "the ledger refused it (ValueError" in errors[1] and "NUL" in errors[2]
+    assert [e["external_id"] for e in gateway.events()] == ["a"]
+    assert gateway.app.writer.dead_letter_count == 1  # set aside, as any event the ledger refuses

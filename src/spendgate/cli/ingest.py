@@ -188,9 +188,13 @@ class Recording:
     @contextlib.asynccontextmanager
     async def open(self) -> Any:
         from spendgate.ingest.service import Recorder
+        from spendgate.ledger.spool.writer import Stored, append_isolating
 
-        async def store_events(events: Sequence[Any]) -> set[str]:
-            return await asyncio.to_thread(self.store.append_new, events)
+        async def store_events(events: Sequence[Any]) -> Stored:
+            # As the gateway's writer stores a batch: an event the database refuses is isolated
+            # (and reported with its record) rather than failing the others.
+            new, refused = await asyncio.to_thread(append_isolating, self.store, events)
+            return Stored(new, {e.id: f"the ledger refused it ({type(exc).__name__}: {exc})" for e, exc in refused})
 
         async with live_budgets(self.store, self.settings) as enforcer:
             self.recorder = Recorder(store_events, enforcer, lambda: datetime.now(UTC))
@@ -219,9 +223,12 @@ class Recording:
 
     async def commit(self, prepared: tuple[list[Any], Any]) -> BatchOutcome:
         events, outcome = prepared
-        new = await self.recorder.record(events)
-        accepted = sum(1 for e in events if e.id in new)
-        return BatchOutcome(events, accepted, len(events) - accepted + len(outcome.duplicates), outcome.rejected)
+        stored = await self.recorder.record(events)
+        accepted = sum(1 for e in events if e.id in stored.new)
+        index_of = {event.id: index for index, event in outcome.events.items()}
+        refused = [{"index": index_of[event_id], "error": reason} for event_id, reason in stored.refused.items()]
+        duplicates = len(events) - accepted - len(refused) + len(outcome.duplicates)
+        return BatchOutcome(events, accepted, duplicates, [*outcome.rejected, *refused])
 
     async def batch(
         self, records: list[Any], *, source: str, endpoint: str, namespace: str | None = None

@@ -121,17 +121,19 @@ class UsageAPI:
         recording = asyncio.ensure_future(self.recorder.record(events))
         recording.add_done_callback(_retrieve)
         try:
-            new = await asyncio.wait_for(asyncio.shield(recording), LEDGER_PATIENCE_S)
+            stored = await asyncio.wait_for(asyncio.shield(recording), LEDGER_PATIENCE_S)
         except TimeoutError:
             raise ledger_unavailable(f"no answer within {LEDGER_PATIENCE_S:g}s") from None
         except Exception as exc:
             log.exception("could not record %d ingested records", len(events))
             raise ledger_unavailable(type(exc).__name__) from exc
-        accepted = sum(1 for event in events if event.id in new)
+        accepted = sum(1 for event in events if event.id in stored.new)
+        index_of = {event.id: index for index, event in outcome.events.items()}
+        refused = [{"index": index_of[event_id], "error": reason} for event_id, reason in stored.refused.items()]
         return {
             "accepted": accepted,
-            "duplicates": len(events) - accepted + len(outcome.duplicates),
-            "rejected": outcome.rejected,
+            "duplicates": len(events) - accepted - len(refused) + len(outcome.duplicates),
+            "rejected": sorted([*outcome.rejected, *refused], key=lambda item: item["index"]),
         }
 
 

@@ -189,21 +189,23 @@ class TracesAPI:
         recording = asyncio.ensure_future(self.recorder.record(fresh))
         recording.add_done_callback(_retrieve)
         try:
-            new = await asyncio.wait_for(asyncio.shield(recording), LEDGER_PATIENCE_S)
+            stored = await asyncio.wait_for(asyncio.shield(recording), LEDGER_PATIENCE_S)
         except Exception as exc:
             log.exception("could not record %d spans", len(fresh))
             raise OTLPFailure(503, "the ledger cannot take these spans right now; retry later", retry_after=5) from exc
-        accepted = sum(1 for e in fresh if e.id in new)
+        accepted = sum(1 for e in fresh if e.id in stored.new)
+        index_of = {event.id: index for index, event in outcome.events.items()}
+        rejected = [*outcome.rejected, *({"index": index_of[i], "error": r} for i, r in stored.refused.items())]
         counts = {
             "accepted": accepted,
-            "duplicates": len(fresh) - accepted + len(outcome.duplicates),
+            "duplicates": len(fresh) - accepted - len(stored.refused) + len(outcome.duplicates),
             "linked": len(linked),
-            "rejected": len(outcome.rejected),
+            "rejected": len(rejected),
         }
         response = ExportTraceServiceResponse()
-        if outcome.rejected:
-            reasons = "; ".join(f"{mapped[r['index']][0].span_id}: {r['error']}" for r in outcome.rejected)
-            response.partial_success.rejected_spans = len(outcome.rejected)
+        if rejected:
+            reasons = "; ".join(f"{mapped[r['index']][0].span_id}: {r['error']}" for r in rejected)
+            response.partial_success.rejected_spans = len(rejected)
             response.partial_success.error_message = reasons[:MAX_MESSAGE]
         if as_json:
             from google.protobuf import json_format

@@ -200,6 +200,8 @@ def parse_tag_object(value: Any) -> dict[str, str] | None:
         if isinstance(tag_value, bool) or not isinstance(tag_value, (str, int)):
             raise RecordError(f"the value of tag {name!r} must be text")
         text = str(tag_value).strip()
+        if "\x00" in text:
+            raise RecordError(f"the value of tag {name!r} contains a NUL character")
         if len(text) > MAX_HEADER_VALUE:
             raise RecordError(f"the value of tag {name!r} is longer than {MAX_HEADER_VALUE} characters")
         tags[name] = text
@@ -215,6 +217,8 @@ def _text(raw: Mapping[str, Any], name: str) -> str | None:
     text = str(value).strip()
     if len(text) > MAX_HEADER_VALUE and name != "id":
         raise RecordError(f"'{name}' is longer than {MAX_HEADER_VALUE} characters")
+    if "\x00" in text:  # PostgreSQL text cannot hold it; no header can carry it either
+        raise RecordError(f"'{name}' contains a NUL character")
     return text or None
 
 

@@ -17,10 +17,11 @@ from decimal import Decimal
 from spendgate.attribution import Attribution
 from spendgate.budgets.enforcer import Admission, Enforcer
 from spendgate.ledger.events import EventIds, UsageEvent
+from spendgate.ledger.spool.writer import Stored
 
 log = logging.getLogger("spendgate.ingest")
 
-StoreEvents = Callable[[Sequence[UsageEvent]], Awaitable[set[str]]]
+StoreEvents = Callable[[Sequence[UsageEvent]], Awaitable[Stored]]
 
 
 def owner_of(event: UsageEvent) -> Attribution:
@@ -46,27 +47,27 @@ class Recorder:
         self.clock = clock
         self._ids = EventIds()
 
-    async def record(self, events: Sequence[UsageEvent]) -> set[str]:
-        """Store ``events`` (distinct ids); the ids that were new to the ledger."""
+    async def record(self, events: Sequence[UsageEvent]) -> Stored:
+        """Store ``events`` (distinct ids): which were new to the ledger, which it refused."""
         if not events:
-            return set()
+            return Stored()
         opened = await self._open(events)
         try:
-            new = await self.store_events(events)
+            stored = await self.store_events(events)
         except BaseException:
             for admission, _ in opened:
                 await self._release(admission)
             raise
         assert self.enforcer is not None or not opened
         for admission, group in opened:
-            spent = [e for e in group if e.id in new]
+            spent = [e for e in group if e.id in stored.new]
             cost = sum((e.cost_usd for e in spent if e.cost_usd is not None), Decimal(0))
             try:
                 await self.enforcer.settle(admission, cost, 0, at=max((e.ts for e in spent), default=None))  # type: ignore[union-attr]
             except Exception:
                 log.exception("could not add recorded spend to the budget counters; they are rebuilt from the ledger")
                 await self._release(admission)
-        return new
+        return stored
 
     async def _open(self, events: Sequence[UsageEvent]) -> list[tuple[Admission, list[UsageEvent]]]:
         """One reservation of nothing per set of budget windows the events are charged to."""

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,22 @@ from spendgate.ledger.store import Store, StoreError
 log = logging.getLogger("spendgate.ledger")
 
 MAX_BATCH = 2000
+_NEW = "new"  # a waiting door's event was stored by this write
 MAX_BACKOFF_S = 5.0
 MAX_MEMORY_EVENTS = 10_000
 # A clean stop while the store is down does not wait for it forever: what is left stays in
 # the spool and is shipped by the next start.
 SHUTDOWN_PATIENCE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What became of events a door asked to be stored now (``EventWriter.store_now``): the ids
+    new to the ledger, and those it refused (set aside as dead letters) with the reason; the
+    others were in the ledger already."""
+
+    new: set[str] = field(default_factory=set)
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 class EventWriter:
@@ -102,7 +114,7 @@ class EventWriter:
         self.dead_letters: DeadLetters | None = None
         self._dead_in_memory: list[DeadLetter] = []
         # Callers of ``store_now`` waiting to learn whether their events were new to the ledger.
-        self._waiting: dict[str, asyncio.Future[bool]] = {}
+        self._waiting: dict[str, asyncio.Future[str | None]] = {}
 
     # --- the request path ----------------------------------------------------------------
     def begin(self, request_id: str, begin: dict[str, Any]) -> None:
@@ -131,11 +143,11 @@ class EventWriter:
         if self._wake is not None and self._backlog >= MAX_BATCH:
             self._wake.set()
 
-    async def store_now(self, events: Sequence[UsageEvent]) -> set[str]:
+    async def store_now(self, events: Sequence[UsageEvent]) -> Stored:
         """Record ``events`` as ``record`` does (spooled, batched with everything else) and ship
-        them now; answers the ids the ledger did not have yet. For the doors that must say what
-        was new (ingestion): a replayed id is stored once, and its caller is told so. Ids must be
-        distinct. Raises what shipping raised, or ``StoreError`` for an event set aside."""
+        them now; answers which were new to the ledger and which it refused. For the doors that
+        must say what became of each record (ingestion): a replayed id is stored once, and its
+        caller is told so. Ids must be distinct. Raises what shipping raised."""
         loop = asyncio.get_running_loop()
         waiting = {event.id: loop.create_future() for event in events}
         self._waiting.update(waiting)
@@ -143,27 +155,31 @@ class EventWriter:
             for event in events:
                 self.record(event)
             await self._ship_all()
-            new: set[str] = set()
+            stored = Stored()
             for event_id, future in waiting.items():
-                if await future:
-                    new.add(event_id)
-            return new
+                outcome = await future
+                if outcome == _NEW:
+                    stored.new.add(event_id)
+                elif outcome is not None:
+                    stored.refused[event_id] = outcome
+            return stored
         finally:
             for event_id in waiting:
                 self._waiting.pop(event_id, None)
 
-    def _resolve(self, events: Sequence[UsageEvent], new: set[str], refused: Sequence[str]) -> None:
-        """Tell the callers of ``store_now`` waiting on these events what became of them."""
+    def _resolve(self, events: Sequence[UsageEvent], new: set[str], refused: dict[str, str]) -> None:
+        """Tell the callers of ``store_now`` waiting on these events what became of them: new
+        (``_NEW``), already stored (None), or refused (its reason)."""
         if not self._waiting:
             return
         for event in events:
             future = self._waiting.get(event.id)
             if future is not None and not future.done():
-                future.set_result(event.id in new)
-        for event_id in refused:
+                future.set_result(_NEW if event.id in new else refused.get(event.id))
+        for event_id, reason in refused.items():
             future = self._waiting.get(event_id)
             if future is not None and not future.done():
-                future.set_exception(StoreError(f"the ledger refused event {event_id}; it is set aside"))
+                future.set_result(reason)
 
     def _spool_failed(self, what: str) -> None:
         self.spool_errors += 1
@@ -379,15 +395,15 @@ class EventWriter:
             return True
         return False
 
-    def _stored(self, events: list[UsageEvent], outcome: tuple[set[str], list[str]]) -> int:
+    def _stored(self, events: list[UsageEvent], outcome: tuple[set[str], dict[str, str]]) -> int:
         new, refused = outcome
         self._resolve(events, new, refused)
         return len(new)
 
     def _store_batch(
         self, events: list[UsageEvent], shipped: Position | None, undecodable: Sequence[DeadLetter] = ()
-    ) -> tuple[set[str], list[str]]:
-        """Store a batch: the ids it stored, and those it set aside."""
+    ) -> tuple[set[str], dict[str, str]]:
+        """Store a batch: the ids it stored, and those it set aside with why."""
         written, refused = append_isolating(self.store, events)
         # Durably aside before the checkpoint passes them: neither lost nor replayed.
         self.set_aside([*undecodable, *(dead_letter("event", event_fields(e), exc) for e, exc in refused)])
@@ -397,7 +413,9 @@ class EventWriter:
             except OSError:
                 # The events are stored; a stale checkpoint only means shipping them again.
                 log.exception("could not move the spool checkpoint")
-        return written, [event.id for event, _ in refused]
+        return written, {
+            event.id: f"the ledger refused it ({type(exc).__name__}: {str(exc)[:200]})" for event, exc in refused
+        }
 
     # --- dead letters --------------------------------------------------------------------
     def set_aside(self, letters: list[DeadLetter]) -> None:
