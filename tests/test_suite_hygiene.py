@@ -54,9 +54,11 @@ def violations(source: str, filename: str = "<test>") -> list[str]:
                     found.append((node.lineno, f"{name}(db=…)"))
                 if keyword.arg in ("host", "port") and name in _REDIS_CALLS:
                     found.append((node.lineno, f"{name}({keyword.arg}=…)"))
-            if name in ("select", "swapdb") and isinstance(node.func, ast.Attribute) and node.args:
-                if not (isinstance(node.func.value, ast.Name) and node.func.value.id == "select"):
-                    found.append((node.lineno, f".{name}() of a Redis database"))
+            func = node.func
+            # select.select() is the socket module's; any other .select(n) picks a database.
+            from_select_module = not isinstance(func, ast.Attribute) or getattr(func.value, "id", None) == "select"
+            if name in ("select", "swapdb") and node.args and not from_select_module:
+                found.append((node.lineno, f".{name}() of a Redis database"))
     return [
         f"{filename}:{line}: {what}"
         for line, what in sorted(set(found))
