@@ -111,6 +111,14 @@ SETTINGS: tuple[Setting, ...] = (
         "the server's secret: signs session cookies and CSRF tokens (unset: a key made once and kept in the ledger)",
     ),
     Setting(
+        "encryption_key",
+        "SPENDGATE_ENCRYPTION_KEY",
+        None,
+        str,
+        "Fernet key(s) encrypting webhook secrets at rest (`spendgate webhooks new-key`; several, comma-separated:"
+        " the first encrypts, all decrypt); unset: adding a webhook secret is refused",
+    ),
+    Setting(
         "session_idle_timeout",
         "SPENDGATE_SESSION_IDLE_TIMEOUT",
         7200.0,
@@ -192,6 +200,7 @@ class Settings:
     max_connections: int = 4096
     admin_key: str | None = None
     secret_key: str | None = field(default=None, repr=False)
+    encryption_key: str | None = field(default=None, repr=False)
     session_idle_timeout: float = 7200.0
     session_max_age: float = 43200.0
     secure_cookies: bool = False
@@ -256,6 +265,13 @@ def _check_ranges(values: Mapping[str, Any]) -> None:
         value = values.get(name)
         if value is not None and not 0 < value < math.inf:
             raise SettingsError(f"{name} must be a positive number, got {value}")
+    if values.get("encryption_key"):
+        from spendgate.secretbox import SecretBox, SecretBoxError
+
+        try:
+            SecretBox(values["encryption_key"])
+        except SecretBoxError as exc:
+            raise SettingsError(str(exc)) from exc
     days = values.get("retention_days")
     if days is not None and days < MIN_RETENTION_DAYS:
         raise SettingsError(

@@ -41,6 +41,7 @@ from spendgate.ledger.spool.spool import spool_location
 from spendgate.ledger.spool.writer import EventWriter
 from spendgate.ledger.store import Store, open_store
 from spendgate.pricing import PriceBook, load_overrides
+from spendgate.secretbox import KEY_ENV, SecretBox, is_sealed
 from spendgate.settings import Settings
 from spendgate.ui.app import create_ui_app
 
@@ -87,7 +88,8 @@ class SpendgateApp:
         )
         # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).
         # Alerts are evaluated and delivered in the background, never on the request path.
-        self.alerts = AlertCenter(store, AlertDispatcher(store, clock=clock), clock=clock)
+        self.secrets = SecretBox(settings.encryption_key)
+        self.alerts = AlertCenter(store, AlertDispatcher(store, clock=clock, secrets=self.secrets), clock=clock)
         self.enforcer = Enforcer(
             InProcessGate(),
             self._ledger_spend,
@@ -141,9 +143,27 @@ class SpendgateApp:
             rows.append(budget_status(budget, window, spent, state.reserved, now))
         return rows
 
+    def _check_webhook_secrets(self) -> None:
+        """Say at start-up what would otherwise surface only when an alert fails or leaks."""
+        stored = self.store.webhook_secrets()  # type: ignore[attr-defined]
+        clear = sum(1 for value in stored.values() if not is_sealed(value))
+        if clear:
+            log.warning(
+                "%d webhook secret(s) are stored in clear in the ledger: set %s and run `spendgate webhooks rekey`",
+                clear,
+                KEY_ENV,
+            )
+        if len(stored) > clear and not self.secrets.has_key:
+            log.warning(
+                "%d webhook secret(s) are encrypted and %s is not set: their alerts fail until it is",
+                len(stored) - clear,
+                KEY_ENV,
+            )
+
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.refresher.load_now()
+        await asyncio.to_thread(self._check_webhook_secrets)
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.settings.connect_timeout, sock_read=self.settings.upstream_timeout
         )
