@@ -25,6 +25,7 @@ from spendgate.attribution import Directory
 from spendgate.budgets.enforcer import Enforcer, counter_key
 from spendgate.budgets.gate import InProcessGate
 from spendgate.budgets.model import Scope as BudgetScope
+from spendgate.budgets.resync import CounterResync, ShipFence
 from spendgate.budgets.rules import Rules
 from spendgate.budgets.status import budget_status
 from spendgate.budgets.windows import Window, window_for
@@ -97,6 +98,15 @@ class SpendgateApp:
             reservation_ttl=settings.reservation_ttl,
         )
         self.gateway.enforcer = self.enforcer
+        # The counters are asked each time: start-up swaps in the Redis ones.
+        self.writer.shipping = ShipFence(lambda: self.enforcer.counters)
+        self.resync = CounterResync(
+            lambda: self.enforcer.counters,
+            lambda: self.enforcer.rules.budgets,
+            self._ledger_spend_now,
+            interval=settings.counter_resync_interval,
+            clock=clock,
+        )
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
         # Users, sessions and personal tokens: the admin API and the dashboard (/ui) share them.
@@ -129,6 +139,10 @@ class SpendgateApp:
         """A budget window's spend so far, from the ledger: what this process buffered is
         written first, so the sum includes it."""
         await self.writer.flush()
+        return await asyncio.to_thread(self.store.spend, scope, window.start, window.end)
+
+    async def _ledger_spend_now(self, scope: BudgetScope, window: Window) -> Decimal:
+        """A window's spend as the ledger has it now (the re-sync: never waits for a flush)."""
         return await asyncio.to_thread(self.store.spend, scope, window.start, window.end)
 
     async def _budget_statuses(self) -> list[dict]:
@@ -173,12 +187,15 @@ class SpendgateApp:
             connector=connector, timeout=timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
         if self.settings.redis_url:
-            from spendgate.budgets.redis_counters import RedisGate
+            from spendgate.budgets.redis_counters import RedisGate, ledger_namespace
 
-            self.enforcer.gate = await RedisGate.connect(self.settings.redis_url)
+            ledger_id = await asyncio.to_thread(self.store.ledger_id)
+            namespace = ledger_namespace(self.settings.redis_namespace, ledger_id)
+            self.enforcer.gate = await RedisGate.connect(self.settings.redis_url, namespace=namespace)
         self.writer.start()
         self.refresher.start()
         self.enforcer.start()
+        self.resync.start()
         self.alerts.start()
         if self.retention is not None:
             self.retention.start()
@@ -187,10 +204,12 @@ class SpendgateApp:
         if self.retention is not None:
             await self.retention.aclose()
         await self.refresher.aclose()
-        await self.enforcer.aclose()
+        await self.resync.aclose()
         if self.gateway.session is not None:
             await self.gateway.session.close()
         await self.writer.aclose()
+        # After the writer: its last batches are confirmed to the counters (see budgets/resync.py).
+        await self.enforcer.aclose()
         await self.alerts.aclose()
         if self.owns_store:
             self.store.close()

@@ -20,6 +20,11 @@ retried by ``spendgate dead-letters``.
 
 Without a spool (``spool_dir=None``: an in-memory database, or a writer built by hand) it is
 the plain in-memory batcher, and ``aclose`` retries until the store takes everything.
+
+``shipping`` (a ``budgets.resync.ShipFence``, set by the app) is told before and after each
+batch, so the budget counters know which settled spend the ledger has (the counter re-sync
+depends on it); the spool checkpoint moves past a batch only once that is confirmed, so a crash
+in between replays (and confirms) it.
 """
 
 from __future__ import annotations
@@ -101,6 +106,7 @@ class EventWriter:
         # Set aside: in the dead-letter file beside the spool, or (no spool) in memory.
         self.dead_letters: DeadLetters | None = None
         self._dead_in_memory: list[DeadLetter] = []
+        self.shipping: Any = None  # a budgets.resync.ShipFence (the ledger package does not import budgets)
 
     # --- the request path ----------------------------------------------------------------
     def begin(self, request_id: str, begin: dict[str, Any]) -> None:
@@ -298,7 +304,7 @@ class EventWriter:
         loop = asyncio.get_running_loop()
         if self._unspooled:
             batch = self._unspooled[:MAX_BATCH]
-            self.written += await loop.run_in_executor(self._executor, self._store_batch, batch, None)
+            self.written += await self._write(batch, None)
             del self._unspooled[: len(batch)]
             self._backlog -= len(batch)
             return True
@@ -307,7 +313,7 @@ class EventWriter:
             events = [event for event, _ in taken]
             positions = [position for _, position in taken if position is not None]
             shipped = positions[-1] if positions else None
-            self.written += await loop.run_in_executor(self._executor, self._store_batch, events, shipped)
+            self.written += await self._write(events, shipped)
             del self._pending[: len(taken)]
             self._backlog -= len(taken)
             if shipped is not None:
@@ -326,9 +332,7 @@ class EventWriter:
             )
             if read or undecodable:
                 events = [event for event, _ in read]
-                self.written += await loop.run_in_executor(
-                    self._executor, self._store_batch, events, cursor, undecodable
-                )
+                self.written += await self._write(events, cursor, undecodable)
                 self._backlog -= len(events) + len(undecodable)
             self._cursor = cursor
             if cursor >= self.spool.end:
@@ -339,6 +343,33 @@ class EventWriter:
             return True
         return False
 
+    async def _write(
+        self, events: list[UsageEvent], shipped: Position | None, undecodable: Sequence[DeadLetter] = ()
+    ) -> int:
+        """Store a batch (in the writer thread) and move the spool checkpoint past ``shipped``;
+        with ``shipping``, between its ``begin`` and ``end``, the checkpoint after ``end``."""
+        loop = asyncio.get_running_loop()
+        fence = self.shipping
+        if fence is None:
+            return await loop.run_in_executor(self._executor, self._store_batch, events, shipped, undecodable)
+        await fence.begin()
+        # A failure keeps the lease: the batch is retried, and until it is confirmed no re-sync
+        # reads a ledger that may hold part of it.
+        written = await loop.run_in_executor(self._executor, self._store_batch, events, None, undecodable)
+        # Stored or set aside alike, the writer is done with them.
+        confirmed = await fence.end([(event.id, event.cost_usd) for event in events])
+        if confirmed and shipped is not None and self.spool is not None:
+            await loop.run_in_executor(self._executor, self._commit_checkpoint, shipped)
+        return written
+
+    def _commit_checkpoint(self, shipped: Position) -> None:
+        assert self.spool is not None
+        try:
+            self.spool.commit(shipped)
+        except OSError:
+            # The events are stored; a stale checkpoint only means shipping them again.
+            log.exception("could not move the spool checkpoint")
+
     def _store_batch(
         self, events: list[UsageEvent], shipped: Position | None, undecodable: Sequence[DeadLetter] = ()
     ) -> int:
@@ -346,11 +377,7 @@ class EventWriter:
         # Durably aside before the checkpoint passes them: neither lost nor replayed.
         self.set_aside([*undecodable, *(dead_letter("event", event_fields(e), exc) for e, exc in refused)])
         if shipped is not None and self.spool is not None:
-            try:
-                self.spool.commit(shipped)
-            except OSError:
-                # The events are stored; a stale checkpoint only means shipping them again.
-                log.exception("could not move the spool checkpoint")
+            self._commit_checkpoint(shipped)
         return written
 
     # --- dead letters --------------------------------------------------------------------
