@@ -55,6 +55,12 @@ again and rebuilt from the ledger (reservations lost with them simply end). Run 
 Keys. Everything lives under ``{namespace}:{sg:{namespace}}:`` (literal braces: a Redis Cluster
 hash tag), so all keys a script touches (including the expired reservations it purges, which it
 cannot declare in advance) are in one cluster slot; distinct namespaces may use distinct slots.
+The gateway's namespace is its ledger's (``ledger_namespace``: ``spendgate:<ledger id>``), so
+ledgers sharing a Redis never share a counter.
+
+Re-sync. Settlements, the ledger writers and the periodic re-sync also keep the bookkeeping that
+lets the counters be set from the ledger without counting in-flight spend twice (the scripts'
+``u``, ``p``, ``stl:``, ``ships`` and ``resync`` keys; budgets/resync.py explains why).
 
 Rate limits use fixed one-minute windows of the caller's ``now`` (as ``InProcessRateLimiter``),
 one hash per scope and minute that expires two minutes after the first request of its minute;

@@ -126,9 +126,14 @@ async def _send_test(store: AlertStore, hook: dict[str, Any], timeout: float, bo
 
 
 @webhooks.command("new-key")
-def webhooks_new_key() -> None:
-    """Print a fresh key for SPENDGATE_ENCRYPTION_KEY (nothing is stored)."""
-    click.echo(new_key())
+@json_option
+def webhooks_new_key(as_json: bool) -> None:
+    """Print a fresh key for SPENDGATE_ENCRYPTION_KEY (nothing is stored; no database used)."""
+    key = new_key()
+    if as_json:
+        print_json({"key": key})
+    else:
+        click.echo(key)
 
 
 @webhooks.command("rekey")
