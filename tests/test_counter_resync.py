@@ -299,13 +299,22 @@ def test_spend_the_counters_never_saw_is_counted(make_gateway: Callable[..., Gat
     assert _state(gateway) == (_ledger(gateway), 0)
 
 
+@pytest.fixture
+def shared_redis(redis_url: str) -> Iterator[str]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield redis_url
+    client.flushdb()
+    client.close()
+
+
 def test_a_restored_database_heals_the_counters_it_shares(
-    make_gateway: Callable[..., Gateway], counters_at: str | None
+    make_gateway: Callable[..., Gateway], shared_redis: str
 ) -> None:
     """The ledger is restored from a backup older than its counters (same identity, less
-    spend): the counters come back down to the ledger's figure, and requests pass again."""
-    if counters_at is None:
-        pytest.skip("in-process counters die with their process: a restore restarts them from the ledger")
+    spend): the counters come back down to the ledger's figure, and requests pass again.
+    (In-process counters die with their process: a restore restarts them from the ledger.)"""
+    counters_at = shared_redis
     first = make_gateway(redis_url=counters_at, counter_resync_interval=0)
     client = first.openai(_setup(first))
     for _ in range(3):
