@@ -193,6 +193,7 @@ def _service_or_skip(name: str, url: str, probe: Callable[[], None]) -> str:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
+    # redis-hygiene: the fixture every test reaches Redis through (each run sets its own database)
     url = os.environ.get("SPENDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
     def probe() -> None:

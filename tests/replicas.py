@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from spendgate.secretbox import new_key
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -99,5 +101,7 @@ def replica_env(workdir: Path, simulator_url: str, **extra: str) -> dict[str, st
         "SPENDGATE_FLUSH_INTERVAL": "0.05",
         "SPENDGATE_REFRESH_INTERVAL": "0.2",
         "SPENDGATE_SPOOL_DIR": str(workdir / "spool"),
+        # Webhook secrets are stored encrypted: every replica and CLI call shares one key.
+        "SPENDGATE_ENCRYPTION_KEY": new_key(),
         **extra,
     }

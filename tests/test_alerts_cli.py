@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from spendgate.alerts.rules import THRESHOLD_CROSSED
 from spendgate.cli.webhooks import alerts, webhooks
+from spendgate.secretbox import new_key
 from tests.test_alerts_support import NOW, Receiver, Store, running_receiver, verified
 
 
@@ -26,8 +27,11 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         yield running
 
 
+KEY = new_key()  # webhook secrets are stored encrypted under it (secretbox.py)
+
+
 def run(group: object, db_url: str, *args: str) -> Result:
-    return CliRunner().invoke(group, [*args, "--db", db_url])  # type: ignore[arg-type]
+    return CliRunner(env={"SPENDGATE_ENCRYPTION_KEY": KEY}).invoke(group, [*args, "--db", db_url])  # type: ignore[arg-type]
 
 
 def test_add_list_remove(db_url: str) -> None:

@@ -396,6 +396,7 @@ def test_budgets_that_cannot_be_checked_refuse_with_503_and_reach_no_provider(ma
     parts = urlsplit(redis_url)
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379).start()
     try:
+        # redis-hygiene: the fixture's database, through the proxy in front of it
         gateway = make_gateway(redis_url=f"redis://127.0.0.1:{proxy.port}{parts.path}")
         key = _setup(gateway, limit_usd=Decimal(10))
         client = gateway.openai(key)

@@ -18,6 +18,7 @@ from spendgate.redact import redact_url, redact_urls
     ("url", "shown"),
     [
         ("postgresql://app:s3cret@db:5432/spend", "postgresql://app:***@db:5432/spend"),
+        # redis-hygiene: text to redact, never connected to
         ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
         (
             "https://user:s3cret@hooks.example.com/x?token=s3cret&v=1",

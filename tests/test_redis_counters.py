@@ -301,7 +301,8 @@ async def test_a_redis_that_stops_answering_fails_the_call_at_the_deadline(monke
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     # Without a socket timeout (as the gateway connects): only the call's own deadline ends it.
-    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True, socket_timeout=None)
+    # redis-hygiene: the silent server above, which is no Redis
+    client = redis.asyncio.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=None)
     counters = RedisCounters(client, namespace="silent")
     try:
         for call in (counters.reserve("r", [Charge("x@total", D(1), True)], D(0), ttl=60), counters.settle("r", D(0))):

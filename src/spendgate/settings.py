@@ -45,6 +45,20 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("db", "SPENDGATE_DB", "sqlite:///./spendgate.db", str, "ledger database URL"),
     Setting("redis_url", "SPENDGATE_REDIS_URL", None, str, "shared counters for several gateway replicas"),
+    Setting(
+        "redis_namespace",
+        "SPENDGATE_REDIS_NAMESPACE",
+        None,
+        str,
+        "prefix of the Redis keys (default `spendgate:<ledger id>`: each ledger its own counters)",
+    ),
+    Setting(
+        "counter_resync_interval",
+        "SPENDGATE_COUNTER_RESYNC_INTERVAL",
+        60.0,
+        float,
+        "seconds between re-syncs of the active budget windows' counters against the ledger (0: never)",
+    ),
     Setting("openai_base_url", "SPENDGATE_OPENAI_BASE_URL", "https://api.openai.com/v1", str, "OpenAI upstream"),
     Setting(
         "anthropic_base_url",
@@ -109,6 +123,14 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         str,
         "the server's secret: signs session cookies and CSRF tokens (unset: a key made once and kept in the ledger)",
+    ),
+    Setting(
+        "encryption_key",
+        "SPENDGATE_ENCRYPTION_KEY",
+        None,
+        str,
+        "Fernet key(s) encrypting webhook secrets at rest (`spendgate webhooks new-key`; several, comma-separated:"
+        " the first encrypts, all decrypt); unset: adding a webhook secret is refused",
     ),
     Setting(
         "session_idle_timeout",
@@ -176,6 +198,8 @@ SETTINGS: tuple[Setting, ...] = (
 class Settings:
     db: str = "sqlite:///./spendgate.db"
     redis_url: str | None = None
+    redis_namespace: str | None = None
+    counter_resync_interval: float = 60.0
     openai_base_url: str = "https://api.openai.com/v1"
     anthropic_base_url: str = "https://api.anthropic.com"
     prices: str | None = None
@@ -192,6 +216,7 @@ class Settings:
     max_connections: int = 4096
     admin_key: str | None = None
     secret_key: str | None = field(default=None, repr=False)
+    encryption_key: str | None = field(default=None, repr=False)
     session_idle_timeout: float = 7200.0
     session_max_age: float = 43200.0
     secure_cookies: bool = False
@@ -256,6 +281,19 @@ def _check_ranges(values: Mapping[str, Any]) -> None:
         value = values.get(name)
         if value is not None and not 0 < value < math.inf:
             raise SettingsError(f"{name} must be a positive number, got {value}")
+    if values.get("encryption_key"):
+        from spendgate.secretbox import SecretBox, SecretBoxError
+
+        try:
+            SecretBox(values["encryption_key"])
+        except SecretBoxError as exc:
+            raise SettingsError(str(exc)) from exc
+    interval = values.get("counter_resync_interval")
+    if interval is not None and not 0 <= interval < math.inf:
+        raise SettingsError(f"counter_resync_interval must be 0 (never) or a positive number, got {interval}")
+    namespace = values.get("redis_namespace")
+    if namespace is not None and (not namespace or any(ch in namespace for ch in "{}")):
+        raise SettingsError(f"redis_namespace must be non-empty and without braces, got {namespace!r}")
     days = values.get("retention_days")
     if days is not None and days < MIN_RETENTION_DAYS:
         raise SettingsError(

@@ -34,6 +34,7 @@ from spendgate.alerts.rules import (
     slack_body,
     webhook_test_payload,
 )
+from spendgate.secretbox import SecretBox, SecretBoxError
 
 log = logging.getLogger("spendgate.alerts")
 
@@ -93,11 +94,14 @@ class AlertDispatcher:
         batch_size: int = 20,
         max_in_flight: int = 64,
         close_timeout: float = 5.0,
+        secrets: SecretBox | None = None,
     ) -> None:
         if lease_seconds <= timeout:
             # Otherwise a slow send's lease could lapse and another replica send it again.
             raise ValueError("lease_seconds must be longer than the send timeout")
         self._store = store
+        # Webhook secrets are stored encrypted (secretbox.py): opened only to sign, per send.
+        self._secrets = secrets if secrets is not None else SecretBox(None)
         self._session = session
         self._owns_session = session is None
         self._clock = clock
@@ -155,7 +159,7 @@ class AlertDispatcher:
         return await post_alert(
             self._client(),
             url=webhook["url"],
-            secret=webhook.get("secret"),
+            secret=self._open_secret(webhook.get("secret")),
             fmt=webhook["format"],
             kind=WEBHOOK_TEST,
             payload=payload,
@@ -204,18 +208,25 @@ class AlertDispatcher:
         while self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
 
+    def _open_secret(self, stored: str | None) -> str | None:
+        return self._secrets.open(stored) if stored else None
+
     async def _deliver(self, delivery: Delivery) -> None:
         try:
+            # A secret that cannot be opened (no key, a wrong key) fails the delivery with the
+            # reason, retried like any failure: never sent unsigned.
             status = await post_alert(
                 self._client(),
                 url=delivery.url,
-                secret=delivery.secret,
+                secret=self._open_secret(delivery.secret),
                 fmt=delivery.format,
                 kind=delivery.kind,
                 payload=delivery.payload,
                 timeout=self._timeout,
             )
             error = None if 200 <= status < 300 else f"HTTP {status}"
+        except SecretBoxError as exc:
+            error = str(exc)
         except Exception as exc:  # whatever went wrong reaching the receiver, it is retried
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         now = self._clock()

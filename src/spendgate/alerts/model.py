@@ -33,7 +33,16 @@ class AlertStore(Protocol):
 
     def remove_webhook(self, id_or_url: str) -> dict[str, Any]: ...
     def webhook(self, id_or_url: str) -> dict[str, Any]:
-        """One webhook with its secret, for sending."""
+        """One webhook with its secret (as stored: encrypted, see secretbox.py), for sending."""
+        ...
+
+    def webhook_secrets(self) -> dict[str, str]:
+        """Every stored webhook secret (as stored) by webhook id."""
+        ...
+
+    def set_webhook_secrets(self, secrets: dict[str, str], *, expected: dict[str, str]) -> int:
+        """Replace stored secrets by webhook id, each only if it still is ``expected[id]``;
+        how many were replaced."""
         ...
 
     def record_alert(

@@ -90,6 +90,33 @@ class CounterStore(Protocol):
         """Drop reservations past their deadline; returns how many."""
         ...
 
+    # --- the re-sync protocol (budgets/resync.py explains it) ---------------------------------
+    async def ship_begin(self, token: str, lease: float) -> float:
+        """A ledger writer is about to write a batch: 0 once its lease (``lease`` seconds) is
+        taken, else the seconds a re-sync still holds its lock (wait, then ask again)."""
+        ...
+
+    async def ship_end(self, token: str, shipped: Sequence[tuple[str, Decimal | None]]) -> None:
+        """The batch is written (stored, or set aside): each ``(request id, cost)`` is the
+        ledger's now, not the writer's; the lease ends."""
+        ...
+
+    async def ships_in_progress(self) -> int:
+        """Batches being written now (leases past their deadline are dropped)."""
+        ...
+
+    async def resync_lock(self, token: str, ttl: float) -> bool:
+        """Take the re-sync lock for ``ttl`` seconds (False: another re-sync holds it)."""
+        ...
+
+    async def resync_unlock(self, token: str) -> None: ...
+
+    async def resync_apply(self, token: str, spends: dict[str, Decimal]) -> dict[str, tuple[Decimal, Decimal]] | None:
+        """Under the lock: each loaded counter's spent set to its ``spends`` (the ledger's) plus
+        the settled spend not shipped yet, minus the shipped spend not settled yet; the lock
+        ends. ``{counter: (spent before, spent after)}``, or None if the lock was lost."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -98,6 +125,7 @@ class _Reservation:
     counters: tuple[str, ...]
     amount: Decimal
     deadline: float
+    shipped: Decimal | None = None  # its event's cost, once the ledger has it (before settlement)
 
 
 class InProcessCounters:
@@ -110,6 +138,12 @@ class InProcessCounters:
         self._reservations: dict[str, _Reservation] = {}
         self._clock = clock
         self.expired = 0
+        # The re-sync's bookkeeping, as redis_scripts.py describes it for Redis.
+        self._unshipped: dict[str, Decimal] = {}  # u: settled here, not yet in the ledger
+        self._preshipped: dict[str, Decimal] = {}  # p: in the ledger, not yet settled here
+        self._settlements: dict[str, tuple[Decimal, tuple[str, ...]]] = {}
+        self._ships: dict[str, float] = {}  # writer token -> lease deadline
+        self._resync: tuple[str, float] | None = None  # (token, deadline) of the lock
 
     async def missing(self, counters: Sequence[str]) -> list[str]:
         return [c for c in counters if c not in self._spent]
@@ -140,6 +174,8 @@ class InProcessCounters:
         if reservation is not None:
             for counter in reservation.counters:
                 self._reserved[counter] = self._reserved.get(counter, ZERO) - reservation.amount
+                if reservation.shipped and counter in self._spent:
+                    self._preshipped[counter] = self._preshipped.get(counter, ZERO) - reservation.shipped
         return reservation
 
     async def settle(self, request_id: str, cost: Decimal) -> list[CounterState]:
@@ -152,6 +188,10 @@ class InProcessCounters:
                 continue  # forgotten meanwhile: reloaded from the ledger, which has this spend by then
             spent = self._spent[counter] = self._spent[counter] + cost
             states.append(CounterState(counter, spent, self._reserved.get(counter, ZERO)))
+            if cost and reservation.shipped is None:
+                self._unshipped[counter] = self._unshipped.get(counter, ZERO) + cost
+        if cost and reservation.shipped is None:
+            self._settlements[request_id] = (cost, reservation.counters)
         return states
 
     def forget_spent(self) -> None:
@@ -175,6 +215,64 @@ class InProcessCounters:
 
     async def purge_expired(self) -> int:
         return self._purge(self._clock())
+
+    async def ship_begin(self, token: str, lease: float) -> float:
+        now = self._clock()
+        if self._resync is not None and self._resync[1] > now:
+            return self._resync[1] - now
+        self._ships[token] = now + lease
+        return 0.0
+
+    async def ship_end(self, token: str, shipped: Sequence[tuple[str, Decimal | None]]) -> None:
+        for request_id, cost in shipped:
+            settled = self._settlements.pop(request_id, None)
+            if settled is not None:
+                amount, counters = settled
+                for counter in counters:
+                    if counter in self._spent:
+                        self._unshipped[counter] = self._unshipped.get(counter, ZERO) - amount
+                continue
+            reservation = self._reservations.get(request_id)
+            if reservation is not None and reservation.shipped is None:
+                reservation.shipped = cost or ZERO
+                for counter in reservation.counters:
+                    if counter in self._spent:
+                        self._preshipped[counter] = self._preshipped.get(counter, ZERO) + reservation.shipped
+        self._ships.pop(token, None)
+
+    async def ships_in_progress(self) -> int:
+        now = self._clock()
+        for token in [t for t, deadline in self._ships.items() if deadline <= now]:
+            del self._ships[token]
+        return len(self._ships)
+
+    async def resync_lock(self, token: str, ttl: float) -> bool:
+        now = self._clock()
+        if self._resync is not None and self._resync[1] > now:
+            return False
+        self._resync = (token, now + ttl)
+        return True
+
+    def _holds(self, token: str) -> bool:
+        return self._resync is not None and self._resync[0] == token and self._resync[1] > self._clock()
+
+    async def resync_unlock(self, token: str) -> None:
+        if self._resync is not None and self._resync[0] == token:
+            self._resync = None
+
+    async def resync_apply(self, token: str, spends: dict[str, Decimal]) -> dict[str, tuple[Decimal, Decimal]] | None:
+        if not self._holds(token):
+            return None
+        changed = {}
+        for counter, ledger in spends.items():
+            if counter not in self._spent:
+                continue  # never loaded here: its first use loads it from the ledger
+            before = self._spent[counter]
+            after = ledger + self._unshipped.get(counter, ZERO) - self._preshipped.get(counter, ZERO)
+            self._spent[counter] = max(after, ZERO)
+            changed[counter] = (before, self._spent[counter])
+        self._resync = None
+        return changed
 
     async def close(self) -> None:
         return None

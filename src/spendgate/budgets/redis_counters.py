@@ -55,6 +55,12 @@ again and rebuilt from the ledger (reservations lost with them simply end). Run 
 Keys. Everything lives under ``{namespace}:{sg:{namespace}}:`` (literal braces: a Redis Cluster
 hash tag), so all keys a script touches (including the expired reservations it purges, which it
 cannot declare in advance) are in one cluster slot; distinct namespaces may use distinct slots.
+The gateway's namespace is its ledger's (``ledger_namespace``: ``spendgate:<ledger id>``), so
+ledgers sharing a Redis never share a counter.
+
+Re-sync. Settlements, the ledger writers and the periodic re-sync also keep the bookkeeping that
+lets the counters be set from the ledger without counting in-flight spend twice (the scripts'
+``u``, ``p``, ``stl:``, ``ships`` and ``resync`` keys; budgets/resync.py explains why).
 
 Rate limits use fixed one-minute windows of the caller's ``now`` (as ``InProcessRateLimiter``),
 one hash per scope and minute that expires two minutes after the first request of its minute;
@@ -160,6 +166,12 @@ def from_pico(pico: int | str) -> Decimal:
 # -- clients -------------------------------------------------------------------------------------
 
 
+def ledger_namespace(configured: str | None, ledger_id: str) -> str:
+    """The namespace of a ledger's counters: the one configured, else ``spendgate:<ledger id>``,
+    so that two ledgers (two databases) sharing one Redis never count each other's spend."""
+    return configured or f"spendgate:{ledger_id}"
+
+
 def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
@@ -236,6 +248,12 @@ class RedisCounters(_RedisNamespace):
         self._release = client.register_script(scripts.RELEASE)
         self._purge = client.register_script(scripts.PURGE)
         self._load = client.register_script(scripts.LOAD)
+        self._ship_begin = client.register_script(scripts.SHIP_BEGIN)
+        self._ship_end = client.register_script(scripts.SHIP_END)
+        self._ships = client.register_script(scripts.SHIPS)
+        self._resync_apply = client.register_script(scripts.RESYNC_APPLY)
+        self.ships_key = self.prefix + "ships"
+        self.resync_key = self.prefix + "resync"
         self._limits: dict[Decimal, int] = {}  # limit_to_pico of the budgets' limits (~2 µs each)
 
     def counter_key(self, counter: str) -> str:
@@ -332,7 +350,7 @@ class RedisCounters(_RedisNamespace):
             minute = minute_of(now)
             keys += [self.rate_key(scope, minute) for scope in scopes]
         reply = await within(
-            self._settle(keys=keys, args=[self.prefix, request_id, pico, int(tokens) if scopes else 0])
+            self._settle(keys=keys, args=[self.prefix, request_id, pico, int(tokens) if scopes else 0, self.window_ttl])
         )
         result = orjson.loads(reply)
         if not result:
@@ -364,6 +382,46 @@ class RedisCounters(_RedisNamespace):
         return {
             c: CounterState(c, from_pico(spent or 0), from_pico(reserved or 0))
             for c, (spent, reserved) in zip(counters, values, strict=True)
+        }
+
+    # --- the re-sync protocol (budgets/resync.py) ---------------------------------------------
+    async def ship_begin(self, token: str, lease: float) -> float:
+        wait_ms = int(
+            await within(
+                self._ship_begin(keys=[self.resync_key, self.ships_key], args=[token, max(1, math.ceil(lease * 1000))])
+            )
+        )
+        return wait_ms / 1000
+
+    async def ship_end(self, token: str, shipped: Sequence[tuple[str, Decimal | None]]) -> None:
+        args: list[str | int] = [self.prefix, token]
+        for request_id, cost in shipped:
+            args += [request_id, spend_to_pico(cost or ZERO)]
+        await within(self._ship_end(keys=[self.ships_key], args=args))
+
+    async def ships_in_progress(self) -> int:
+        return int(await within(self._ships(keys=[self.ships_key])))
+
+    async def resync_lock(self, token: str, ttl: float) -> bool:
+        return bool(await within(self._redis.set(self.resync_key, token, nx=True, px=max(1, math.ceil(ttl * 1000)))))
+
+    async def resync_unlock(self, token: str) -> None:
+        # Only our own lock: compare and delete in one step.
+        await within(self._resync_apply(keys=[self.resync_key], args=[token]))
+
+    async def resync_apply(self, token: str, spends: dict[str, Decimal]) -> dict[str, tuple[Decimal, Decimal]] | None:
+        counters = list(spends)
+        reply = await within(
+            self._resync_apply(
+                keys=[self.resync_key, *(self.counter_key(c) for c in counters)],
+                args=[token, *(spend_to_pico(spends[c]) for c in counters)],
+            )
+        )
+        if reply == -1:
+            return None
+        return {
+            counters[int(reply[i]) - 1]: (from_pico(reply[i + 1]), from_pico(reply[i + 2]))
+            for i in range(0, len(reply), 3)
         }
 
     async def purge_expired(self) -> int:

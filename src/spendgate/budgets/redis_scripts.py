@@ -18,6 +18,21 @@ Key layout under the prefix P (all in one cluster slot, see redis_counters.py):
 * ``P.."rate:"..scope..":"..minute``: a hash per rate-limit scope and minute, ``n`` = requests,
   ``t`` = tokens; its TTL is set when the minute's first request creates it.
 
+What the counter re-sync needs (budgets/resync.py has the reasoning):
+
+* in each counter hash, ``u`` = spend settled here whose event the ledger writers have not yet
+  confirmed shipped, and ``p`` = the cost of events the ledger already has whose reservation is
+  still live (shipped before their settlement). ``s - u + p`` is then what the ledger holds of
+  the counter's spend, whatever is in flight, so a re-sync sets ``s = ledger + u - p``;
+* ``P.."stl:"..request_id``: a settlement awaiting its event's shipping, ``c`` = cost, ``k`` =
+  JSON list of the counters it was added to; the writer's confirmation takes it out of ``u``;
+* a reservation's ``x`` = the cost of its event, once shipped before the settlement (added to
+  ``p``; the settlement moves it to ``s``, a release or purge just drops it from ``p``);
+* ``P.."ships"``: a sorted set of ledger batches being written (writer token -> lease deadline,
+  ms of the server's clock), and ``P.."resync"``: the re-sync lock, a string with a TTL. A writer
+  starts no batch while the lock is held; the re-sync reads the ledger only once no batch is
+  being written, so the ledger it reads and the ``u``/``p`` it applies agree.
+
 A script checks everything before it writes anything: Redis does not roll back a script whose
 command fails halfway (an overflowing HINCRBY), so overflow is checked in Lua first. Spend is
 never refused for overflow: a counter it would overflow is set full instead (``FULL``).
@@ -34,15 +49,25 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+-- The negation of an integer string, exactly (HINCRBY has no decrement; Redis refuses '-0').
+local function neg(v)
+  if v == '0' then return '0' end
+  if string.sub(v, 1, 1) == '-' then return string.sub(v, 2) end
+  return '-' .. v
+end
+
 -- End reservation rid: release its amount and add cost (nil: nothing spent) to its counters.
+-- A settlement (cost given, stl_ttl its record's TTL) is also added to the counters' unshipped
+-- ``u`` and recorded under stl:rid until the ledger writer confirms the event shipped, unless the
+-- event was shipped first (``x``): then its cost moves from ``p`` to ``s``.
 -- Returns {}, when there is no such reservation (settled, released, purged or lost), else
 -- {-amount, counter, spent, reserved, ...} for the counters still there, their values BEFORE this
 -- change: HINCRBY answers with a Lua number, inexact past 2^53, so the caller adds the exact
 -- integers itself. A cost that would overflow a counter leaves it FULL: the request is settled
 -- whatever its cost (an error here would leave its reservation holding the budget).
-local function finish(prefix, rid, cost)
+local function finish(prefix, rid, cost, stl_ttl)
   local rkey, due = prefix .. 'rsv:' .. rid, prefix .. 'due'
-  local rec = redis.call('HMGET', rkey, 'n', 'c')
+  local rec = redis.call('HMGET', rkey, 'n', 'c', 'x')
   if not rec[1] then
     redis.call('ZREM', due, rid)
     return {}
@@ -61,6 +86,9 @@ local function finish(prefix, rid, cost)
   end
   redis.call('DEL', rkey)
   redis.call('ZREM', due, rid)
+  local shipped = rec[3]
+  local unshipped = cost and cost ~= '0' and not shipped
+  local counted = {}
   for i = 2, #out, 3 do
     local key = prefix .. 'b:' .. out[i]
     if full[i + 2] then
@@ -69,6 +97,21 @@ local function finish(prefix, rid, cost)
       redis.call('HINCRBY', key, 's', cost)
     end
     redis.call('HINCRBY', key, 'r', rec[1])
+    if shipped then
+      if shipped ~= '0' then redis.call('HINCRBY', key, 'p', neg(shipped)) end
+    elseif unshipped and not full[i + 2] then
+      -- A counter this settlement fills is full for good: nothing to track for the re-sync.
+      local u = redis.call('HGET', key, 'u')
+      if not u or tonumber(u) + tonumber(cost) <= OVERFLOW then
+        redis.call('HINCRBY', key, 'u', cost)
+        counted[#counted + 1] = out[i]
+      end
+    end
+  end
+  if #counted > 0 then
+    local skey = prefix .. 'stl:' .. rid
+    redis.call('HSET', skey, 'c', cost, 'k', cjson.encode(counted))
+    redis.call('EXPIRE', skey, stl_ttl)
   end
   return out
 end
@@ -76,7 +119,7 @@ end
 -- Release the reservations past their deadline (of dead processes), at most `limit` of them.
 local function purge(prefix, now, limit)
   local ids = redis.call('ZRANGEBYSCORE', prefix .. 'due', '-inf', now, 'LIMIT', 0, limit)
-  for _, rid in ipairs(ids) do finish(prefix, rid, nil) end
+  for _, rid in ipairs(ids) do finish(prefix, rid, nil, nil) end
   return #ids
 end
 """
@@ -150,7 +193,7 @@ return purged
 )
 
 # KEYS: due, the reservation, then one rate hash per scope to correct.
-# ARGV: prefix, request_id, cost, token correction ('0' for none).
+# ARGV: prefix, request_id, cost, token correction ('0' for none), TTL of the settlement record.
 # Returns what ``finish`` returns, as one JSON string: redis-py's parser costs far more per
 # element of an array reply than for one string (~30 µs of CPU for ten elements). The token
 # correction applies to the rate hashes that still exist: one that expired belongs to a minute
@@ -158,7 +201,7 @@ return purged
 SETTLE = (
     _COMMON
     + """
-local out = finish(ARGV[1], ARGV[2], ARGV[3])
+local out = finish(ARGV[1], ARGV[2], ARGV[3], ARGV[5])
 local tokens = ARGV[4]
 if tokens ~= '0' then
   for j = 3, #KEYS do
@@ -174,7 +217,7 @@ return cjson.encode(out)
 RELEASE = (
     _COMMON
     + """
-finish(ARGV[1], ARGV[2], nil)
+finish(ARGV[1], ARGV[2], nil, nil)
 return 0
 """
 )
@@ -194,3 +237,93 @@ if redis.call('HSETNX', KEYS[1], 's', ARGV[1]) == 1 and ARGV[2] ~= '' then
 end
 return 0
 """
+
+
+# --- the counter re-sync's protocol (see the module docstring and budgets/resync.py) ----------
+
+# KEYS: the re-sync lock, the ships set.  ARGV: writer token, lease in ms.
+# Returns 0 when the batch may be written (the lease is taken), else the ms the lock has left.
+SHIP_BEGIN = """
+local wait = redis.call('PTTL', KEYS[1])
+if wait > 0 then return wait end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2]), ARGV[1])
+return 0
+"""
+
+# KEYS: the ships set.  ARGV: prefix, writer token, then (request_id, cost) per event shipped.
+# A settled event leaves ``u``; one not settled yet (its reservation live) is marked shipped, its
+# cost held in ``p`` until the settlement. The lease ends.
+SHIP_END = (
+    _COMMON
+    + """
+local prefix = ARGV[1]
+for i = 3, #ARGV, 2 do
+  local rid, cost = ARGV[i], ARGV[i + 1]
+  local skey = prefix .. 'stl:' .. rid
+  local st = redis.call('HMGET', skey, 'c', 'k')
+  if st[1] then
+    for _, counter in ipairs(cjson.decode(st[2])) do
+      local key = prefix .. 'b:' .. counter
+      if redis.call('HEXISTS', key, 's') == 1 then redis.call('HINCRBY', key, 'u', neg(st[1])) end
+    end
+    redis.call('DEL', skey)
+  else
+    local rkey = prefix .. 'rsv:' .. rid
+    local rec = redis.call('HMGET', rkey, 'c', 'x')
+    if rec[1] and not rec[2] then
+      redis.call('HSET', rkey, 'x', cost)
+      if cost ~= '0' then
+        for _, counter in ipairs(cjson.decode(rec[1])) do
+          local key = prefix .. 'b:' .. counter
+          if redis.call('HEXISTS', key, 's') == 1 then redis.call('HINCRBY', key, 'p', cost) end
+        end
+      end
+    end
+  end
+end
+redis.call('ZREM', KEYS[1], ARGV[2])
+return 0
+"""
+)
+
+# KEYS: the ships set.  Drops the leases past their deadline (writers that died mid-batch);
+# returns how many batches are being written.
+SHIPS = """
+local t = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+return redis.call('ZCARD', KEYS[1])
+"""
+
+# KEYS: the re-sync lock, then one counter hash per counter.  ARGV: lock token, then the ledger's
+# spend per counter (pico-dollars). Sets each existing counter's ``s`` to ledger + u - p with
+# exact integer commands (a full counter stays full), and ends the lock. Returns -1 if the lock
+# was lost (nothing changed), else {counter index, spent before, spent after, ...} (strings).
+RESYNC_APPLY = (
+    _COMMON
+    + """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local out = {}
+for i = 2, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 's', 'u', 'p')
+  if v[1] then
+    local ledger, u, p = ARGV[i], v[2] or '0', v[3] or '0'
+    local target = tonumber(ledger) + tonumber(u) - tonumber(p)
+    if target > OVERFLOW then
+      redis.call('HSET', KEYS[i], 's', FULL)
+    elseif target < 0 then
+      redis.call('HSET', KEYS[i], 's', '0')
+    else
+      redis.call('HSET', KEYS[i], 's', ledger)
+      if u ~= '0' then redis.call('HINCRBY', KEYS[i], 's', u) end
+      if p ~= '0' then redis.call('HINCRBY', KEYS[i], 's', neg(p)) end
+    end
+    out[#out + 1] = i - 1
+    out[#out + 1] = v[1]
+    out[#out + 1] = redis.call('HGET', KEYS[i], 's')
+  end
+end
+redis.call('DEL', KEYS[1])
+return out
+"""
+)

@@ -23,6 +23,7 @@ from spendgate.budgets.status import budget_status
 from spendgate.budgets.windows import window_for
 from spendgate.cli.support import db_options, json_option, print_json, print_table
 from spendgate.ledger.store import Store
+from spendgate.settings import Settings
 
 
 @click.group()
@@ -74,7 +75,7 @@ def budgets_create(
         click.echo(f"budget {budget.name} created: {kind}, ${limit} per {period} on {parsed}")
 
 
-def _reserved(settings_redis: str | None, keys: list[str]) -> dict[str, Decimal]:
+def _reserved(settings_redis: str | None, namespace: str, keys: list[str]) -> dict[str, Decimal]:
     """In-flight reservations live in the gateways' counters: readable here only when they
     are shared (Redis); a single in-process gateway's are not visible to the CLI."""
     if not settings_redis or not keys:
@@ -82,7 +83,7 @@ def _reserved(settings_redis: str | None, keys: list[str]) -> dict[str, Decimal]
     from spendgate.budgets.redis_counters import RedisCounters
 
     async def read() -> dict[str, Decimal]:
-        counters = await RedisCounters.connect(settings_redis)
+        counters = await RedisCounters.connect(settings_redis, namespace=namespace)
         try:
             states = await counters.states(keys)
             return {key: state.reserved for key, state in states.items()}
@@ -95,13 +96,17 @@ def _reserved(settings_redis: str | None, keys: list[str]) -> dict[str, Decimal]
 @budgets.command("list")
 @json_option
 @click.option("--redis-url", default=None, envvar="SPENDGATE_REDIS_URL", help="To show in-flight reservations")
-@db_options
-def budgets_list(store: Store, as_json: bool, redis_url: str | None) -> None:
+@db_options(with_settings=True)
+def budgets_list(store: Store, as_json: bool, redis_url: str | None, settings: Settings) -> None:
     """Each budget's current window: spent (from the ledger), reserved, remaining, projected."""
+    from spendgate.budgets.redis_counters import ledger_namespace
+
     now = datetime.now(UTC)
     items = store.list_budgets()
     windows = {b.name: window_for(b.period, b.timezone, now) for b in items}
-    reserved = _reserved(redis_url, [counter_key(b, windows[b.name]) for b in items])
+    redis_url = redis_url or settings.redis_url
+    namespace = ledger_namespace(settings.redis_namespace, store.ledger_id()) if redis_url and items else ""
+    reserved = _reserved(redis_url, namespace, [counter_key(b, windows[b.name]) for b in items])
     rows = [
         budget_status(
             b,

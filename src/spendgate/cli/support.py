@@ -95,11 +95,12 @@ def open_existing_store(url: str) -> Store:
     return open_store(url)
 
 
-def db_options(func: Callable[..., Any] | None = None, *, creates: bool = False) -> Any:
+def db_options(func: Callable[..., Any] | None = None, *, creates: bool = False, with_settings: bool = False) -> Any:
     """--db and --config on a command, resolved into a Store it receives first.
 
     ``@db_options`` needs an existing ledger; ``@db_options(creates=True)`` is for commands
-    that create something, which may create the ledger too."""
+    that create something, which may create the ledger too. ``with_settings``: the command
+    also receives the resolved ``settings``."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @click.option(
@@ -113,6 +114,8 @@ def db_options(func: Callable[..., Any] | None = None, *, creates: bool = False)
                 store = open_store(settings.db) if creates else open_existing_store(settings.db)
             except StoreError as exc:
                 raise click.UsageError(redact_urls(str(exc))) from exc
+            if with_settings:
+                kwargs["settings"] = settings
             try:
                 return command(store, **kwargs)
             except (StoreError, ReportError, BudgetError, AccessError) as exc:

@@ -26,6 +26,7 @@ from spendgate.budgets.counters import InProcessCounters
 from spendgate.budgets.enforcer import Enforcer, counter_key
 from spendgate.budgets.gate import InProcessGate
 from spendgate.budgets.model import Scope as BudgetScope
+from spendgate.budgets.resync import CounterResync, ShipFence
 from spendgate.budgets.rules import Rules
 from spendgate.budgets.status import budget_status
 from spendgate.budgets.windows import Window, window_for
@@ -45,6 +46,7 @@ from spendgate.ledger.spool.spool import spool_location
 from spendgate.ledger.spool.writer import EventWriter
 from spendgate.ledger.store import Store, open_store
 from spendgate.pricing import PriceBook, load_overrides
+from spendgate.secretbox import KEY_ENV, SecretBox, is_sealed
 from spendgate.settings import Settings
 from spendgate.ui.app import create_ui_app
 
@@ -91,7 +93,8 @@ class SpendgateApp:
         )
         # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).
         # Alerts are evaluated and delivered in the background, never on the request path.
-        self.alerts = AlertCenter(store, AlertDispatcher(store, clock=clock), clock=clock)
+        self.secrets = SecretBox(settings.encryption_key)
+        self.alerts = AlertCenter(store, AlertDispatcher(store, clock=clock, secrets=self.secrets), clock=clock)
         self.enforcer = Enforcer(
             InProcessGate(),
             self._ledger_spend,
@@ -103,6 +106,15 @@ class SpendgateApp:
         self.recorder = Recorder(self.writer.store_now, self.enforcer, clock)
         self.usage_api = UsageAPI(self.gateway, self.recorder)
         self.traces_api = TracesAPI(self.gateway, self.recorder, self.writer)
+        # The counters are asked each time: start-up swaps in the Redis ones.
+        self.writer.shipping = ShipFence(lambda: self.enforcer.counters)
+        self.resync = CounterResync(
+            lambda: self.enforcer.counters,
+            lambda: self.enforcer.rules.budgets,
+            self._ledger_spend_now,
+            interval=settings.counter_resync_interval,
+            clock=clock,
+        )
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
         # Users, sessions and personal tokens: the admin API and the dashboard (/ui) share them.
@@ -142,6 +154,10 @@ class SpendgateApp:
         await self.writer.flush()
         return await asyncio.to_thread(self.store.spend, scope, window.start, window.end)
 
+    async def _ledger_spend_now(self, scope: BudgetScope, window: Window) -> Decimal:
+        """A window's spend as the ledger has it now (the re-sync: never waits for a flush)."""
+        return await asyncio.to_thread(self.store.spend, scope, window.start, window.end)
+
     async def _budget_statuses(self) -> list[dict]:
         """Each budget's window as this gateway sees it: spent from the ledger (exact),
         reserved from the live counters (in-flight requests included)."""
@@ -154,9 +170,27 @@ class SpendgateApp:
             rows.append(budget_status(budget, window, spent, state.reserved, now))
         return rows
 
+    def _check_webhook_secrets(self) -> None:
+        """Say at start-up what would otherwise surface only when an alert fails or leaks."""
+        stored = self.store.webhook_secrets()  # type: ignore[attr-defined]
+        clear = sum(1 for value in stored.values() if not is_sealed(value))
+        if clear:
+            log.warning(
+                "%d webhook secret(s) are stored in clear in the ledger: set %s and run `spendgate webhooks rekey`",
+                clear,
+                KEY_ENV,
+            )
+        if len(stored) > clear and not self.secrets.has_key:
+            log.warning(
+                "%d webhook secret(s) are encrypted and %s is not set: their alerts fail until it is",
+                len(stored) - clear,
+                KEY_ENV,
+            )
+
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.refresher.load_now()
+        await asyncio.to_thread(self._check_webhook_secrets)
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.settings.connect_timeout, sock_read=self.settings.upstream_timeout
         )
@@ -166,12 +200,15 @@ class SpendgateApp:
             connector=connector, timeout=timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
         if self.settings.redis_url:
-            from spendgate.budgets.redis_counters import RedisGate
+            from spendgate.budgets.redis_counters import RedisGate, ledger_namespace
 
-            self.enforcer.gate = await RedisGate.connect(self.settings.redis_url)
+            ledger_id = await asyncio.to_thread(self.store.ledger_id)
+            namespace = ledger_namespace(self.settings.redis_namespace, ledger_id)
+            self.enforcer.gate = await RedisGate.connect(self.settings.redis_url, namespace=namespace)
         self.writer.start()
         self.refresher.start()
         self.enforcer.start()
+        self.resync.start()
         self.alerts.start()
         if self.retention is not None:
             self.retention.start()
@@ -180,10 +217,12 @@ class SpendgateApp:
         if self.retention is not None:
             await self.retention.aclose()
         await self.refresher.aclose()
-        await self.enforcer.aclose()
+        await self.resync.aclose()
         if self.gateway.session is not None:
             await self.gateway.session.close()
         await self.writer.aclose()
+        # After the writer: its last batches are confirmed to the counters (see budgets/resync.py).
+        await self.enforcer.aclose()
         await self.alerts.aclose()
         if self.owns_store:
             self.store.close()

@@ -55,6 +55,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from spendgate.ledger.events import UsageEvent
+from spendgate.ledger.private_files import make_private_dirs, write_private
 
 log = logging.getLogger("spendgate.spool")
 
@@ -204,7 +205,7 @@ def try_lock(slot_dir: Path) -> int | None:
     lock_path = slot_dir / LOCK
     for _ in range(100):
         try:
-            slot_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dirs(slot_dir)  # the spool root and partition too, not only the slot
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
             continue  # a parent was removed between mkdir and open
@@ -553,7 +554,7 @@ def write_checkpoint(slot_dir: Path, shipped: Position) -> None:
     # Not fsynced: a checkpoint lost to a power loss only means shipping again, which the
     # ledger makes harmless.
     tmp = slot_dir / (CHECKPOINT + ".tmp")
-    tmp.write_bytes(orjson.dumps({"segment": shipped[0], "offset": shipped[1]}))
+    write_private(tmp, orjson.dumps({"segment": shipped[0], "offset": shipped[1]}))
     os.replace(tmp, slot_dir / CHECKPOINT)
 
 
@@ -693,7 +694,8 @@ class DeadLetters:
                 return
             tmp = self.path.with_name(self.path.name + ".tmp")
             data = "".join(json.dumps(letter.as_json(), default=_plain) + "\n" for letter in kept)
-            with open(tmp, "w", encoding="utf-8") as handle:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -702,7 +704,7 @@ class DeadLetters:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(self.path.parent)
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

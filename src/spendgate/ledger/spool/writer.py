@@ -20,6 +20,11 @@ retried by ``spendgate dead-letters``.
 
 Without a spool (``spool_dir=None``: an in-memory database, or a writer built by hand) it is
 the plain in-memory batcher, and ``aclose`` retries until the store takes everything.
+
+``shipping`` (a ``budgets.resync.ShipFence``, set by the app) is told before and after each
+batch, so the budget counters know which settled spend the ledger has (the counter re-sync
+depends on it); the spool checkpoint moves past a batch only once that is confirmed, so a crash
+in between replays (and confirms) it.
 """
 
 from __future__ import annotations
@@ -115,6 +120,7 @@ class EventWriter:
         self._dead_in_memory: list[DeadLetter] = []
         # Callers of ``store_now`` waiting to learn whether their events were new to the ledger.
         self._waiting: dict[str, asyncio.Future[str | None]] = {}
+        self.shipping: Any = None  # a budgets.resync.ShipFence (the ledger package does not import budgets)
 
     # --- the request path ----------------------------------------------------------------
     def begin(self, request_id: str, begin: dict[str, Any]) -> None:
@@ -350,9 +356,7 @@ class EventWriter:
         loop = asyncio.get_running_loop()
         if self._unspooled:
             batch = self._unspooled[:MAX_BATCH]
-            self.written += self._stored(
-                batch, await loop.run_in_executor(self._executor, self._store_batch, batch, None)
-            )
+            self.written += self._stored(batch, await self._write(batch, None))
             del self._unspooled[: len(batch)]
             self._backlog -= len(batch)
             return True
@@ -361,9 +365,7 @@ class EventWriter:
             events = [event for event, _ in taken]
             positions = [position for _, position in taken if position is not None]
             shipped = positions[-1] if positions else None
-            self.written += self._stored(
-                events, await loop.run_in_executor(self._executor, self._store_batch, events, shipped)
-            )
+            self.written += self._stored(events, await self._write(events, shipped))
             del self._pending[: len(taken)]
             self._backlog -= len(taken)
             if shipped is not None:
@@ -382,9 +384,7 @@ class EventWriter:
             )
             if read or undecodable:
                 events = [event for event, _ in read]
-                self.written += self._stored(
-                    events, await loop.run_in_executor(self._executor, self._store_batch, events, cursor, undecodable)
-                )
+                self.written += self._stored(events, await self._write(events, cursor, undecodable))
                 self._backlog -= len(events) + len(undecodable)
             self._cursor = cursor
             if cursor >= self.spool.end:
@@ -400,6 +400,33 @@ class EventWriter:
         self._resolve(events, new, refused)
         return len(new)
 
+    async def _write(
+        self, events: list[UsageEvent], shipped: Position | None, undecodable: Sequence[DeadLetter] = ()
+    ) -> tuple[set[str], dict[str, str]]:
+        """Store a batch (in the writer thread) and move the spool checkpoint past ``shipped``;
+        with ``shipping``, between its ``begin`` and ``end``, the checkpoint after ``end``."""
+        loop = asyncio.get_running_loop()
+        fence = self.shipping
+        if fence is None:
+            return await loop.run_in_executor(self._executor, self._store_batch, events, shipped, undecodable)
+        await fence.begin()
+        # A failure keeps the lease: the batch is retried, and until it is confirmed no re-sync
+        # reads a ledger that may hold part of it.
+        outcome = await loop.run_in_executor(self._executor, self._store_batch, events, None, undecodable)
+        # Stored or set aside alike, the writer is done with them.
+        confirmed = await fence.end([(event.id, event.cost_usd) for event in events])
+        if confirmed and shipped is not None and self.spool is not None:
+            await loop.run_in_executor(self._executor, self._commit_checkpoint, shipped)
+        return outcome
+
+    def _commit_checkpoint(self, shipped: Position) -> None:
+        assert self.spool is not None
+        try:
+            self.spool.commit(shipped)
+        except OSError:
+            # The events are stored; a stale checkpoint only means shipping them again.
+            log.exception("could not move the spool checkpoint")
+
     def _store_batch(
         self, events: list[UsageEvent], shipped: Position | None, undecodable: Sequence[DeadLetter] = ()
     ) -> tuple[set[str], dict[str, str]]:
@@ -408,11 +435,7 @@ class EventWriter:
         # Durably aside before the checkpoint passes them: neither lost nor replayed.
         self.set_aside([*undecodable, *(dead_letter("event", event_fields(e), exc) for e, exc in refused)])
         if shipped is not None and self.spool is not None:
-            try:
-                self.spool.commit(shipped)
-            except OSError:
-                # The events are stored; a stale checkpoint only means shipping them again.
-                log.exception("could not move the spool checkpoint")
+            self._commit_checkpoint(shipped)
         return written, {
             event.id: f"the ledger refused it ({type(exc).__name__}: {str(exc)[:200]})" for event, exc in refused
         }

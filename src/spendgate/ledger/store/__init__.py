@@ -84,6 +84,10 @@ class Store(Protocol):
     def list_events(
         self, limit: int = 50, *, visible: Visibility | None = None, source: str | None = None
     ) -> list[dict[str, Any]]: ...
+    def ledger_id(self) -> str:
+        """This ledger's identity, made when the database was created and kept in it."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -91,6 +91,19 @@ class AlertsMixin(StoreBase):
     def webhook(self, id_or_url: str) -> dict[str, Any]:
         return self._webhook_json(self._find_webhook(id_or_url), with_secret=True)
 
+    def webhook_secrets(self) -> dict[str, str]:
+        return {r["id"]: r["secret"] for r in self._query("SELECT id, secret FROM webhooks WHERE secret IS NOT NULL")}
+
+    def set_webhook_secrets(self, secrets: dict[str, str], *, expected: dict[str, str]) -> int:
+        # Compare-and-set: a secret changed meanwhile (by another rekey) is left as it is.
+        changed = 0
+        with self._dialect.transaction() as session:
+            for hook_id, stored in secrets.items():
+                changed += session.execute(
+                    "UPDATE webhooks SET secret = ? WHERE id = ? AND secret = ?", (stored, hook_id, expected[hook_id])
+                ).rowcount
+        return changed
+
     def remove_webhook(self, id_or_url: str) -> dict[str, Any]:
         row = self._find_webhook(id_or_url)
         # Its deliveries go with it (ON DELETE CASCADE): nobody is left to send them to.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,8 @@ from spendgate.ledger.store.dialect import Dialect, Row
 
 # meta: epoch microseconds; raw events before it were deleted by retention.
 HORIZON = "raw_events_pruned_before"
+# meta: this ledger's identity (a random 63-bit number), see ``ledger_id``.
+LEDGER_ID = "ledger_id"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Bumped in the same transaction as every configuration change, so every gateway sharing
 # the database notices with one tiny query.
@@ -41,6 +44,22 @@ class StoreBase:
         """The retention horizon: raw events before it were deleted (rollups kept)."""
         rows = self._query("SELECT value FROM meta WHERE name = ?", (HORIZON,))
         return _EPOCH + timedelta(microseconds=rows[0][0]) if rows else None
+
+    def ledger_id(self) -> str:
+        """This ledger's identity, 16 hex digits: made once, when the database is created (for a
+        database older than identities, at the first call), and kept in it. Shared state kept
+        elsewhere for this ledger (the Redis budget counters) is named after it, so two ledgers
+        never mix theirs; a restored backup or a copy of the database has the same identity."""
+        rows = self._query("SELECT value FROM meta WHERE name = ?", (LEDGER_ID,))
+        if not rows:
+            # Processes racing to make it agree: the first insert wins, everyone reads that one.
+            with self._dialect.transaction() as session:
+                session.execute(
+                    "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                    (LEDGER_ID, secrets.randbits(63)),
+                )
+            rows = self._query("SELECT value FROM meta WHERE name = ?", (LEDGER_ID,))
+        return f"{int(rows[0][0]):016x}"
 
     def _write(
         self,

@@ -29,12 +29,15 @@ class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin,
         self._dialect = dialect
         self._rollups = RollupWriter(dialect)
         try:
+            applied: list[str] = []
             with dialect.setup_session() as session:
                 if auto_migrate:
-                    migrations.migrate(session, dialect)
+                    applied = migrations.migrate(session, dialect)
                 elif migrations.pending(session, dialect):
                     raise StoreError("the database schema is not up to date; run `spendgate migrate --db URL` first")
             dialect.open()
+            if applied:
+                self.ledger_id()  # a new database gets its identity as it is created
         except BaseException:
             dialect.close()
             raise
@@ -50,7 +53,10 @@ class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin,
     def migrate(self) -> list[str]:
         """Apply pending schema migrations; the versions applied (none when up to date)."""
         with self._dialect.session() as session:
-            return migrations.migrate(session, self._dialect)
+            applied = migrations.migrate(session, self._dialect)
+        if applied:
+            self.ledger_id()
+        return applied
 
     def schema_versions(self) -> list[str]:
         with self._dialect.session() as session:

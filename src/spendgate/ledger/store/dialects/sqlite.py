@@ -27,6 +27,7 @@ import orjson
 
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.events import format_ts
+from spendgate.ledger.private_files import create_private_file
 from spendgate.ledger.rollups.plan import EXACT, ZERO, dims_key, utc
 from spendgate.ledger.store.dialect import BIGINT, TEXT, Column, Fragments, SessionReads
 from spendgate.ledger.store.sql_store import SQLStore
@@ -223,6 +224,9 @@ class SQLiteDialect(Fragments):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # Private from its first byte (SQLite would create it with the umask's 0644); its
+            # -wal and -shm files take its mode.
+            create_private_file(self.path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
