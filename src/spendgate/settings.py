@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from spendgate.attribution.body import BodyRule, BodyRuleError, parse_body_rules
+
 DEFAULT_CONFIG_FILE = "spendgate.toml"
 
 
@@ -203,6 +205,8 @@ class Settings:
     spool_memory_events: int = 10_000
     retention_days: int | None = None
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    # [[attribution.body]]: dimensions read from request bodies (attribution/body.py).
+    body_attribution: tuple[BodyRule, ...] = ()
     # Provider credentials stay in the environment they came from; the gateway reads them
     # through this mapping only to put them on upstream requests.
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -298,6 +302,17 @@ def _providers(raw: Any, origin: str) -> dict[str, ProviderConfig]:
     return providers
 
 
+def _body_attribution(raw: Any, origin: str) -> tuple[BodyRule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or set(raw) - {"body"}:
+        raise SettingsError(f"{origin}: [attribution] holds only body rules ([[attribution.body]])")
+    try:
+        return parse_body_rules(raw.get("body"), origin)
+    except BodyRuleError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -318,7 +333,7 @@ def load_settings(
     if path.is_file():
         origin = str(path)
         file_values = _read_config_file(path)
-        known = {s.name for s in SETTINGS} | {"providers"}
+        known = {s.name for s in SETTINGS} | {"providers", "attribution"}
         unknown = set(file_values) - known
         if unknown:
             raise SettingsError(f"{origin}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
@@ -336,8 +351,9 @@ def load_settings(
 
     _check_ranges(values)
     providers = _providers(file_values.get("providers"), origin)
+    body_attribution = _body_attribution(file_values.get("attribution"), origin)
     credential_names = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"} | {
         p.api_key_env for p in providers.values() if p.api_key_env
     }
     credentials = {name: environ[name] for name in credential_names if environ.get(name)}
-    return Settings(**values, providers=providers, credentials=credentials)
+    return Settings(**values, providers=providers, body_attribution=body_attribution, credentials=credentials)

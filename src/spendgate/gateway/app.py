@@ -84,6 +84,7 @@ class SpendgateApp:
             stream_deadline=settings.stream_deadline,
             max_stream_event_bytes=settings.max_stream_event_bytes,
             directory=Directory(),
+            body_rules=settings.body_attribution,
         )
         # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).
         # Alerts are evaluated and delivered in the background, never on the request path.

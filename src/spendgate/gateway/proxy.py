@@ -24,9 +24,11 @@ from spendgate.attribution import (
     Attribution,
     AttributionError,
     AttributionForbidden,
+    BodyRule,
     Directory,
     GatewayKey,
     attribute,
+    body_values,
     hash_key,
 )
 from spendgate.budgets.enforcer import Admission, Enforcer, Refusal
@@ -117,6 +119,7 @@ class Gateway:
     refresh_directory: Callable[[], Any] | None = None  # awaitable factory, for unknown keys
     enforcer: Enforcer | None = None
     new_event_id: EventIds = field(default_factory=EventIds)
+    body_rules: tuple[BodyRule, ...] = ()  # [[attribution.body]]: dimensions read from bodies
 
     # --- refusals ----------------------------------------------------------------------
     async def authenticate(self, headers: dict[str, str]) -> GatewayKey:
@@ -139,6 +142,18 @@ class Gateway:
             raise authentication_error(f"gateway key {key.name!r} has been revoked")
         return key
 
+    def attribute(self, key: GatewayKey, headers: dict[str, str], body: dict[str, Any] | None) -> Attribution:
+        """Who owns the request: headers, then what the body rules find, then the key's default."""
+        try:
+            found = body_values(self.body_rules, body) if self.body_rules and body else None
+            if found:
+                return attribute(key, headers, self.directory, found.fields, found.tags)
+            return attribute(key, headers, self.directory)
+        except AttributionError as exc:
+            raise invalid_request(str(exc)) from exc
+        except AttributionForbidden as exc:
+            raise permission_denied(str(exc), exc.code) from exc
+
     # --- the request ---------------------------------------------------------------------
     async def handle(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         try:
@@ -149,12 +164,7 @@ class Gateway:
                 await self._pass_through(send, route, raw, headers)
                 return
             body = _parse_json(raw)
-            try:
-                attribution = attribute(key, headers, self.directory)
-            except AttributionError as exc:
-                raise invalid_request(str(exc)) from exc
-            except AttributionForbidden as exc:
-                raise permission_denied(str(exc), exc.code) from exc
+            attribution = self.attribute(key, headers, body)
             model = body.get("model")
             if not isinstance(model, str) or not model:
                 raise invalid_request("'model' is required and must be a string")
