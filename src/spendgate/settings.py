@@ -23,15 +23,26 @@ class SettingsError(ValueError):
     pass
 
 
+PROVIDER_KINDS = ("openai", "gemini", "azure")
+# What each kind is priced as by default (genai-prices provider ids).
+DEFAULT_PRICE_PROVIDERS = {"gemini": "google", "azure": "azure"}
+
+
 @dataclass(frozen=True)
 class ProviderConfig:
-    """An OpenAI-compatible provider chosen by the model prefix ``NAME/``."""
+    """A provider configured by name. ``kind``: ``openai`` (any OpenAI-compatible API, chosen by
+    the model prefix ``NAME/``), ``gemini`` (Google's Gemini API, also served on its native
+    ``generateContent`` paths) or ``azure`` (an Azure OpenAI resource, also served on its
+    ``/openai/…`` paths)."""
 
     name: str
     base_url: str
     api_key_env: str | None = None
     # genai-prices provider id used to price its models (None: only the overrides file can).
     price_provider: str | None = None
+    kind: str = "openai"
+    # Azure: deployment name -> the model it serves, for prices before the answer names it.
+    deployments: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -287,17 +298,27 @@ def _providers(raw: Any, origin: str) -> dict[str, ProviderConfig]:
             raise SettingsError(f"{origin}: provider name {name!r} is built in; pick another name")
         if not isinstance(table, dict) or not isinstance(table.get("base_url"), str):
             raise SettingsError(f'{origin}: [providers.{name}] needs base_url = "https://…"')
-        unknown = set(table) - {"base_url", "api_key_env", "price_provider"}
+        unknown = set(table) - {"base_url", "api_key_env", "price_provider", "kind", "deployments"}
         if unknown:
             raise SettingsError(f"{origin}: [providers.{name}] has unknown keys {sorted(unknown)}")
-        for option in ("api_key_env", "price_provider"):
+        for option in ("api_key_env", "price_provider", "kind"):
             if table.get(option) is not None and not isinstance(table[option], str):
                 raise SettingsError(f"{origin}: [providers.{name}] {option} must be a string")
+        kind = table.get("kind", "openai")
+        if kind not in PROVIDER_KINDS:
+            raise SettingsError(f"{origin}: [providers.{name}] kind must be one of {', '.join(PROVIDER_KINDS)}")
+        deployments = table.get("deployments", {})
+        if not isinstance(deployments, dict) or not all(isinstance(v, str) for v in deployments.values()):
+            raise SettingsError(f'{origin}: [providers.{name}] deployments must be a table of "deployment" = "model"')
+        if deployments and kind != "azure":
+            raise SettingsError(f'{origin}: [providers.{name}] deployments apply to kind = "azure" only')
         providers[name] = ProviderConfig(
             name=name,
             base_url=table["base_url"].rstrip("/"),
             api_key_env=table.get("api_key_env"),
-            price_provider=table.get("price_provider"),
+            price_provider=table.get("price_provider"),  # None: the kind's default (gateway/upstream.py)
+            kind=kind,
+            deployments=dict(deployments),
         )
     return providers
 

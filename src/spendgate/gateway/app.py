@@ -32,7 +32,8 @@ from spendgate.gateway.accounting import unfinished_event
 from spendgate.gateway.admin import AdminAPI
 from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Send, send_error, send_response
 from spendgate.gateway.directory import DirectoryRefresher
-from spendgate.gateway.errors import ANTHROPIC, OPENAI, method_not_allowed, not_found
+from spendgate.gateway.errors import ANTHROPIC, GEMINI, OPENAI, GatewayError, method_not_allowed, not_found
+from spendgate.gateway.native import is_gemini_path, match_native
 from spendgate.gateway.proxy import Gateway
 from spendgate.gateway.routes import ROUTES
 from spendgate.gateway.upstream import Upstreams
@@ -215,9 +216,24 @@ class SpendgateApp:
                 }
                 await send_response(send, 200, JSON_HEADERS, orjson.dumps(body))
             else:
-                await send_error(send, not_found(path), _family_of(scope))
+                await self._native(scope, receive, send)
         except ClientGone:
             return
+
+    async def _native(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A Gemini or Azure OpenAI native path (gateway/native.py), else a 404."""
+        path = scope["path"]
+        try:
+            native = match_native(path, scope.get("query_string", b""), self.gateway.upstreams)
+        except GatewayError as error:
+            await send_error(send, error, _family_of(scope))
+            return
+        if native is None:
+            await send_error(send, not_found(path), _family_of(scope))
+        elif scope["method"] != "POST":
+            await send_error(send, method_not_allowed(scope["method"], path), native.route.family)
+        else:
+            await self.gateway.handle(scope, receive, send, native.route, native)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -241,6 +257,8 @@ def _family_of(scope: Scope) -> str:
     SDK (which always sends anthropic-version), OpenAI's otherwise."""
     if scope["path"].startswith("/v1/messages"):
         return ANTHROPIC
+    if is_gemini_path(scope["path"]):
+        return GEMINI
     if any(name == b"anthropic-version" for name, _ in scope["headers"]):
         return ANTHROPIC
     return OPENAI
