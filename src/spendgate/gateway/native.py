@@ -54,7 +54,7 @@ class NativeRequest:
 
     def target(self, body_model: str | None) -> Target:
         name = self.model or body_model or ""
-        return Target(self.upstream, self.upstream.model_for(name), False, self.url)
+        return Target(self.upstream, name, False, self.url, priced_as=self.upstream.model_for(name))
 
 
 def is_gemini_path(path: str) -> bool:

@@ -263,7 +263,7 @@ class Gateway:
             started_perf=time.perf_counter(),
             endpoint=route.path,
             provider=target.upstream.name,
-            model=target.model,
+            model=target.price_model,
             stream=stream,
             attribution=attribution,
             body=estimated_body,
@@ -288,8 +288,8 @@ class Gateway:
             return None
         # A Gemini request is read as a chat (its estimation body has messages, and n answers).
         kind = "chat" if route.family == GEMINI else route.kind
-        input_tokens, output_tokens = reservation_tokens(kind, target.model, body)
-        provider, model = target.upstream.name, target.model
+        input_tokens, output_tokens = reservation_tokens(kind, target.price_model, body)
+        provider, model = target.upstream.name, target.price_model
         service_tier = request_service_tier(body)  # a priority request reserves at the priority price
         worst = self.prices.price(
             provider, model, Usage(input_tokens=input_tokens, output_tokens=output_tokens), now, service_tier

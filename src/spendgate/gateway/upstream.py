@@ -54,6 +54,11 @@ class Target:
     model: str  # the model name sent upstream (prefix removed)
     model_rewritten: bool
     url: str | None = None  # a native path's upstream URL (Gemini, Azure); else url_for(route)
+    priced_as: str | None = None  # the model it is priced as, when not ``model`` (an Azure deployment's)
+
+    @property
+    def price_model(self) -> str:
+        return self.priced_as or self.model
 
 
 def _openai_auth(key: str | None) -> tuple[tuple[str, str], ...]:
@@ -140,7 +145,8 @@ class Upstreams:
         if prefix in self.custom:
             if route.family != OPENAI:
                 raise invalid_request(f"provider {prefix!r} is OpenAI-compatible; call it through /v1/chat/completions")
-            return Target(self.custom[prefix], rest, True)
+            upstream = self.custom[prefix]
+            return Target(upstream, rest, True, priced_as=upstream.model_for(rest))
         if prefix == route.family:
             return Target(native, rest, True)
         if prefix == ANTHROPIC and route.kind == "chat":
