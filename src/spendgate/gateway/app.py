@@ -31,6 +31,7 @@ from spendgate.budgets.windows import Window, window_for
 from spendgate.gateway.accounting import unfinished_event
 from spendgate.gateway.admin import AdminAPI
 from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Send, send_error, send_response
+from spendgate.gateway.batches import BatchDoor, match_batch_path
 from spendgate.gateway.directory import DirectoryRefresher
 from spendgate.gateway.errors import ANTHROPIC, GEMINI, OPENAI, GatewayError, method_not_allowed, not_found
 from spendgate.gateway.native import is_gemini_path, match_native
@@ -97,6 +98,7 @@ class SpendgateApp:
             reservation_ttl=settings.reservation_ttl,
         )
         self.gateway.enforcer = self.enforcer
+        self.batches = BatchDoor(self.gateway, store)
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
         # Users, sessions and personal tokens: the admin API and the dashboard (/ui) share them.
@@ -221,8 +223,13 @@ class SpendgateApp:
             return
 
     async def _native(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A Gemini or Azure OpenAI native path (gateway/native.py), else a 404."""
+        """A batch API path (gateway/batches.py), a Gemini or Azure OpenAI native path
+        (gateway/native.py), else a 404."""
         path = scope["path"]
+        call = match_batch_path(path)
+        if call is not None:
+            await self.batches.handle(scope, receive, send, call)
+            return
         try:
             native = match_native(path, scope.get("query_string", b""), self.gateway.upstreams)
         except GatewayError as error:
