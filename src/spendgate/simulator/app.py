@@ -29,6 +29,7 @@ from spendgate.simulator.asgi_io import (
     read_body,
     send_response,
 )
+from spendgate.simulator.batch_api import BatchApi
 from spendgate.simulator.log import RequestRecord, SimulatorLog
 from spendgate.simulator.plan import DirectiveError, Plan, Provider, make_plan
 from spendgate.simulator.sse import EventStream
@@ -73,6 +74,7 @@ class SimulatorApp:
         self.log = SimulatorLog() if log is None else log
         self.admin = AdminApi() if admin is None else admin
         self.default_latency_ms = default_latency_ms
+        self.batches = BatchApi()  # OpenAI files and batches, Anthropic message batches
         self._numbers = itertools.count(1)
         # (provider, handler, whether the input is messages with their framing tokens)
         self._routes: dict[str, tuple[Provider, Handler, bool]] = {
@@ -109,7 +111,9 @@ class SimulatorApp:
         )
 
         route = self._routes.get(path)
-        if route is not None and method == "POST":
+        if self.batches.serves(path):
+            record.status = await self.batches(scope, raw, send)
+        elif route is not None and method == "POST":
             provider, handler, framed = route
             await self._serve_generation(exchange, provider, handler, framed, headers, request)
         elif (gemini := _GEMINI_PATH.fullmatch(path)) is not None and method == "POST":
