@@ -4,6 +4,8 @@ once however often they are fetched."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import anthropic
@@ -12,7 +14,9 @@ import openai
 import orjson
 import pytest
 
-from spendgate.batches import JSONLines, anthropic_result, batch_event_id, openai_result
+from spendgate.attribution import Attribution
+from spendgate.batches import JSONLines, anthropic_result, batch_event_id, openai_result, result_event
+from spendgate.pricing import PriceBook
 from tests.conftest import UPSTREAM_OPENAI_KEY, Gateway
 
 MTOK = Decimal(1_000_000)
@@ -155,8 +159,6 @@ async def test_async_clients(gateway: Gateway, keys) -> None:
     finally:
         await client.close()
     assert [r.custom_id for r in results] == ["x"]
-    import asyncio
-
     [event] = await asyncio.to_thread(gateway.events)
     assert event["input_tokens"] == 10
 
@@ -214,12 +216,30 @@ def test_result_lines_and_ids() -> None:
     assert openai_result({**ok, "response": {**ok["response"], "status_code": 500}}) is None
     assert openai_result({**ok, "custom_id": 7}) is None
     assert anthropic_result({"custom_id": "c", "result": {"type": "expired"}}) is None
-    from datetime import UTC, datetime
-
-    at = datetime(2026, 1, 1, tzinfo=UTC)
+    at = datetime(2026, 11, 15, tzinfo=UTC)  # genai-prices lists batch prices from 2026
     assert batch_event_id("openai", "b", "c1", at) == batch_event_id("openai", "b", "c1", at)
     assert batch_event_id("openai", "b", "c1", at) != batch_event_id("openai", "b", "c2", at)
     assert len(batch_event_id("openai", "b", "c1", at)) == 32
+    event = result_event(
+        anthropic_result(
+            {
+                "custom_id": "c",
+                "result": {
+                    "type": "succeeded",
+                    "message": {"model": "claude-haiku-4-5", "usage": {"input_tokens": 1000, "output_tokens": 100}},
+                },
+            }
+        ),
+        provider="anthropic",
+        batch_id="msgbatch_1",
+        created_at=at,
+        endpoint="/v1/messages/batches",
+        owner=Attribution("p", "t", None, "production", "k"),
+        prices=PriceBook(),
+    )
+    assert (event.source, event.service_tier, event.ts, event.project) == ("batch", "batch", at, "p")
+    assert event.id == batch_event_id("anthropic", "msgbatch_1", "c", at)
+    assert event.cost_usd == (1000 * HAIKU_BATCH_IN + 100 * HAIKU_BATCH_OUT) / MTOK
 
 
 def test_json_lines_across_chunks_and_bounded() -> None:
