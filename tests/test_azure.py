@@ -155,3 +155,40 @@ def test_azure_paths_without_an_azure_provider_are_a_404(gateway: Gateway) -> No
     answer = httpx.post(f"{gateway.url}/openai/deployments/d/chat/completions?api-version=1", json={})
     assert answer.status_code == 404
     assert 'kind = "azure"' in answer.json()["error"]["message"]
+
+
+def test_gemini_and_azure_providers_in_the_configuration_file(tmp_path) -> None:
+    from spendgate.settings import SettingsError, load_settings
+
+    config = tmp_path / "spendgate.toml"
+    config.write_text(
+        '[providers.azure]\nkind = "azure"\nbase_url = "https://r.openai.azure.com/"\napi_key_env = "AZ"\n'
+        '[providers.azure.deployments]\nprod-4o = "gpt-4o"\n\n'
+        '[providers.gemini]\nkind = "gemini"\nbase_url = "https://generativelanguage.googleapis.com"\n'
+    )
+    settings = load_settings(environ={"AZ": "secret"}, config_path=config)
+    azure, gemini = settings.providers["azure"], settings.providers["gemini"]
+    assert (azure.kind, azure.base_url, dict(azure.deployments)) == (
+        "azure",
+        "https://r.openai.azure.com",
+        {"prod-4o": "gpt-4o"},
+    )
+    assert settings.credentials["AZ"] == "secret"
+    assert gemini.kind == "gemini"
+    config.write_text('[providers.x]\nkind = "bedrock"\nbase_url = "https://x"\n')
+    with pytest.raises(SettingsError, match="kind must be one of openai, gemini, azure"):
+        load_settings(environ={}, config_path=config)
+    config.write_text('[providers.x]\nbase_url = "https://x"\n[providers.x.deployments]\nd = "m"\n')
+    with pytest.raises(SettingsError, match="deployments apply to kind"):
+        load_settings(environ={}, config_path=config)
+
+
+def test_a_missing_azure_credential_is_a_502_naming_it(make_gateway, simulator: Simulator) -> None:
+    gateway = make_gateway(
+        providers={"azure": ProviderConfig(name="azure", base_url=simulator.url, api_key_env="AZ_KEY", kind="azure")}
+    )
+    with pytest.raises(openai.InternalServerError, match="AZ_KEY"):
+        _azure(gateway, gateway.key("k")).chat.completions.create(
+            model="d", messages=[{"role": "user", "content": "x"}]
+        )
+    assert gateway.sim.log.records == []

@@ -248,3 +248,33 @@ def test_json_lines_across_chunks_and_bounded() -> None:
     out += lines.close()
     assert out == [{"a": 1}, {"b": 2}, {"c": 3}]
     assert lines.skipped == 1
+
+
+def test_a_batch_is_held_to_its_creators_policies_and_spent_budgets(gateway: Gateway, keys) -> None:
+    from spendgate.budgets.model import Budget, Policy, Scope
+
+    creator_key, _ = keys
+    gateway.store.create_policy(Policy("production", ("feature",)))
+    gateway.wait_for_directory()
+    requests = [
+        {
+            "custom_id": "a",
+            "params": {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
+        }
+    ]
+    client = gateway.anthropic(creator_key)
+    with pytest.raises(anthropic.BadRequestError, match="lacks feature"):
+        client.messages.batches.create(requests=requests)
+    tagged = gateway.anthropic(creator_key, default_headers={"x-spendgate-feature": "nightly"})
+    tagged.messages.batches.create(requests=requests)
+    # Once a blocking budget of the creator is spent, no batch starts.
+    gateway.store.create_budget(Budget(name="data-cap", scope=Scope.parse("team:data"), limit_usd=Decimal("0.00005")))
+    gateway.wait_for_directory()
+    tagged.messages.create(
+        model="claude-haiku-4-5", max_tokens=1, messages=[{"role": "user", "content": "[[sim input=100 output=1]]"}]
+    )
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        tagged.messages.batches.create(requests=requests)
+    assert refused.value.status_code == 402
+    creates = [r for r in gateway.sim.log.records if r.path == "/v1/messages/batches" and r.method == "POST"]
+    assert len(creates) == 1

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -21,13 +22,16 @@ import orjson
 
 from spendgate.attribution import Attribution
 from spendgate.batches import JSONLines, anthropic_result, openai_result, result_event
+from spendgate.budgets.enforcer import Refusal
 from spendgate.gateway.asgi import Receive, Scope, Send, read_body, request_headers, send_error, send_response
 from spendgate.gateway.errors import (
     ANTHROPIC,
     OPENAI,
     GatewayError,
+    enforcement_unavailable,
     invalid_request,
     method_not_allowed,
+    refusal_error,
     upstream_connect_timeout,
     upstream_timeout,
     upstream_unreachable,
@@ -92,6 +96,7 @@ class BatchDoor:
             if call.action == "create_or_list" and method == "POST":
                 body = _json_object(raw)
                 owner = gateway.attribute(key, headers, body)
+                await self._admit(owner)
         except GatewayError as error:
             await send_error(send, error, family)
             return
@@ -115,6 +120,24 @@ class BatchDoor:
             await send_error(send, upstream_timeout(upstream.name, gateway.upstream_timeout), family)
         except aiohttp.ClientError as exc:
             await send_error(send, upstream_unreachable(upstream.name, str(exc)), family)
+
+    async def _admit(self, owner: Attribution) -> None:
+        """A batch is held to its creator's policies, rate limits and blocking budgets like a
+        request: refused when one is already spent (what the batch will cost is not known
+        before its results, so nothing is reserved for it)."""
+        enforcer = self.gateway.enforcer
+        if enforcer is None:
+            return
+        now = self.gateway.clock()
+        try:
+            admission = await enforcer.admit(self.gateway.new_event_id(now), owner, Decimal(0), 0, now)
+        except Refusal as refusal:
+            raise refusal_error(refusal) from refusal
+        except Exception as exc:
+            log.exception("could not check budgets and rate limits for a batch")
+            raise enforcement_unavailable(f"{type(exc).__name__}: {exc}") from exc
+        if admission is not None:
+            await enforcer.release(admission)
 
     # --- what the answers teach -----------------------------------------------------------------
     async def _after(
