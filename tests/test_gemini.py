@@ -153,3 +153,16 @@ def test_gemini_paths_without_a_gemini_provider_are_a_404_in_googles_shape(gatew
     assert answer.status_code == 404
     assert answer.json()["error"]["status"] == "NOT_FOUND"
     assert 'kind = "gemini"' in answer.json()["error"]["message"]
+
+
+def test_the_gemini_prefix_on_the_gateways_chat_completions(gemini_gateway: Gateway) -> None:
+    gateway = gemini_gateway
+    gateway.openai(gateway.key("papers-app", project="papers")).chat.completions.create(
+        model="gemini/gemini-2.5-flash", messages=[{"role": "user", "content": "[[sim input=100 output=10]]"}]
+    )
+    [record] = gateway.sim.log.records
+    assert record.path == "/v1beta/openai/chat/completions" and record.body["model"] == "gemini-2.5-flash"
+    assert record.headers["x-goog-api-key"] == UPSTREAM_GEMINI_KEY
+    [event] = gateway.events()
+    assert event["provider"] == "gemini"
+    assert Decimal(event["cost_usd"]) == (100 * FLASH_IN + 10 * FLASH_OUT) / MTOK

@@ -120,6 +120,11 @@ class SimulatorApp:
             await self._gemini(exchange, scope, gemini.group(1), gemini.group(2) == "streamGenerateContent")
         elif path.startswith("/openai/") and method == "POST":
             await self._azure(exchange, scope, path)
+        elif path.startswith("/v1beta/openai/") and "/v1" + path.removeprefix("/v1beta/openai") in self._routes:
+            # Gemini's OpenAI-compatible endpoints: OpenAI's shapes, Google's key.
+            _, handler, framed = self._routes["/v1" + path.removeprefix("/v1beta/openai")]
+            authorized = bool(_header(headers, b"x-goog-api-key")) or _is_authorized("openai", headers)
+            await self._serve_generation(exchange, "openai", handler, framed, headers, request, authorized=authorized)
         elif path == "/v1/models" and method == "GET":
             await self._models(exchange, headers)
         else:
