@@ -227,7 +227,9 @@ class SpendgateApp:
         (gateway/native.py), else a 404."""
         path = scope["path"]
         call = match_batch_path(path)
-        if call is not None:
+        # Anthropic's own Files API shares OpenAI's /v1/files paths: its SDK's anthropic-version says
+        # which it is, and it is not served.
+        if call is not None and not (call.family == OPENAI and _family_of(scope) == ANTHROPIC):
             await self.batches.handle(scope, receive, send, call)
             return
         try:
