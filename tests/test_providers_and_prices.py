@@ -174,12 +174,13 @@ def test_anthropic_models_on_chat_completions_go_to_anthropics_openai_compatible
 
 def test_paths_not_served_answer_404_in_their_familys_shape(gateway: Gateway) -> None:
     key = gateway.key("k")
-    with pytest.raises(anthropic.NotFoundError) as batches:
-        gateway.anthropic(key).messages.batches.list()
-    assert batches.value.body == {
+    # Anthropic's Files API (its /v1/files, told apart by anthropic-version) is not served.
+    with pytest.raises(anthropic.NotFoundError) as files:
+        gateway.anthropic(key).beta.files.list()
+    assert files.value.body == {
         "type": "error",
-        "error": {"type": "not_found_error", "message": "spendgate does not serve /v1/messages/batches"},
+        "error": {"type": "not_found_error", "message": "spendgate does not serve /v1/files"},
     }
-    with pytest.raises(openai.NotFoundError) as files:
-        gateway.openai(key).files.list()
-    assert files.value.body["type"] == "not_found_error" and "/v1/files" in files.value.body["message"]
+    with pytest.raises(openai.NotFoundError) as images:
+        gateway.openai(key).images.generate(prompt="a cat")
+    assert images.value.body["type"] == "not_found_error" and "/v1/images/generations" in images.value.body["message"]

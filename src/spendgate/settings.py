@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from spendgate.attribution.body import BodyRule, BodyRuleError, parse_body_rules
+
 DEFAULT_CONFIG_FILE = "spendgate.toml"
 
 
@@ -21,15 +23,26 @@ class SettingsError(ValueError):
     pass
 
 
+PROVIDER_KINDS = ("openai", "gemini", "azure")
+# What each kind is priced as by default (genai-prices provider ids).
+DEFAULT_PRICE_PROVIDERS = {"gemini": "google", "azure": "azure"}
+
+
 @dataclass(frozen=True)
 class ProviderConfig:
-    """An OpenAI-compatible provider chosen by the model prefix ``NAME/``."""
+    """A provider configured by name. ``kind``: ``openai`` (any OpenAI-compatible API, chosen by
+    the model prefix ``NAME/``), ``gemini`` (Google's Gemini API, also served on its native
+    ``generateContent`` paths) or ``azure`` (an Azure OpenAI resource, also served on its
+    ``/openai/…`` paths)."""
 
     name: str
     base_url: str
     api_key_env: str | None = None
     # genai-prices provider id used to price its models (None: only the overrides file can).
     price_provider: str | None = None
+    kind: str = "openai"
+    # Azure: deployment name -> the model it serves, for prices before the answer names it.
+    deployments: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -228,6 +241,8 @@ class Settings:
     spool_memory_events: int = 10_000
     retention_days: int | None = None
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    # [[attribution.body]]: dimensions read from request bodies (attribution/body.py).
+    body_attribution: tuple[BodyRule, ...] = ()
     # Provider credentials stay in the environment they came from; the gateway reads them
     # through this mapping only to put them on upstream requests.
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -321,19 +336,40 @@ def _providers(raw: Any, origin: str) -> dict[str, ProviderConfig]:
             raise SettingsError(f"{origin}: provider name {name!r} is built in; pick another name")
         if not isinstance(table, dict) or not isinstance(table.get("base_url"), str):
             raise SettingsError(f'{origin}: [providers.{name}] needs base_url = "https://…"')
-        unknown = set(table) - {"base_url", "api_key_env", "price_provider"}
+        unknown = set(table) - {"base_url", "api_key_env", "price_provider", "kind", "deployments"}
         if unknown:
             raise SettingsError(f"{origin}: [providers.{name}] has unknown keys {sorted(unknown)}")
-        for option in ("api_key_env", "price_provider"):
+        for option in ("api_key_env", "price_provider", "kind"):
             if table.get(option) is not None and not isinstance(table[option], str):
                 raise SettingsError(f"{origin}: [providers.{name}] {option} must be a string")
+        kind = table.get("kind", "openai")
+        if kind not in PROVIDER_KINDS:
+            raise SettingsError(f"{origin}: [providers.{name}] kind must be one of {', '.join(PROVIDER_KINDS)}")
+        deployments = table.get("deployments", {})
+        if not isinstance(deployments, dict) or not all(isinstance(v, str) for v in deployments.values()):
+            raise SettingsError(f'{origin}: [providers.{name}] deployments must be a table of "deployment" = "model"')
+        if deployments and kind != "azure":
+            raise SettingsError(f'{origin}: [providers.{name}] deployments apply to kind = "azure" only')
         providers[name] = ProviderConfig(
             name=name,
             base_url=table["base_url"].rstrip("/"),
             api_key_env=table.get("api_key_env"),
-            price_provider=table.get("price_provider"),
+            price_provider=table.get("price_provider"),  # None: the kind's default (gateway/upstream.py)
+            kind=kind,
+            deployments=dict(deployments),
         )
     return providers
+
+
+def _body_attribution(raw: Any, origin: str) -> tuple[BodyRule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or set(raw) - {"body"}:
+        raise SettingsError(f"{origin}: [attribution] holds only body rules ([[attribution.body]])")
+    try:
+        return parse_body_rules(raw.get("body"), origin)
+    except BodyRuleError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def load_settings(
@@ -356,7 +392,7 @@ def load_settings(
     if path.is_file():
         origin = str(path)
         file_values = _read_config_file(path)
-        known = {s.name for s in SETTINGS} | {"providers"}
+        known = {s.name for s in SETTINGS} | {"providers", "attribution"}
         unknown = set(file_values) - known
         if unknown:
             raise SettingsError(f"{origin}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
@@ -374,8 +410,9 @@ def load_settings(
 
     _check_ranges(values)
     providers = _providers(file_values.get("providers"), origin)
+    body_attribution = _body_attribution(file_values.get("attribution"), origin)
     credential_names = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"} | {
         p.api_key_env for p in providers.values() if p.api_key_env
     }
     credentials = {name: environ[name] for name in credential_names if environ.get(name)}
-    return Settings(**values, providers=providers, credentials=credentials)
+    return Settings(**values, providers=providers, body_attribution=body_attribution, credentials=credentials)

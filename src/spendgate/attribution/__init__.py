@@ -1,5 +1,6 @@
 """Who owns a request: teams, projects, keys and the fallback chain (pure)."""
 
+from spendgate.attribution.body import BodyRule, BodyRuleError, BodyValues, body_values, parse_body_rules
 from spendgate.attribution.keys import display_prefix, hash_key, new_key_secret
 from spendgate.attribution.model import (
     DEFAULT_ENVIRONMENT,
@@ -26,14 +27,19 @@ __all__ = [
     "Attribution",
     "AttributionError",
     "AttributionForbidden",
+    "BodyRule",
+    "BodyRuleError",
+    "BodyValues",
     "Directory",
     "GatewayKey",
     "Project",
     "ScopeChange",
     "Team",
     "attribute",
+    "body_values",
     "display_prefix",
     "hash_key",
     "new_key_secret",
+    "parse_body_rules",
     "parse_tags",
 ]

@@ -103,10 +103,12 @@ def parse_tags(value: str) -> dict[str, str]:
     return tags
 
 
-def _clean(headers: Mapping[str, str], name: str) -> str | None:
+def _clean(headers: Mapping[str, str], name: str, body: Mapping[str, str] | None = None) -> str | None:
+    """The header's value; when the request sent none, what the body rules found for it (already
+    bounded where it was read: see ``attribution.body``)."""
     value = headers.get(name)
     if value is None:
-        return None
+        return body.get(name) if body else None
     value = value.strip()
     if len(value) > MAX_HEADER_VALUE:
         raise AttributionError(f"{name} is longer than {MAX_HEADER_VALUE} characters")
@@ -164,12 +166,20 @@ def _team_not_allowed(key: GatewayKey, name: str) -> AttributionForbidden:
     )
 
 
-def attribute(key: GatewayKey, headers: Mapping[str, str], directory: Directory) -> Attribution:
-    """Resolve the owner of a request. ``headers`` has lower-cased names.
+def attribute(
+    key: GatewayKey,
+    headers: Mapping[str, str],
+    directory: Directory,
+    body: Mapping[str, str] | None = None,
+    body_tags: Mapping[str, str] | None = None,
+) -> Attribution:
+    """Resolve the owner of a request. ``headers`` has lower-cased names; ``body`` (header name ->
+    value) and ``body_tags`` are what the body rules found (``attribution.body``): each fills what
+    the headers left unset, before the key's default project, and is held to the same scope.
 
     Raises ``AttributionError`` (400) for an unknown or malformed value and
     ``AttributionForbidden`` (403) for a project or team outside the key's scope."""
-    requested_project = _clean(headers, PROJECT_HEADER)
+    requested_project = _clean(headers, PROJECT_HEADER, body)
     if key.locked and key.project:
         project_name: str | None = key.project
     elif requested_project is not None:
@@ -187,7 +197,7 @@ def attribute(key: GatewayKey, headers: Mapping[str, str], directory: Directory)
         team_name: str | None = project.team
     else:
         project_name = None
-        team_name = _clean(headers, TEAM_HEADER)
+        team_name = _clean(headers, TEAM_HEADER, body)
         if team_name is not None:
             if team_name not in directory.teams:
                 raise AttributionError(_unknown("team", team_name, key, visible_teams(key, directory)))
@@ -196,14 +206,19 @@ def attribute(key: GatewayKey, headers: Mapping[str, str], directory: Directory)
     team = directory.teams.get(team_name) if team_name else None
 
     raw_tags = headers.get(TAGS_HEADER)
+    tags = parse_tags(raw_tags) if raw_tags else None
+    if body_tags:
+        tags = {**body_tags, **(tags or {})}  # a tag the header names wins over the body's
+        if len(tags) > MAX_TAGS:
+            raise AttributionError(f"{TAGS_HEADER} and the body's attribution fields give more than {MAX_TAGS} tags")
     return Attribution(
         project=project_name,
         team=team_name,
         cost_center=team.cost_center if team else None,
         environment=key.environment,
         key=key.name,
-        feature=_clean(headers, FEATURE_HEADER),
-        customer=_clean(headers, CUSTOMER_HEADER),
-        trace_id=_clean(headers, TRACE_HEADER),
-        tags=parse_tags(raw_tags) if raw_tags else None,
+        feature=_clean(headers, FEATURE_HEADER, body),
+        customer=_clean(headers, CUSTOMER_HEADER, body),
+        trace_id=_clean(headers, TRACE_HEADER, body),
+        tags=tags,
     )

@@ -72,6 +72,7 @@ MAX_OUTPUT_BY_PREFIX = {
     "o3": 100_000,
     "o4": 100_000,
     "claude": 64_000,
+    "gemini": 65_536,
     "text-embedding": 0,
 }
 DEFAULT_MAX_OUTPUT = 16_384

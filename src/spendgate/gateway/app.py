@@ -33,9 +33,11 @@ from spendgate.budgets.windows import Window, window_for
 from spendgate.gateway.accounting import unfinished_event
 from spendgate.gateway.admin import AdminAPI
 from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Send, send_error, send_response
+from spendgate.gateway.batches import BatchDoor, match_batch_path
 from spendgate.gateway.directory import DirectoryRefresher
-from spendgate.gateway.errors import ANTHROPIC, OPENAI, method_not_allowed, not_found
+from spendgate.gateway.errors import ANTHROPIC, GEMINI, OPENAI, GatewayError, method_not_allowed, not_found
 from spendgate.gateway.ingest_api import UsageAPI
+from spendgate.gateway.native import is_gemini_path, match_native
 from spendgate.gateway.otlp_api import TracesAPI
 from spendgate.gateway.proxy import Gateway
 from spendgate.gateway.routes import ROUTES
@@ -90,6 +92,7 @@ class SpendgateApp:
             stream_deadline=settings.stream_deadline,
             max_stream_event_bytes=settings.max_stream_event_bytes,
             directory=Directory(),
+            body_rules=settings.body_attribution,
         )
         # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).
         # Alerts are evaluated and delivered in the background, never on the request path.
@@ -115,6 +118,7 @@ class SpendgateApp:
             interval=settings.counter_resync_interval,
             clock=clock,
         )
+        self.batches = BatchDoor(self.gateway, store, self.recorder)
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
         # Users, sessions and personal tokens: the admin API and the dashboard (/ui) share them.
@@ -273,9 +277,31 @@ class SpendgateApp:
                 }
                 await send_response(send, 200, JSON_HEADERS, orjson.dumps(body))
             else:
-                await send_error(send, not_found(path), _family_of(scope))
+                await self._native(scope, receive, send)
         except ClientGone:
             return
+
+    async def _native(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A batch API path (gateway/batches.py), a Gemini or Azure OpenAI native path
+        (gateway/native.py), else a 404."""
+        path = scope["path"]
+        call = match_batch_path(path)
+        # Anthropic's own Files API shares OpenAI's /v1/files paths: its SDK's anthropic-version says
+        # which it is, and it is not served.
+        if call is not None and not (call.family == OPENAI and _family_of(scope) == ANTHROPIC):
+            await self.batches.handle(scope, receive, send, call)
+            return
+        try:
+            native = match_native(path, scope.get("query_string", b""), self.gateway.upstreams)
+        except GatewayError as error:
+            await send_error(send, error, _family_of(scope))
+            return
+        if native is None:
+            await send_error(send, not_found(path), _family_of(scope))
+        elif scope["method"] != "POST":
+            await send_error(send, method_not_allowed(scope["method"], path), native.route.family)
+        else:
+            await self.gateway.handle(scope, receive, send, native.route, native)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -299,6 +325,8 @@ def _family_of(scope: Scope) -> str:
     SDK (which always sends anthropic-version), OpenAI's otherwise."""
     if scope["path"].startswith("/v1/messages"):
         return ANTHROPIC
+    if is_gemini_path(scope["path"]):
+        return GEMINI
     if any(name == b"anthropic-version" for name, _ in scope["headers"]):
         return ANTHROPIC
     return OPENAI

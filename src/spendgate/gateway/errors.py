@@ -16,6 +16,26 @@ from spendgate.money import format_usd
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
+GEMINI = "gemini"
+# Google's error shape names a gRPC status beside the HTTP one: google-genai reads both.
+_GRPC_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    402: "RESOURCE_EXHAUSTED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "INVALID_ARGUMENT",
+    408: "DEADLINE_EXCEEDED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def grpc_status(status: int) -> str:
+    return _GRPC_STATUS.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,19 @@ class GatewayError(Exception):
     details: dict | None = None
 
     def body(self, shape: str) -> bytes:
+        if shape == GEMINI:
+            # {"error": {"code", "message", "status"}}; spendgate's own type rides in details.
+            details = [{"@type": "type.googleapis.com/spendgate.Error", "type": self.type, **(self.details or {})}]
+            return orjson.dumps(
+                {
+                    "error": {
+                        "code": self.status,
+                        "message": self.message,
+                        "status": grpc_status(self.status),
+                        "details": details,
+                    }
+                }
+            )
         if shape == ANTHROPIC:
             error: dict = {"type": self.type, "message": self.message}
             if self.details:

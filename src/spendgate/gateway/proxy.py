@@ -24,9 +24,11 @@ from spendgate.attribution import (
     Attribution,
     AttributionError,
     AttributionForbidden,
+    BodyRule,
     Directory,
     GatewayKey,
     attribute,
+    body_values,
     hash_key,
 )
 from spendgate.budgets.enforcer import Admission, Enforcer, Refusal
@@ -44,6 +46,7 @@ from spendgate.gateway.asgi import (
 )
 from spendgate.gateway.errors import (
     ANTHROPIC,
+    GEMINI,
     GatewayError,
     authentication_error,
     enforcement_unavailable,
@@ -54,6 +57,7 @@ from spendgate.gateway.errors import (
     upstream_timeout,
     upstream_unreachable,
 )
+from spendgate.gateway.native import NativeRequest
 from spendgate.gateway.routes import INCLUDE_USAGE_KINDS, Route
 from spendgate.gateway.upstream import Target, Upstreams
 from spendgate.ingest.tracecontext import traceparent_ref
@@ -74,6 +78,7 @@ from spendgate.usage import (
     request_service_tier,
 )
 from spendgate.usage.bounds import MAX_EVENT_COST_USD
+from spendgate.usage.gemini import GeminiStreamObserver, estimation_body, gemini_response_usage
 from spendgate.usage.sse import MAX_EVENT_BYTES
 
 log = logging.getLogger("spendgate.gateway")
@@ -118,16 +123,21 @@ class Gateway:
     refresh_directory: Callable[[], Any] | None = None  # awaitable factory, for unknown keys
     enforcer: Enforcer | None = None
     new_event_id: EventIds = field(default_factory=EventIds)
+    body_rules: tuple[BodyRule, ...] = ()  # [[attribution.body]]: dimensions read from bodies
 
     # --- refusals ----------------------------------------------------------------------
     async def authenticate(self, headers: dict[str, str]) -> GatewayKey:
-        secret = headers.get("x-api-key")
+        # x-api-key (Anthropic), api-key (Azure OpenAI), x-goog-api-key (Gemini), or a bearer token.
+        secret = headers.get("x-api-key") or headers.get("api-key") or headers.get("x-goog-api-key")
         if not secret:
             authorization = headers.get("authorization", "")
             if authorization[:7].lower() == "bearer ":
                 secret = authorization[7:].strip()
         if not secret:
-            raise authentication_error("missing gateway key: send it as 'Authorization: Bearer sg-…' or 'x-api-key'")
+            raise authentication_error(
+                "missing gateway key: send it as 'Authorization: Bearer sg-…', 'x-api-key', 'api-key' "
+                "or 'x-goog-api-key'"
+            )
         key_hash = hash_key(secret)
         key = self.directory.keys_by_hash.get(key_hash)
         if key is None and self.refresh_directory is not None:
@@ -140,30 +150,52 @@ class Gateway:
             raise authentication_error(f"gateway key {key.name!r} has been revoked")
         return key
 
+    def attribute(self, key: GatewayKey, headers: dict[str, str], body: dict[str, Any] | None) -> Attribution:
+        """Who owns the request: headers, then what the body rules find, then the key's default."""
+        try:
+            found = body_values(self.body_rules, body) if self.body_rules and body else None
+            if found:
+                return attribute(key, headers, self.directory, found.fields, found.tags)
+            return attribute(key, headers, self.directory)
+        except AttributionError as exc:
+            raise invalid_request(str(exc)) from exc
+        except AttributionForbidden as exc:
+            raise permission_denied(str(exc), exc.code) from exc
+
     # --- the request ---------------------------------------------------------------------
-    async def handle(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
+    async def handle(
+        self, scope: Scope, receive: Receive, send: Send, route: Route, native: NativeRequest | None = None
+    ) -> None:
         try:
             headers = request_headers(scope)
+            if (
+                native is not None
+                and native.key
+                and not any(name in headers for name in ("x-goog-api-key", "x-api-key", "api-key", "authorization"))
+            ):
+                headers["x-goog-api-key"] = native.key  # Gemini's ?key=: never forwarded upstream
             key = await self.authenticate(headers)
             raw = await read_body(receive, headers, self.max_body_bytes) if route.method == "POST" else b""
             if not route.billed:
                 await self._pass_through(send, route, raw, headers)
                 return
             body = _parse_json(raw)
-            try:
-                attribution = attribute(key, headers, self.directory)
-            except AttributionError as exc:
-                raise invalid_request(str(exc)) from exc
-            except AttributionForbidden as exc:
-                raise permission_denied(str(exc), exc.code) from exc
+            attribution = self.attribute(key, headers, body)
             model = body.get("model")
-            if not isinstance(model, str) or not model:
+            if native is not None and native.model is None and not (isinstance(model, str) and model):
+                raise invalid_request("'model' is required and must be a string (the deployment name)")
+            if native is not None:
+                target = native.target(model if isinstance(model, str) else None)
+            elif not isinstance(model, str) or not model:
                 raise invalid_request("'model' is required and must be a string")
-            target = self.upstreams.resolve(route, model)
+            else:
+                target = self.upstreams.resolve(route, model)
             self.upstreams.check_credentials(target.upstream)
             now = self.clock()
             request_id = self.new_event_id(now)
-            admission = await self._admit(request_id, route, target, body, attribution, now)
+            # What the estimates read: Gemini's contents and generationConfig in the common fields.
+            estimated_body = estimation_body(body) if route.family == GEMINI else body
+            admission = await self._admit(request_id, route, target, estimated_body, attribution, now)
         except GatewayError as error:
             await send_error(send, error, route.family)
             return
@@ -186,6 +218,8 @@ class Gateway:
                 now,
                 outcome,
                 _budget_headers(admission),
+                stream=(native is not None and native.stream) or body.get("stream") is True,
+                estimated_body=estimated_body,
             )
         finally:
             if admission is not None:
@@ -205,8 +239,10 @@ class Gateway:
         now: datetime,
         outcome: Outcome,
         budget_headers: list[tuple[bytes, bytes]],
+        *,
+        stream: bool,
+        estimated_body: dict,
     ) -> None:
-        stream = body.get("stream") is True
         strip_usage = False
         if stream and route.kind in INCLUDE_USAGE_KINDS:
             options = body.get("stream_options")
@@ -228,10 +264,10 @@ class Gateway:
             started_perf=time.perf_counter(),
             endpoint=route.path,
             provider=target.upstream.name,
-            model=target.model,
+            model=target.price_model,
             stream=stream,
             attribution=attribution,
-            body=body,
+            body=estimated_body,
             otel_span=traceparent_ref(headers.get("traceparent")),
         )
         # On local disk before a byte goes upstream: if this process dies mid-request, the
@@ -252,8 +288,10 @@ class Gateway:
         enforcer = self.enforcer
         if enforcer is None:
             return None
-        input_tokens, output_tokens = reservation_tokens(route.kind, target.model, body)
-        provider, model = target.upstream.name, target.model
+        # A Gemini request is read as a chat (its estimation body has messages, and n answers).
+        kind = "chat" if route.family == GEMINI else route.kind
+        input_tokens, output_tokens = reservation_tokens(kind, target.price_model, body)
+        provider, model = target.upstream.name, target.price_model
         service_tier = request_service_tier(body)  # a priority request reserves at the priority price
         worst = self.prices.price(
             provider, model, Usage(input_tokens=input_tokens, output_tokens=output_tokens), now, service_tier
@@ -327,7 +365,7 @@ class Gateway:
         assert self.session is not None
         try:
             response = await self.session.post(
-                upstream.url_for(route.path),
+                target.url or upstream.url_for(route.path),
                 data=raw,
                 headers=_upstream_headers(upstream.auth_headers, headers),
             )
@@ -381,7 +419,7 @@ class Gateway:
                 parsed = orjson.loads(payload)
             except orjson.JSONDecodeError:
                 parsed = None
-            parse = anthropic_response_usage if route.family == ANTHROPIC else openai_response_usage
+            parse = _RESPONSE_PARSERS.get(route.family, openai_response_usage)
             outcome.usage, outcome.reported_model = parse(parsed)
             outcome.output_chars = len(payload)  # for an estimate, should the usage be missing or absurd
         headers = _response_headers(response)
@@ -407,6 +445,8 @@ class Gateway:
     ) -> None:
         if route.family == ANTHROPIC:
             observer: Any = MessagesStreamObserver()
+        elif route.family == GEMINI:
+            observer = GeminiStreamObserver()
         elif route.kind == "responses":
             observer = ResponsesStreamObserver()
         else:
@@ -513,8 +553,15 @@ def _budget_headers(admission: Admission | None) -> list[tuple[bytes, bytes]]:
     ]
 
 
+_RESPONSE_PARSERS = {ANTHROPIC: anthropic_response_usage, GEMINI: gemini_response_usage}
+
+
 def _stream_error(family: str) -> bytes:
     message = "the upstream stream ended before the provider finished; spendgate recorded it as incomplete"
+    if family == GEMINI:
+        # google-genai raises on a chunk that carries an error object.
+        error = {"error": {"code": 502, "message": message, "status": "UNAVAILABLE"}}
+        return b"data: " + orjson.dumps(error) + b"\r\n\r\n"
     if family == ANTHROPIC:
         payload = {"type": "error", "error": {"type": "api_error", "message": message}}
         return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"

@@ -12,11 +12,11 @@ environment and are put on the upstream request only; the client's gateway key n
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from spendgate.gateway.errors import ANTHROPIC, OPENAI, GatewayError, invalid_request
 from spendgate.gateway.routes import Route
-from spendgate.settings import Settings
+from spendgate.settings import DEFAULT_PRICE_PROVIDERS, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +27,25 @@ class Upstream:
     auth_headers: tuple[tuple[str, str], ...]
     genai_provider: str | None  # genai-prices provider id, None when only overrides price it
     missing_credential: str | None = None  # env var to set, when a built-in provider has no key
+    kind: str = "openai"  # openai (compatible), gemini or azure: see settings.ProviderConfig
+    deployments: Mapping[str, str] = field(default_factory=dict)  # azure: deployment -> model
 
     def url_for(self, path: str) -> str:
+        """The upstream URL of one of the gateway's own endpoints (``/v1/…``)."""
         # OpenAI-shaped base URLs end in /v1 (as the SDK's base_url does); Anthropic's don't.
+        # Gemini and Azure are configured by their resource's base URL; their OpenAI-compatible
+        # endpoints live under it: Gemini's /v1beta/openai/…, Azure's /openai/v1/….
+        if self.kind == "gemini":
+            return self.base_url + "/v1beta/openai" + path[3:]
+        if self.kind == "azure":
+            return self.base_url + "/openai/v1" + path[3:]
         if self.family == OPENAI:
             return self.base_url + path[3:]
         return self.base_url + path
+
+    def model_for(self, name: str) -> str:
+        """The model a name means here: an Azure deployment's model when configured."""
+        return self.deployments.get(name, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +53,35 @@ class Target:
     upstream: Upstream
     model: str  # the model name sent upstream (prefix removed)
     model_rewritten: bool
+    url: str | None = None  # a native path's upstream URL (Gemini, Azure); else url_for(route)
+    priced_as: str | None = None  # the model it is priced as, when not ``model`` (an Azure deployment's)
+
+    @property
+    def price_model(self) -> str:
+        return self.priced_as or self.model
 
 
 def _openai_auth(key: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {key}"),) if key else ()
+
+
+def _auth(kind: str, key: str | None) -> tuple[tuple[str, str], ...]:
+    # Each API's own header: Google's x-goog-api-key, Azure's api-key, a bearer token elsewhere.
+    if not key:
+        return ()
+    if kind == "gemini":
+        return (("x-goog-api-key", key),)
+    if kind == "azure":
+        return (("api-key", key),)
+    return _openai_auth(key)
+
+
+def _missing(kind: str, env: str | None, credentials: Mapping[str, str]) -> str | None:
+    """The env var a Gemini or Azure provider still needs (neither answers without a key; an
+    OpenAI-compatible server, such as a local vLLM, may need none)."""
+    if kind == "openai" or not env or credentials.get(env):
+        return None
+    return env
 
 
 class Upstreams:
@@ -82,8 +120,11 @@ class Upstreams:
                 name,
                 OPENAI,
                 config.base_url,
-                _openai_auth(credentials.get(config.api_key_env) if config.api_key_env else None),
-                config.price_provider,
+                _auth(config.kind, credentials.get(config.api_key_env) if config.api_key_env else None),
+                config.price_provider or DEFAULT_PRICE_PROVIDERS.get(config.kind),
+                _missing(config.kind, config.api_key_env, credentials),
+                kind=config.kind,
+                deployments=config.deployments,
             )
             for name, config in settings.providers.items()
         }
@@ -104,7 +145,8 @@ class Upstreams:
         if prefix in self.custom:
             if route.family != OPENAI:
                 raise invalid_request(f"provider {prefix!r} is OpenAI-compatible; call it through /v1/chat/completions")
-            return Target(self.custom[prefix], rest, True)
+            upstream = self.custom[prefix]
+            return Target(upstream, rest, True, priced_as=upstream.model_for(rest))
         if prefix == route.family:
             return Target(native, rest, True)
         if prefix == ANTHROPIC and route.kind == "chat":

@@ -102,6 +102,7 @@ class UsageEvent:
     # The tier the request was served and priced at ("standard", "flex", "priority", "batch"…),
     # as the provider reported it, else as the request asked; None when neither said.
     service_tier: str | None = None
+    # Which door the spend came in by: proxy, ingest, otlp, batch, manual, provider_import.
     source: str = "proxy"
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from spendgate.simulator import anthropic_shapes, openai_shapes
+from spendgate.simulator import anthropic_shapes, gemini_shapes, openai_shapes
 from spendgate.simulator.admin_api import ADMIN_PATH_PREFIX, AdminApi
 from spendgate.simulator.asgi_io import (
     EVENT_STREAM_HEADERS,
@@ -28,9 +29,16 @@ from spendgate.simulator.asgi_io import (
     read_body,
     send_response,
 )
+from spendgate.simulator.batch_api import BatchApi
 from spendgate.simulator.log import RequestRecord, SimulatorLog
 from spendgate.simulator.plan import DirectiveError, Plan, Provider, make_plan
 from spendgate.simulator.sse import EventStream
+from spendgate.usage.gemini import estimation_body
+
+# Gemini's native paths, and Azure OpenAI's (deployment URLs and the /openai/v1/ form).
+_GEMINI_PATH = re.compile(r"/(?:v1beta|v1|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent)")
+_AZURE_DEPLOYMENT_PATH = re.compile(r"/openai/deployments/([^/]+)/(chat/completions|completions|embeddings)")
+_AZURE_V1_PATH = re.compile(r"/openai(?:/v1)?/(chat/completions|completions|embeddings|responses)")
 
 LOG_PATH = "/_sim/log"
 RESET_PATH = "/_sim/reset"
@@ -66,6 +74,7 @@ class SimulatorApp:
         self.log = SimulatorLog() if log is None else log
         self.admin = AdminApi() if admin is None else admin
         self.default_latency_ms = default_latency_ms
+        self.batches = BatchApi()  # OpenAI files and batches, Anthropic message batches
         self._numbers = itertools.count(1)
         # (provider, handler, whether the input is messages with their framing tokens)
         self._routes: dict[str, tuple[Provider, Handler, bool]] = {
@@ -102,9 +111,20 @@ class SimulatorApp:
         )
 
         route = self._routes.get(path)
-        if route is not None and method == "POST":
+        if self.batches.serves(path):
+            record.status = await self.batches(scope, raw, send)
+        elif route is not None and method == "POST":
             provider, handler, framed = route
             await self._serve_generation(exchange, provider, handler, framed, headers, request)
+        elif (gemini := _GEMINI_PATH.fullmatch(path)) is not None and method == "POST":
+            await self._gemini(exchange, scope, gemini.group(1), gemini.group(2) == "streamGenerateContent")
+        elif path.startswith("/openai/") and method == "POST":
+            await self._azure(exchange, scope, path)
+        elif path.startswith("/v1beta/openai/") and "/v1" + path.removeprefix("/v1beta/openai") in self._routes:
+            # Gemini's OpenAI-compatible endpoints: OpenAI's shapes, Google's key.
+            _, handler, framed = self._routes["/v1" + path.removeprefix("/v1beta/openai")]
+            authorized = bool(_header(headers, b"x-goog-api-key")) or _is_authorized("openai", headers)
+            await self._serve_generation(exchange, "openai", handler, framed, headers, request, authorized=authorized)
         elif path == "/v1/models" and method == "GET":
             await self._models(exchange, headers)
         else:
@@ -120,8 +140,10 @@ class SimulatorApp:
         framed: bool,
         headers: RawHeaders,
         request: Any,
+        *,
+        authorized: bool | None = None,
     ) -> None:
-        if not _is_authorized(provider, headers):
+        if not (_is_authorized(provider, headers) if authorized is None else authorized):
             await self._error(exchange, provider, 401, _MISSING_KEY_MESSAGES[provider])
             return
         if not isinstance(request, dict):
@@ -200,6 +222,94 @@ class SimulatorApp:
 
     async def _count_tokens(self, exchange: Exchange, plan: Plan) -> None:
         await self._json(exchange, "anthropic", anthropic_shapes.count_tokens(plan), None)
+
+    # ---- Gemini --------------------------------------------------------------------------------
+
+    async def _gemini(self, exchange: Exchange, scope: dict[str, Any], model: str, stream: bool) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        params = dict(part.partition("=")[::2] for part in query.split("&") if part)
+        if not (_header(scope["headers"], b"x-goog-api-key") or params.get("key")):
+            await self._gemini_error(
+                exchange,
+                403,
+                "Method doesn't allow unregistered callers (callers without "
+                "established identity). Please use API Key or other form of API consumer identity.",
+            )
+            return
+        if not isinstance(exchange.record.body, dict) or not isinstance(
+            exchange.request.get("contents"), (list, dict, str)
+        ):
+            await self._gemini_error(exchange, 400, "* GenerateContentRequest.contents: contents is not specified")
+            return
+        view = {**estimation_body(exchange.request), "model": model}
+        try:
+            plan = make_plan(exchange.raw, view, "openai", default_latency_ms=self.default_latency_ms)
+        except DirectiveError as error:
+            await self._gemini_error(exchange, 400, str(error))
+            return
+        exchange.record.reported_model = plan.model
+        if plan.delay_ms > 0:
+            await asyncio.sleep(plan.delay_ms / 1000)
+        if plan.status is not None:
+            await self._gemini_error(exchange, plan.status, f"Simulated error (status {plan.status}).")
+            return
+        response_id = f"sim{exchange.number}"
+        headers = [JSON_CONTENT_TYPE, (b"x-goog-request-id", exchange.request_id.encode())]
+        if not stream:
+            answer = gemini_shapes.generate_content(plan, response_id)
+            exchange.record.reported_usage = answer.get("usageMetadata")
+            exchange.record.status = 200
+            await send_response(exchange.send, 200, orjson.dumps(answer), headers)
+        elif params.get("alt") == "sse":
+            await self._stream(exchange, "gemini", gemini_shapes.event_stream(plan, response_id), plan)
+        else:
+            # Without alt=sse the chunks come as one JSON array.
+            deltas, closing, final = gemini_shapes.stream_chunks(plan, response_id)
+            exchange.record.reported_usage = final
+            exchange.record.status = 200
+            await send_response(exchange.send, 200, orjson.dumps([*deltas, *closing]), headers)
+
+    async def _gemini_error(self, exchange: Exchange, status: int, message: str) -> None:
+        exchange.record.status = status
+        headers = [JSON_CONTENT_TYPE]
+        if status == 429:
+            headers.append((b"retry-after", RETRY_AFTER_SECONDS))
+        await send_response(exchange.send, status, gemini_shapes.error_body(status, message), headers)
+
+    # ---- Azure OpenAI --------------------------------------------------------------------------
+
+    async def _azure(self, exchange: Exchange, scope: dict[str, Any], path: str) -> None:
+        """Azure OpenAI: the OpenAI shapes behind the ``api-key`` header (or an Entra bearer
+        token); deployment URLs need ``api-version``, the ``/openai/v1/`` form does not."""
+        headers: RawHeaders = scope["headers"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        deployment = _AZURE_DEPLOYMENT_PATH.fullmatch(path)
+        other = None if deployment else _AZURE_V1_PATH.fullmatch(path)
+        if deployment is None and other is None:
+            await self._azure_error(exchange, 404, "Resource not found")
+            return
+        if not path.startswith("/openai/v1/") and "api-version=" not in query:
+            await self._azure_error(exchange, 404, "Resource not found")
+            return
+        authorized = bool(_header(headers, b"api-key")) or _is_authorized("openai", headers)
+        if not authorized:
+            await self._azure_error(
+                exchange,
+                401,
+                "Access denied due to missing subscription key. Make sure to include subscription key when making "
+                "API calls to our API or use a valid api-key header.",
+            )
+            return
+        tail = deployment.group(2) if deployment is not None else other.group(1)  # type: ignore[union-attr]
+        if deployment is not None and not exchange.request.get("model"):
+            exchange.request["model"] = deployment.group(1)  # the deployment answers as its model
+        _, handler, framed = self._routes["/v1/" + tail]
+        await self._serve_generation(exchange, "openai", handler, framed, headers, exchange.request, authorized=True)
+
+    async def _azure_error(self, exchange: Exchange, status: int, message: str) -> None:
+        exchange.record.status = status
+        body = orjson.dumps({"error": {"code": str(status), "message": message}})
+        await send_response(exchange.send, status, body, [JSON_CONTENT_TYPE])
 
     # ---- answering ---------------------------------------------------------------------------
 

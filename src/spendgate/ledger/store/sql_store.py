@@ -3,7 +3,8 @@
 Built from one part per area, each a module of its own: teams, projects and keys
 (``teams.py``), the raw ledger and retention (``events.py``), reports (``reports.py``),
 budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``alerts.py``),
-users, roles, sessions and personal tokens (``users.py``).
+users, roles, sessions and personal tokens (``users.py``), provider batches and their creators
+(``batches.py``).
 A new area adds a part here and its tables as one migration (``migrations/``).
 """
 
@@ -13,6 +14,7 @@ import spendgate.ledger.store.migrate as migrations
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.rollups.maintain import RollupWriter
 from spendgate.ledger.store.alerts import AlertsMixin
+from spendgate.ledger.store.batches import BatchesMixin
 from spendgate.ledger.store.budgets import BudgetsMixin
 from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.events import EventsMixin
@@ -21,7 +23,7 @@ from spendgate.ledger.store.teams import TeamsMixin
 from spendgate.ledger.store.users import UsersMixin
 
 
-class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin, UsersMixin):
+class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin, UsersMixin, BatchesMixin):
     """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
     that has some, for deployments that run ``spendgate migrate`` on their own)."""
 
