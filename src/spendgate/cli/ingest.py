@@ -56,12 +56,14 @@ async def live_budgets(store: Store, settings: Any) -> Any:
         yield None
         return
     from spendgate.budgets.enforcer import Enforcer
-    from spendgate.budgets.redis_counters import RedisGate
+    from spendgate.budgets.redis_counters import RedisGate, ledger_namespace
 
     async def ledger_spend(scope: Any, window: Any) -> Any:
         return await asyncio.to_thread(store.spend, scope, window.start, window.end)
 
-    enforcer = Enforcer(await RedisGate.connect(settings.redis_url), ledger_spend)
+    # The gateways' own namespace (this ledger's identity unless one is configured).
+    namespace = ledger_namespace(settings.redis_namespace, await asyncio.to_thread(store.ledger_id))
+    enforcer = Enforcer(await RedisGate.connect(settings.redis_url, namespace=namespace), ledger_spend)
     enforcer.rules = store.load_rules()
     try:
         yield enforcer
