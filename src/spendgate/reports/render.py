@@ -103,6 +103,7 @@ EVENT_CSV_COLUMNS = (
     "estimated",
     "latency_ms",
     "upstream_request_id",
+    "service_tier",
 )
 
 

@@ -82,7 +82,18 @@ class RollupWriter:
         """Each event's rollup_dims ids (every column; all but customer), and the ids this
         transaction created (for ``committed``)."""
         full = [
-            (e.provider, e.model, e.project, e.team, e.cost_center, e.feature, e.environment, e.customer, e.key)
+            (
+                e.provider,
+                e.model,
+                e.project,
+                e.team,
+                e.cost_center,
+                e.feature,
+                e.environment,
+                e.customer,
+                e.key,
+                e.service_tier,
+            )
             for e in events
         ]
         lean = [dims[:_CUSTOMER] + dims[_CUSTOMER + 1 :] for dims in full]

@@ -26,10 +26,22 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 
 from spendgate.ledger.errors import StoreError
-from spendgate.reports.spec import TAG_PREFIX, ReportError
+from spendgate.reports.spec import TAG_PREFIX, TIME_DIMENSIONS, ReportError
 
 # Event columns the rollups can keep, in dims-key order.
-COLUMNS = ("provider", "model", "project", "team", "cost_center", "feature", "environment", "customer", "key_name")
+# ``service_tier`` came last (migration 0006 appended it to every stored key).
+COLUMNS = (
+    "provider",
+    "model",
+    "project",
+    "team",
+    "cost_center",
+    "feature",
+    "environment",
+    "customer",
+    "key_name",
+    "service_tier",
+)
 
 # Report dimension -> rollup column (day and month come from the bucket).
 REPORT_COLUMN = {
@@ -41,8 +53,9 @@ REPORT_COLUMN = {
     "model": "model",
     "provider": "provider",
     "key": "key_name",
+    "cost_center": "cost_center",
+    "service_tier": "service_tier",
 }
-TIME_DIMENSIONS = ("day", "month")
 
 # Budget scope kind -> rollup column (org needs none; tag scopes read raw events).
 SCOPE_COLUMN = {"team": "team", "project": "project", "key": "key_name", "customer": "customer", "feature": "feature"}
@@ -89,12 +102,15 @@ def choose(grain: str, columns: Iterable[str]) -> Rollup | None:
     return min(fitting, key=lambda r: len(r.columns)) if fitting else None
 
 
-def plan_report(by: Sequence[str]) -> Rollup | None:
-    """The daily rollup a report can be answered from, or None when it needs raw events
-    (a trace or tag dimension). Report ranges are whole UTC days, so daily always fits."""
-    if any(dim == "trace" or dim.startswith(TAG_PREFIX) for dim in by):
+def plan_report(dims: Iterable[str]) -> Rollup | None:
+    """The rollup a report can be answered from, given the dimensions it groups or filters
+    by, or None when it needs raw events (a trace or tag dimension). Report ranges are whole
+    UTC days, so a daily rollup fits unless the report is by hour; then the hourly one does."""
+    dims = set(dims)
+    if any(dim == "trace" or dim.startswith(TAG_PREFIX) for dim in dims):
         return None
-    return choose("day", [REPORT_COLUMN[dim] for dim in by if dim not in TIME_DIMENSIONS])
+    grain = "hour" if "hour" in dims else "day"
+    return choose(grain, [REPORT_COLUMN[dim] for dim in dims if dim not in TIME_DIMENSIONS])
 
 
 def dims_key(values: Sequence[str | None]) -> str:

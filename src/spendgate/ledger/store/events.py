@@ -62,6 +62,7 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     ("estimated", BOOL),
     ("latency_ms", FLOAT),
     ("upstream_request_id", TEXT),
+    ("service_tier", TEXT),
 )
 
 
@@ -102,6 +103,7 @@ def staged_rows(
             e.estimated,
             float(e.latency_ms),
             e.upstream_request_id,
+            e.service_tier,
             dims_id,
             lean_dims_id,
             *rollup_cost(e.cost_usd),
@@ -144,6 +146,8 @@ def event_as_json(row: Row, dialect: Dialect) -> dict[str, Any]:
         "estimated": bool(row["estimated"]),
         "latency_ms": row["latency_ms"],
         "upstream_request_id": row["upstream_request_id"],
+        # As recorded: null when nobody named a tier (reports show those as "standard").
+        "service_tier": row["service_tier"],
     }
 
 
