@@ -330,7 +330,7 @@ class SQLiteDialect(Fragments):
     TS_WEEK = "iso_week(substr({}, 1, 10))"  # SQLite's strftime has no %G/%V before 3.46
     TS_MONTH = "substr({}, 1, 7)"
     BUCKET_HOUR = "{} || ':00Z'"  # an hourly bucket is the hour's text
-    BUCKET_DAY = "{}"  # a daily bucket is the day's text
+    BUCKET_DAY = "substr({}, 1, 10)"  # a daily bucket is the day's text, an hourly one starts with it
     BUCKET_WEEK = "iso_week({})"
     BUCKET_MONTH = "substr({}, 1, 7)"
     JSON_KEY = "json_extract({}, ?)"
