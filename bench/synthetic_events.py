@@ -129,6 +129,8 @@ class Synthetic:
 
     def __init__(self, start: datetime, days: int, seed: int = 7) -> None:
         self.rng = random.Random(seed)
+        # Tiers from a generator of their own: the other fields stay what they were before tiers.
+        self.tier_rng = random.Random(seed + 1)
         self.start = start.astimezone(UTC)
         self.days = days
         self.projects, self.project_weights = build_org(self.rng)
@@ -219,7 +221,16 @@ class Synthetic:
             price_source="genai-prices" if priced else None,
             estimated=estimated,
             latency_ms=round(rng.uniform(150, 4000), 1),
+            service_tier=_pick_tier(self.tier_rng.random()),
         )
+
+
+def _pick_tier(roll: float) -> str | None:
+    """Most requests name no tier; some ask for flex or priority, a few are batch."""
+    for tier, below in ((None, 0.6), ("standard", 0.8), ("flex", 0.9), ("priority", 0.97)):
+        if roll < below:
+            return tier
+    return "batch"
 
 
 def _pick(rng: random.Random, cum: tuple[float, ...]) -> int:
