@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -147,6 +147,27 @@ def time_label(dim: str, value: str) -> str:
     except ValueError:
         shapes = {"hour": "2025-03-10T14", "day": "2025-03-10", "week": "2025-W11 (ISO week)", "month": "2025-03"}
         raise ReportError(f"bad --where {dim}={value[:80]!r}: expected {shapes[dim]}") from None
+
+
+def time_span(dim: str, labels: Iterable[str]) -> tuple[datetime, datetime]:
+    """The UTC instants [start, end) that time labels (``time_label``'s) cover together: a
+    range condition the database can answer from its time index, around the exact match."""
+    spans = []
+    for label in labels:
+        if dim == "hour":
+            start = datetime.fromisoformat(f"{label[:13]}:00+00:00")
+            spans.append((start, start + timedelta(hours=1)))
+            continue
+        if dim == "day":
+            first, days = date.fromisoformat(label), 1
+        elif dim == "week":
+            first, days = date.fromisocalendar(int(label[:4]), int(label[6:8]), 1), 7
+        else:
+            first = date(int(label[:4]), int(label[5:7]), 1)
+            days = ((first + timedelta(days=31)).replace(day=1) - first).days
+        start = datetime.combine(first, time(), UTC)
+        spans.append((start, start + timedelta(days=days)))
+    return min(s for s, _ in spans), max(e for _, e in spans)
 
 
 @dataclass(frozen=True)

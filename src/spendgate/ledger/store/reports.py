@@ -23,6 +23,7 @@ from spendgate.reports.spec import (
     ReportQuery,
     ReportResult,
     ReportRow,
+    time_span,
 )
 
 # What a report row counts, after its cost, in ReportRow order.
@@ -82,6 +83,10 @@ class ReportsMixin(StoreBase):
             condition, values_params = _matching(_rollup_dim(dialect, dim), values)
             clauses.append(condition)
             params += values_params
+            if dim in TIME_DIMENSIONS:  # and as a bucket range: the rollup's key starts with it
+                start, end = time_span(dim, [v for v in values if v is not None])
+                clauses.append("r.bucket >= ? AND r.bucket < ?")
+                params += [dialect.bucket(rollup.grain, start), dialect.bucket(rollup.grain, end)]
         if query.visible is not None:
             condition, values = visible_spend(query.visible)
             clauses.append(f"r.dims_id IN (SELECT id FROM rollup_dims WHERE {condition})")
@@ -115,6 +120,10 @@ class ReportsMixin(StoreBase):
             condition, values_params = _matching(sql, values)
             clauses.append(condition)
             params += dim_params + values_params
+            if dim in TIME_DIMENSIONS:  # and as a range of ts: its index finds them
+                start, end = time_span(dim, [v for v in values if v is not None])
+                clauses.append("ts >= ? AND ts < ?")
+                params += [dialect.ts(start), dialect.ts(end)]
         if query.visible is not None:
             condition, values = visible_spend(query.visible)
             clauses.append(condition)
