@@ -3,7 +3,7 @@
     python bench/bench_ledger_scale.py [--events 10000000] [--backend sqlite|postgresql|both]
         [--days 120] [--batch 2000] [--compare 0] [--index-study] [--drop-caches]
         [--sqlite-path /work/bench-ledger.db] [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
-        [--schema bench_ledger_scale] [--keep]
+        [--schema bench_ledger_scale] [--no-tiers] [--keep]
 
 For each backend: fills a fresh ledger with ``--events`` synthetic events (``synthetic_events``:
 36 projects of 12 teams, 400 customers, 12 models, office-hours traffic over ``--days`` days
@@ -94,11 +94,13 @@ def without_rollups(store: Any) -> None:
 
 
 # --- ingest -----------------------------------------------------------------------------------
-def ingest(store: Any, n: int, days: int, batch: int, label: str, progress_every: int = 1_000_000) -> float:
+def ingest(
+    store: Any, n: int, days: int, batch: int, label: str, progress_every: int = 1_000_000, tiers: bool = True
+) -> float:
     """Events/s inside append_events."""
     spent, done, last_spent, last_done = 0.0, 0, 0.0, 0
     wall = time.perf_counter()
-    for events in Synthetic(START, days).batches(n, batch):
+    for events in Synthetic(START, days, tiers=tiers).batches(n, batch):
         t = time.perf_counter()
         store.append_events(events)
         spent += time.perf_counter() - t
@@ -303,7 +305,7 @@ def bench(backend: str, args: argparse.Namespace) -> None:
     if args.events:
         store = make(True)
         try:
-            ingest(store, args.events, args.days, args.batch, "ingest with rollups")
+            ingest(store, args.events, args.days, args.batch, "ingest with rollups", tiers=not args.no_tiers)
             if not isinstance(store, SQLiteStore):
                 execute(store, "VACUUM ANALYZE")  # what autovacuum would have done by the time reports run
             sizes(store)
@@ -332,6 +334,7 @@ def main() -> None:
         "--postgres-url",
         default=os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
+    parser.add_argument("--no-tiers", action="store_true", help="events name no service tier (as before tiers)")
     parser.add_argument("--schema", default=SCHEMA, help="PostgreSQL schema (dropped and made again)")
     parser.add_argument("--keep", action="store_true", help="keep the ledger (then --events 0 reuses it)")
     args = parser.parse_args()
