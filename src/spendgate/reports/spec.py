@@ -34,10 +34,10 @@ PLAIN_DIMENSIONS = (
 TAG_PREFIX = "tag:"
 _TAG_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
-# Time dimensions and the label each gives a group (ASCII digits only) (UTC; fixed width, so text order is time
+# Time dimensions and the label each gives a group (UTC; fixed width, so text order is time
 # order): hour "2025-03-10T14:00Z", day "2025-03-10", week the ISO 8601 week "2025-W11"
 # (weeks start on Monday; week 1 holds the year's first Thursday, so "2025-W01" starts on
-# 2024-12-30), month "2025-03".
+# 2024-12-30), month "2025-03". A --where value is one of these, in ASCII digits.
 TIME_DIMENSIONS = ("hour", "day", "week", "month")
 _TIME_LABEL = {
     "hour": re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})(?::00Z?)?$", re.ASCII),
