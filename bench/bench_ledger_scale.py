@@ -3,7 +3,7 @@
     python bench/bench_ledger_scale.py [--events 10000000] [--backend sqlite|postgresql|both]
         [--days 120] [--batch 2000] [--compare 0] [--index-study] [--drop-caches]
         [--sqlite-path /work/bench-ledger.db] [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
-        [--keep]
+        [--schema bench_ledger_scale] [--no-tiers] [--keep]
 
 For each backend: fills a fresh ledger with ``--events`` synthetic events (``synthetic_events``:
 36 projects of 12 teams, 400 customers, 12 models, office-hours traffic over ``--days`` days
@@ -16,6 +16,9 @@ only; generating events is not counted). Then times, from rollups and from raw e
   the OS page cache is dropped too, PostgreSQL's own buffer cache is not), then warm (median
   of 5);
 - a day's report by team and project; a month by customer; a day by trace (raw only);
+- the finance dimensions (issue 12): a month by hour (the hourly rollup) and by week and cost
+  center, by service tier with a ``--where`` filter, each also from raw events (what a report
+  by hour cost before it was planned onto the hourly rollup);
 - a budget's spend over a calendar month in America/New_York (team, customer and org scopes),
   in Asia/Kolkata (half-hour edges), and a tag-scoped budget (raw events only).
 
@@ -45,7 +48,7 @@ from zoneinfo import ZoneInfo
 
 from spendgate.budgets.model import Scope
 from spendgate.ledger.store.dialects.sqlite import SQLiteStore
-from spendgate.reports.spec import ReportQuery
+from spendgate.reports.spec import ReportQuery, parse_where
 from synthetic_events import Synthetic
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -91,11 +94,13 @@ def without_rollups(store: Any) -> None:
 
 
 # --- ingest -----------------------------------------------------------------------------------
-def ingest(store: Any, n: int, days: int, batch: int, label: str, progress_every: int = 1_000_000) -> float:
+def ingest(
+    store: Any, n: int, days: int, batch: int, label: str, progress_every: int = 1_000_000, tiers: bool = True
+) -> float:
     """Events/s inside append_events."""
     spent, done, last_spent, last_done = 0.0, 0, 0.0, 0
     wall = time.perf_counter()
-    for events in Synthetic(START, days).batches(n, batch):
+    for events in Synthetic(START, days, tiers=tiers).batches(n, batch):
         t = time.perf_counter()
         store.append_events(events)
         spent += time.perf_counter() - t
@@ -165,6 +170,7 @@ def queries(open_store: Callable[[], Any], args: argparse.Namespace) -> None:
         print(f"  day by team,project    raw events                     {ms(raw_ms)}")
         print(f"  month by customer      rollups  warm                  {ms(warm(lambda: store.report(customers)))}")
         print(f"  day by trace           raw events (ts index)          {ms(warm(lambda: store.report(traces), 3))}")
+        finance_dimensions(store)
 
         ny = month_window(2025, 3, "America/New_York")
         kolkata = month_window(2025, 3, "Asia/Kolkata")
@@ -186,6 +192,25 @@ def queries(open_store: Callable[[], Any], args: argparse.Namespace) -> None:
         print(f"  spend {'tag:workflow=wf-7':<20} month (New York)  raw only {ms(tag_ms)}")
     finally:
         store.close()
+
+
+def finance_dimensions(store: Any) -> None:
+    """The report dimensions finance asks for first, from rollups and from raw events."""
+    march = {"since": date(2025, 3, 1), "until": date(2025, 3, 31)}
+    shapes = [
+        ("month by hour", ReportQuery(by=("hour",), **march)),
+        ("day by hour,team", ReportQuery(by=("hour", "team"), since=date(2025, 3, 12), until=date(2025, 3, 12))),
+        ("month by week,cost_center", ReportQuery(by=("week", "cost_center"), **march)),
+        (
+            "month by tier, where",
+            ReportQuery(by=("service_tier",), where=parse_where(["service_tier=flex", "team=team-03"]), **march),
+        ),
+    ]
+    for label, query in shapes:
+        rolled_ms = warm(lambda query=query: store.report(query))
+        raw_ms, raw = timed(lambda query=query: store.report(query, source="events"))
+        assert store.report(query) == raw, label
+        print(f"  {label:<26} rollups {ms(rolled_ms)}   raw {ms(raw_ms)}   ({len(raw.rows)} rows)", flush=True)
 
 
 # --- sizes and indexes --------------------------------------------------------------------------
@@ -252,10 +277,10 @@ def bench(backend: str, args: argparse.Namespace) -> None:
     else:
 
         def make(fresh: bool, name: str = "") -> Any:
-            return postgres_store(args.postgres_url, SCHEMA + name, fresh)
+            return postgres_store(args.postgres_url, args.schema + name, fresh)
 
         def cleanup(name: str = "") -> None:
-            drop_postgres_schema(args.postgres_url, SCHEMA + name)
+            drop_postgres_schema(args.postgres_url, args.schema + name)
 
     if args.compare:
         # The same events (as dense in time as the full run's) into fresh ledgers: without
@@ -280,7 +305,7 @@ def bench(backend: str, args: argparse.Namespace) -> None:
     if args.events:
         store = make(True)
         try:
-            ingest(store, args.events, args.days, args.batch, "ingest with rollups")
+            ingest(store, args.events, args.days, args.batch, "ingest with rollups", tiers=not args.no_tiers)
             if not isinstance(store, SQLiteStore):
                 execute(store, "VACUUM ANALYZE")  # what autovacuum would have done by the time reports run
             sizes(store)
@@ -309,6 +334,8 @@ def main() -> None:
         "--postgres-url",
         default=os.environ.get("SPENDGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
+    parser.add_argument("--no-tiers", action="store_true", help="events name no service tier (as before tiers)")
+    parser.add_argument("--schema", default=SCHEMA, help="PostgreSQL schema (dropped and made again)")
     parser.add_argument("--keep", action="store_true", help="keep the ledger (then --events 0 reuses it)")
     args = parser.parse_args()
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):

@@ -127,8 +127,11 @@ def hour_weights(start: datetime, hours: int) -> list[float]:
 class Synthetic:
     """``batches(n, size)`` yields lists of events in time order, like a gateway's writer."""
 
-    def __init__(self, start: datetime, days: int, seed: int = 7) -> None:
+    def __init__(self, start: datetime, days: int, seed: int = 7, tiers: bool = True) -> None:
         self.rng = random.Random(seed)
+        # Tiers from a generator of their own: the other fields stay what they were before tiers.
+        # Each event's drawn independently: the most rollup rows tiers can make (the worst case).
+        self.tier_rng = random.Random(seed + 1) if tiers else None
         self.start = start.astimezone(UTC)
         self.days = days
         self.projects, self.project_weights = build_org(self.rng)
@@ -219,7 +222,16 @@ class Synthetic:
             price_source="genai-prices" if priced else None,
             estimated=estimated,
             latency_ms=round(rng.uniform(150, 4000), 1),
+            service_tier=None if self.tier_rng is None else _pick_tier(self.tier_rng.random()),
         )
+
+
+def _pick_tier(roll: float) -> str | None:
+    """Most requests name no tier; some ask for flex or priority, a few are batch."""
+    for tier, below in ((None, 0.6), ("standard", 0.8), ("flex", 0.9), ("priority", 0.97)):
+        if roll < below:
+            return tier
+    return "batch"
 
 
 def _pick(rng: random.Random, cum: tuple[float, ...]) -> int:

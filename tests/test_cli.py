@@ -327,7 +327,13 @@ def test_report_csv(ledger: str) -> None:
         ("checkout", "payments", "0.004", "1000"),
         ("support", "cx", "0.001225", "2000"),
         ("unallocated", "", "0.000045", "100"),
+        ("total", "", "0.00527", "3100"),  # the totals line; --no-totals leaves it out
     ]
+    assert out.splitlines()[-1] == '"total","",0.00527,3,3100,1900,300,0,350,0,0,1,0'
+    for figure in ("requests", "input_tokens", "cached_input_tokens", "output_tokens", "error_requests"):
+        assert int(rows[-1][figure]) == sum(int(r[figure]) for r in rows[:-1]), figure
+    no_totals = ok(ledger, "report", "--by", "project,team", "--format", "csv", "--no-totals").stdout
+    assert no_totals.splitlines() == out.splitlines()[:-1]
     assert rows[0]["cached_input_tokens"] == "400"
     assert rows[2]["estimated_requests"] == "1"
 

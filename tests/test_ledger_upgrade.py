@@ -154,7 +154,7 @@ def test_an_old_ledger_opens_upgrades_and_keeps_every_record(old_ledger: tuple[s
 
 PORTABLE = """
 -- one file for both databases: a column on the ledger and a table of its own
-ALTER TABLE usage_events ADD COLUMN service_tier {text};
+ALTER TABLE usage_events ADD COLUMN sample_tier {text};
 CREATE TABLE ledger_notes (
     id {id},
     note {text} NOT NULL,
@@ -179,7 +179,7 @@ def upgrade(session, dialect):
             True,
         ),
     )
-    session.execute("UPDATE usage_events SET service_tier = 'default'")
+    session.execute("UPDATE usage_events SET sample_tier = 'default'")
 """
 
 
@@ -189,7 +189,7 @@ def test_a_new_migration_is_one_file_for_both_databases(
     backend, opener = old_ledger
     folder = tmp_path / "migrations"
     folder.mkdir()
-    (folder / "0100_service_tier.sql").write_text(PORTABLE)
+    (folder / "0100_sample_tier.sql").write_text(PORTABLE)
     (folder / "0101_first_note.py").write_text(PYTHON_STEP)
     folders = [*migrations.shipped(), folder]
     dialect = opener(dialect=True)
@@ -207,7 +207,7 @@ def test_a_new_migration_is_one_file_for_both_databases(
                 "2025-01-02T00:00:00.000000Z",
                 True,
             )
-            tiers = {row[0] for row in session.rows("SELECT service_tier FROM usage_events")}
+            tiers = {row[0] for row in session.rows("SELECT sample_tier FROM usage_events")}
             assert tiers == {"default"}
     finally:
         dialect.close()

@@ -200,9 +200,9 @@ def test_sqlite_ledger_from_schema_1_gets_rollups_of_its_events(tmp_path: Path) 
         conn.executescript(
             "DROP TABLE rollup_dims; DROP TABLE rollup_hourly; DROP TABLE rollup_daily; DROP TABLE rollup_daily_lean;"
             " DROP TABLE schema_migrations; INSERT INTO meta (name, value) VALUES ('schema_version', 1);"
-            # and without what migrations after 0003 added (0004: key scopes)
+            # and without what migrations after 0003 added (0004: key scopes, 0006: service tiers)
             " DROP TABLE gateway_key_projects; ALTER TABLE gateway_keys DROP COLUMN team;"
-            " ALTER TABLE gateway_keys DROP COLUMN org_wide;"
+            " ALTER TABLE gateway_keys DROP COLUMN org_wide; ALTER TABLE usage_events DROP COLUMN service_tier;"
         )
     s = SQLiteStore(path)
     try:
@@ -239,11 +239,12 @@ def test_postgres_migration_0003_rolls_up_the_events_already_stored(postgres_db:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "DROP TABLE rollup_dims, rollup_hourly, rollup_daily, rollup_daily_lean;"
-            " DELETE FROM schema_migrations WHERE version = '0003' OR name = 'sources'"
+            " DELETE FROM schema_migrations WHERE version IN ('0003', '0006') OR name = 'sources';"
+            " ALTER TABLE usage_events DROP COLUMN service_tier"  # 0006 keys what 0003 wrote
         )
     dialect = PostgresDialect(url)
     with dialect.setup_session() as session:
-        assert [m.version for m in migrations.pending(session, dialect)] == ["0003", *later]
+        assert [m.version for m in migrations.pending(session, dialect)] == ["0003", "0006", *later]
     s = PostgresStore(url)
     try:
         for by, result in expected.items():

@@ -20,7 +20,7 @@ from spendgate.cli.webhooks import alerts, webhooks
 from spendgate.ledger.store import Store, StoreError
 from spendgate.redact import redact_urls
 from spendgate.reports.render import events_csv, events_table, report_csv, report_json, report_table, stdout_console
-from spendgate.reports.spec import ReportQuery, parse_dimensions
+from spendgate.reports.spec import ReportQuery, parse_dimensions, parse_where
 
 
 @click.group()
@@ -279,18 +279,37 @@ def _date(value: str | None, option: str) -> date | None:
 @click.option("--by", "by", default="project", show_default=True, help="Dimensions, comma-separated.")
 @click.option("--since", default=None, help="First day, YYYY-MM-DD (UTC).")
 @click.option("--until", default=None, help="Last day, inclusive, YYYY-MM-DD (UTC).")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="DIM=VALUE",
+    help="Only spend with this value (repeatable: AND across dimensions, OR within one).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--no-totals", is_flag=True, help="CSV: no totals line at the end (e.g. for an import).")
 @db_options
-def report(store: Store, by: str, since: str | None, until: str | None, fmt: str, as_json: bool) -> None:
+def report(
+    store: Store,
+    by: str,
+    since: str | None,
+    until: str | None,
+    where: tuple[str, ...],
+    fmt: str,
+    as_json: bool,
+    no_totals: bool,
+) -> None:
     """Spend grouped by any combination of dimensions, exact to the last digit."""
     fmt = "json" if as_json else fmt
-    query = ReportQuery(by=parse_dimensions(by), since=_date(since, "--since"), until=_date(until, "--until"))
+    query = ReportQuery(
+        by=parse_dimensions(by), since=_date(since, "--since"), until=_date(until, "--until"), where=parse_where(where)
+    )
     result = store.report(query)
     if fmt == "json":
         click.echo(report_json(result))
     elif fmt == "csv":
-        sys.stdout.write(report_csv(result))
+        sys.stdout.write(report_csv(result, totals=not no_totals))
     else:
         report_table(result, stdout_console())
 

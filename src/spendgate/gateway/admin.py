@@ -7,7 +7,7 @@ GET  /admin/keys                       POST /admin/keys      {"name", "project"?
                                                               "team"?, "allow_projects"?, "org_wide"?}
 POST /admin/keys/NAME/revoke
 POST /admin/keys/NAME/update           {"team"? (null: none), "allow_projects"?, "disallow_projects"?, "org_wide"?}
-GET  /admin/report?by=team,project&since=YYYY-MM-DD&until=YYYY-MM-DD
+GET  /admin/report?by=team,project&since=YYYY-MM-DD&until=YYYY-MM-DD&where=DIM=VALUE (where: repeatable)
 GET  /admin/events?limit=N             (1 to 10,000; default 50)
 GET  /admin/budgets                    POST /admin/budgets   {"scope", "limit_usd", …}
 and users, grants and personal tokens (``admin_users.py``).
@@ -38,7 +38,7 @@ from spendgate.gateway.asgi import JSON_HEADERS, Receive, Scope, Send, request_h
 from spendgate.gateway.errors import OPENAI, GatewayError, invalid_request, not_found
 from spendgate.ledger.store import Store, StoreError
 from spendgate.money import format_usd
-from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions
+from spendgate.reports.spec import ReportError, ReportQuery, parse_dimensions, parse_where
 
 DEFAULT_EVENTS_LIMIT = 50
 MAX_NAMES = 1000  # projects in one allow or disallow list
@@ -113,7 +113,7 @@ class AdminAPI:
             route("POST", "/admin/keys/{name}/revoke", self.revoke_key, changes_config=True),
             route("POST", "/admin/keys/{name}/update", self.update_key, changes_config=True),
             route("GET", "/admin/events", self.events, ("limit",)),
-            route("GET", "/admin/report", self.report, ("by", "since", "until")),
+            route("GET", "/admin/report", self.report, ("by", "since", "until", "where"), repeated=("where",)),
             route("GET", "/admin/budgets", self.list_budgets),
             route("POST", "/admin/budgets", self.create_budget, changes_config=True),
             *user_routes(store, authenticator),
@@ -137,8 +137,8 @@ class AdminAPI:
             match = candidate.pattern.match(path)
             if match is None or candidate.method != method:
                 continue
-            query = query_parameters(path, scope.get("query_string", b""), candidate.query)
-            request = AdminRequest(caller, path, match.groupdict().get("name", ""), query, receive, headers)
+            query, lists = query_parameters(path, scope.get("query_string", b""), candidate.query, candidate.repeated)
+            request = AdminRequest(caller, path, match.groupdict().get("name", ""), query, receive, headers, lists)
             try:
                 result = await candidate.handler(request)
             except (StoreError, ReportError, BudgetError, ValueError) as exc:
@@ -250,6 +250,7 @@ class AdminAPI:
             by=parse_dimensions(request.query.get("by")),
             since=report_day("since", request.query.get("since")),
             until=report_day("until", request.query.get("until")),
+            where=parse_where(request.lists.get("where", ())),
             visible=request.viewer.visibility,
         )
         return 200, (await asyncio.to_thread(self.store.report, query)).as_json()

@@ -19,21 +19,28 @@ MAX_ADMIN_BODY = 64 * 1024
 _NAME = "(?P<name>[^/]+)"
 
 
-def query_parameters(path: str, query_string: bytes, allowed: tuple[str, ...] = ()) -> dict[str, str]:
-    """The route's query parameters, each given at most once; anything else is a 400."""
+def query_parameters(
+    path: str, query_string: bytes, allowed: tuple[str, ...] = (), repeated: tuple[str, ...] = ()
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The route's query parameters: those given at most once, and the ``repeated`` ones (any
+    number of times, in order); anything else is a 400."""
     try:
         pairs = parse_qsl(query_string.decode(), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError as exc:
         raise invalid_request("the query string is not UTF-8") from exc
     query: dict[str, str] = {}
+    lists: dict[str, list[str]] = {}
     for name, value in pairs:
         if name not in allowed:
             known = ", ".join(allowed) or "none"
             raise invalid_request(f"unknown query parameter {name[:64]!r} for {path} (known: {known})")
+        if name in repeated:
+            lists.setdefault(name, []).append(value)
+            continue
         if name in query:
             raise invalid_request(f"query parameter {name!r} is given more than once")
         query[name] = value
-    return query
+    return query, lists
 
 
 @dataclass
@@ -46,6 +53,7 @@ class AdminRequest:
     query: dict[str, str]
     receive: Receive
     headers: dict[str, str]
+    lists: dict[str, list[str]] = field(default_factory=dict)  # the repeatable query parameters
     _body: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -75,9 +83,16 @@ class Route:
     handler: Handler
     query: tuple[str, ...] = ()  # the query parameters it takes
     changes_config: bool = False  # the gateway reloads keys, projects and budgets after it
+    repeated: tuple[str, ...] = ()  # those of them that may be given more than once
 
 
 def route(
-    method: str, path: str, handler: Handler, query: tuple[str, ...] = (), *, changes_config: bool = False
+    method: str,
+    path: str,
+    handler: Handler,
+    query: tuple[str, ...] = (),
+    *,
+    changes_config: bool = False,
+    repeated: tuple[str, ...] = (),
 ) -> Route:
-    return Route(method, re.compile(f"^{path.replace('{name}', _NAME)}$"), handler, query, changes_config)
+    return Route(method, re.compile(f"^{path.replace('{name}', _NAME)}$"), handler, query, changes_config, repeated)

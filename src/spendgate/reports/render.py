@@ -67,8 +67,20 @@ def _report_csv_row(row: ReportRow) -> dict[str, Any]:
     return {**row.dim_values(), **figures}
 
 
-def report_csv(result: ReportResult) -> str:
-    return csv_text([*result.by, *REPORT_FIGURES], (_report_csv_row(row) for row in result.rows))
+# What the totals line of a CSV report says in its first dimension column.
+TOTAL_LABEL = "total"
+
+
+def report_csv(result: ReportResult, *, totals: bool = True) -> str:
+    """One line per row, then (when the report has dimensions, and ``totals``) a totals line:
+    ``total`` in the first dimension column, the other dimensions empty, every figure summed."""
+    rows = [_report_csv_row(row) for row in result.rows]
+    if totals and result.by:
+        total = result.totals()
+        line = _report_csv_row(total)
+        line["cost_usd"] = result.total_cost_usd if result.cost_known else None
+        rows.append({**line, result.by[0]: TOTAL_LABEL})
+    return csv_text([*result.by, *REPORT_FIGURES], rows)
 
 
 # Event fields in CSV column order (the JSON object's keys).
@@ -103,6 +115,7 @@ EVENT_CSV_COLUMNS = (
     "estimated",
     "latency_ms",
     "upstream_request_id",
+    "service_tier",
     "source",
     "external_id",
     "client_reported",
@@ -148,14 +161,16 @@ def report_table(
         ("cached", "cached_input_tokens"),
         ("cache write", "cache_write_tokens"),
         ("output tok", "output_tokens"),
+        ("reasoning", "reasoning_tokens"),
     ]
     shown = [
         (label, attr)
         for label, attr in optional
         if (token_columns or attr == "unpriced_requests") and any(getattr(row, attr) for row in result.rows)
     ]
-    for label, _ in shown:
-        table.add_column(label, justify="right")
+    totals = result.totals()
+    for label, attr in shown:
+        table.add_column(label, justify="right", footer=f"{getattr(totals, attr):,}")
     for row in result.rows:
         share = f"{(row.cost_usd / total * 100):.1f}%" if total and row.cost_known else "—"
         table.add_row(

@@ -27,7 +27,9 @@ from spendgate.ledger.store.dialect import BIGINT, TEXT, Column, Dialect, Sessio
 Dims = tuple[str | None, ...]
 
 _CUSTOMER = plan.COLUMNS.index("customer")
-assert plan.DAILY_LEAN.columns == plan.COLUMNS[:_CUSTOMER] + plan.COLUMNS[_CUSTOMER + 1 :]
+_TIER = plan.COLUMNS.index("service_tier")
+assert plan.COLUMNS[-1] == "service_tier"  # the last: 0006 appended it to the stored keys
+assert plan.DAILY_LEAN.columns == plan.COLUMNS[:_CUSTOMER] + plan.COLUMNS[_CUSTOMER + 1 : _TIER]
 _DIMS_COLUMNS: list[Column] = [("dims_key", TEXT), *((c, TEXT) for c in plan.COLUMNS)]
 _DIMS_CACHE_LIMIT = 200_000
 _LOOKUP_CHUNK = 900  # dims keys per lookup (SQLite's old limit is 999 parameters)
@@ -48,8 +50,14 @@ assert len(_SUMS) == len(MEASURES)
 
 
 def _full(dims: Dims) -> Dims:
-    """A lean rollup's dimension values with ``customer`` (NULL) put back in its place."""
-    return dims if len(dims) == len(plan.COLUMNS) else (*dims[:_CUSTOMER], None, *dims[_CUSTOMER:])
+    """A lean rollup's dimension values with ``customer`` and ``service_tier`` (NULL) put back
+    in their places."""
+    return dims if len(dims) == len(plan.COLUMNS) else (*dims[:_CUSTOMER], None, *dims[_CUSTOMER:], None)
+
+
+def _lean(dims: Dims) -> Dims:
+    """What the lean rollup keeps of an event's dimension values (all but customer and tier)."""
+    return dims[:_CUSTOMER] + dims[_CUSTOMER + 1 : _TIER]
 
 
 class RollupWriter:
@@ -79,7 +87,7 @@ class RollupWriter:
         ]
 
     def dims_ids(self, session: Session, events: Sequence[UsageEvent]) -> tuple[list[tuple[int, int]], dict[Dims, int]]:
-        """Each event's rollup_dims ids (every column; all but customer), and the ids this
+        """Each event's rollup_dims ids (every column; the lean rollup's), and the ids this
         transaction created (for ``committed``)."""
         full = [
             (
@@ -92,11 +100,12 @@ class RollupWriter:
                 e.environment,
                 e.customer,
                 e.key,
+                e.service_tier,
                 e.source,
             )
             for e in events
         ]
-        lean = [dims[:_CUSTOMER] + dims[_CUSTOMER + 1 :] for dims in full]
+        lean = [_lean(dims) for dims in full]
         ids = self._ids  # this dict object: ``committed`` replaces it, never clears it
         created: dict[Dims, int] = {}
         missing = {dims for dims in full if dims not in ids} | {dims for dims in lean if dims not in ids}

@@ -9,7 +9,10 @@ window can be answered from a few thousand rollup rows instead of millions of ev
 - ``rollup_daily_lean`` keeps all of them but ``customer``: customers are the one dimension
   whose count grows with the business, and most reports (team, project, model…) and most
   budgets don't need it. On the benchmark's ledger it is 12 times smaller than the daily
-  rollup, which is itself 12 times smaller than the events.
+  rollup, which is itself 12 times smaller than the events. Nor ``service_tier``: where the
+  requests of one team, project and model mix tiers, tiers multiply its rows (2.8 times on
+  the benchmark's ledger with a tier drawn per event), and the reports most run (team,
+  project…) would pay for it; a report by tier reads the full daily rollup.
 
 High-cardinality dimensions (``trace``, ``tag:NAME``) stay on the raw events only.
 
@@ -26,9 +29,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 
 from spendgate.ledger.errors import StoreError
-from spendgate.reports.spec import TAG_PREFIX, ReportError
+from spendgate.reports.spec import TAG_PREFIX, TIME_DIMENSIONS, ReportError
 
 # Event columns the rollups can keep, in dims-key order.
+# ``service_tier`` (migration 0006) and ``source`` (0007) were appended to every stored key, in that order.
 COLUMNS = (
     "provider",
     "model",
@@ -39,6 +43,7 @@ COLUMNS = (
     "environment",
     "customer",
     "key_name",
+    "service_tier",
     "source",  # the door the spend came in by: proxy, ingest, otlp, batch, manual, provider_import
 )
 
@@ -52,9 +57,10 @@ REPORT_COLUMN = {
     "model": "model",
     "provider": "provider",
     "key": "key_name",
+    "cost_center": "cost_center",
+    "service_tier": "service_tier",
     "source": "source",
 }
-TIME_DIMENSIONS = ("day", "month")
 
 # Budget scope kind -> rollup column (org needs none; tag scopes read raw events).
 SCOPE_COLUMN = {"team": "team", "project": "project", "key": "key_name", "customer": "customer", "feature": "feature"}
@@ -90,7 +96,8 @@ class Rollup:
 
 HOURLY = Rollup("rollup_hourly", "hour", COLUMNS)
 DAILY = Rollup("rollup_daily", "day", COLUMNS)
-DAILY_LEAN = Rollup("rollup_daily_lean", "day", tuple(c for c in COLUMNS if c != "customer"))
+NOT_LEAN = ("customer", "service_tier")
+DAILY_LEAN = Rollup("rollup_daily_lean", "day", tuple(c for c in COLUMNS if c not in NOT_LEAN))
 ROLLUPS = (HOURLY, DAILY, DAILY_LEAN)
 
 
@@ -101,12 +108,15 @@ def choose(grain: str, columns: Iterable[str]) -> Rollup | None:
     return min(fitting, key=lambda r: len(r.columns)) if fitting else None
 
 
-def plan_report(by: Sequence[str]) -> Rollup | None:
-    """The daily rollup a report can be answered from, or None when it needs raw events
-    (a trace or tag dimension). Report ranges are whole UTC days, so daily always fits."""
-    if any(dim == "trace" or dim.startswith(TAG_PREFIX) for dim in by):
+def plan_report(dims: Iterable[str]) -> Rollup | None:
+    """The rollup a report can be answered from, given the dimensions it groups or filters
+    by, or None when it needs raw events (a trace or tag dimension). Report ranges are whole
+    UTC days, so a daily rollup fits unless the report is by hour; then the hourly one does."""
+    dims = set(dims)
+    if any(dim == "trace" or dim.startswith(TAG_PREFIX) for dim in dims):
         return None
-    return choose("day", [REPORT_COLUMN[dim] for dim in by if dim not in TIME_DIMENSIONS])
+    grain = "hour" if "hour" in dims else "day"
+    return choose(grain, [REPORT_COLUMN[dim] for dim in dims if dim not in TIME_DIMENSIONS])
 
 
 def dims_key(values: Sequence[str | None]) -> str:

@@ -115,11 +115,15 @@ class Fragments:
     dialect module shows them as a table."""
 
     MONEY_SUM: str  # the exact sum of a money column, 0 over no rows
+    TS_HOUR: str  # the UTC hour (YYYY-MM-DDTHH:00Z) of an instant
     TS_DAY: str  # the UTC day (YYYY-MM-DD) of an instant
+    TS_WEEK: str  # the ISO 8601 week (YYYY-Www) of an instant's UTC day
     TS_MONTH: str
     HOUR_BUCKET: str  # the hourly rollup bucket of an instant
     DAY_BUCKET: str  # the daily rollup bucket of an instant
+    BUCKET_HOUR: str  # the hour (YYYY-MM-DDTHH:00Z) of an hourly rollup bucket
     BUCKET_DAY: str  # the day (YYYY-MM-DD) of a rollup bucket
+    BUCKET_WEEK: str
     BUCKET_MONTH: str
     JSON_KEY: str  # one key of a JSON column as text, with one placeholder for …
     JSON_KEY_PARAM: str  # … this parameter (``{}``: the key)
@@ -144,6 +148,15 @@ class Fragments:
 
     def bucket_month(self, expr: str) -> str:
         return self.BUCKET_MONTH.format(expr)
+
+    def ts_label(self, dim: str, expr: str) -> str:
+        """A time dimension (``hour``, ``day``, ``week``, ``month``: reports/spec.py) of an
+        instant, labelled as reports show it."""
+        return getattr(self, f"TS_{dim.upper()}").format(expr)
+
+    def bucket_label(self, dim: str, expr: str) -> str:
+        """A time dimension of a rollup bucket (by hour: of an hourly bucket only)."""
+        return getattr(self, f"BUCKET_{dim.upper()}").format(expr)
 
     def json_key(self, column: str, key: str) -> tuple[str, Any]:
         """SQL with one placeholder reading one key of a JSON column as text, and its parameter."""

@@ -1,5 +1,7 @@
-"""Reports: from the daily rollups whenever the dimensions allow (their cost depends on the
-number of groups, not of events), from raw events for trace and tag dimensions."""
+"""Reports: from the rollups whenever the dimensions allow (their cost depends on the number
+of groups, not of events): the daily ones, the hourly one for a report by hour; from raw
+events for trace and tag dimensions. ``--where`` filters and the caller's visibility are
+WHERE conditions of the same query on either path."""
 
 from __future__ import annotations
 
@@ -11,8 +13,18 @@ from typing import Any
 from spendgate.ledger.rollups import plan
 from spendgate.ledger.rollups.plan import Rollup
 from spendgate.ledger.store.base import StoreBase
+from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.visibility import visible_spend
-from spendgate.reports.spec import TAG_PREFIX, ReportError, ReportQuery, ReportResult, ReportRow
+from spendgate.reports.spec import (
+    TAG_PREFIX,
+    TIME_DIMENSIONS,
+    UNNAMED_TIER,
+    ReportError,
+    ReportQuery,
+    ReportResult,
+    ReportRow,
+    time_span,
+)
 
 # What a report row counts, after its cost, in ReportRow order.
 _FIGURES = (
@@ -36,7 +48,7 @@ _RAW_FIGURES = (
     " coalesce(sum(cache_write_1h_tokens), 0)"
 )
 _ROLLUP_FIGURES = ", ".join(f"coalesce(sum(r.{f}), 0)" for f in _FIGURES)
-# Report dimension -> SQL over usage_events (day and month are the dialect's).
+# Report dimension -> SQL over usage_events (time dimensions are the dialect's).
 _EVENT_COLUMN = {**plan.REPORT_COLUMN, "trace": "trace_id"}
 
 
@@ -46,41 +58,43 @@ def day_start(day: date) -> datetime:
 
 class ReportsMixin(StoreBase):
     def report(self, query: ReportQuery, *, source: str = "auto") -> ReportResult:
-        """A report from rollups when its dimensions allow (``source="auto"``), else from
-        raw events; ``source="events"`` or ``"rollups"`` forces one (tests, benchmarks)."""
-        rollup = plan.plan_report(query.by) if source != "events" else None
+        """A report from rollups when its dimensions (grouped or filtered by) allow
+        (``source="auto"``), else from raw events; ``source="events"`` or ``"rollups"`` forces
+        one (tests, benchmarks)."""
+        dims = [*query.by, *(dim for dim, _ in query.where)]
+        rollup = plan.plan_report(dims) if source != "events" else None
         if rollup is None:
             if source == "rollups":
-                raise ReportError(f"no rollup keeps {', '.join(query.by)}")
+                raise ReportError(f"no rollup keeps {', '.join(dims)}")
             return self._report_events(query)
         return self._report_rollup(query, rollup)
 
     def _report_rollup(self, query: ReportQuery, rollup: Rollup) -> ReportResult:
         dialect = self._dialect
-        select, joined = [], False
-        for dim in query.by:
-            if dim == "day":
-                select.append(dialect.bucket_day("r.bucket"))
-            elif dim == "month":
-                select.append(dialect.bucket_month("r.bucket"))
-            else:
-                select.append(f"d.{plan.REPORT_COLUMN[dim]}")
-                joined = True
-        money = dialect.rollup_money
-        sql = f"SELECT {', '.join([*select, money.sum_sql('r'), _ROLLUP_FIGURES])} FROM {rollup.table} r"
-        if joined:
-            sql += " JOIN rollup_dims d ON d.id = r.dims_id"
+        select = [_rollup_dim(dialect, dim) for dim in query.by]
         clauses, params = [], []
         if query.since:
             clauses.append("r.bucket >= ?")
-            params.append(dialect.bucket("day", query.since))
+            params.append(dialect.bucket(rollup.grain, day_start(query.since)))
         if query.until:
-            clauses.append("r.bucket <= ?")
-            params.append(dialect.bucket("day", query.until))
+            clauses.append("r.bucket < ?")  # --until is inclusive: up to the start of the next day
+            params.append(dialect.bucket(rollup.grain, day_start(query.until + timedelta(days=1))))
+        for dim, values in query.where:
+            condition, values_params = _matching(_rollup_dim(dialect, dim), values)
+            clauses.append(condition)
+            params += values_params
+            if dim in TIME_DIMENSIONS:  # and as a bucket range: the rollup's key starts with it
+                start, end = time_span(dim, [v for v in values if v is not None])
+                clauses.append("r.bucket >= ? AND r.bucket < ?")
+                params += [dialect.bucket(rollup.grain, start), dialect.bucket(rollup.grain, end)]
         if query.visible is not None:
             condition, values = visible_spend(query.visible)
             clauses.append(f"r.dims_id IN (SELECT id FROM rollup_dims WHERE {condition})")
             params += values
+        money = dialect.rollup_money
+        sql = f"SELECT {', '.join([*select, money.sum_sql('r'), _ROLLUP_FIGURES])} FROM {rollup.table} r"
+        if any(dim not in TIME_DIMENSIONS for dim in [*query.by, *(dim for dim, _ in query.where)]):
+            sql += " JOIN rollup_dims d ON d.id = r.dims_id"
         sql += _where(clauses) + _group_by(select)
         n, width = len(select), len(money.columns)
         rows = self._query(sql, params)
@@ -91,16 +105,9 @@ class ReportsMixin(StoreBase):
         select: list[str] = []
         params: list[Any] = []
         for dim in query.by:
-            if dim.startswith(TAG_PREFIX):
-                sql, param = dialect.json_key("tags", dim[len(TAG_PREFIX) :])
-                select.append(sql)
-                params.append(param)
-            elif dim == "day":
-                select.append(dialect.ts_day("ts"))
-            elif dim == "month":
-                select.append(dialect.ts_month("ts"))
-            else:
-                select.append(_EVENT_COLUMN[dim])
+            sql, dim_params = _event_dim(dialect, dim)
+            select.append(sql)
+            params += dim_params
         clauses = []
         if query.since:
             clauses.append("ts >= ?")
@@ -108,6 +115,15 @@ class ReportsMixin(StoreBase):
         if query.until:
             clauses.append("ts < ?")  # --until is inclusive: up to the start of the next day
             params.append(dialect.ts(day_start(query.until + timedelta(days=1))))
+        for dim, values in query.where:
+            sql, dim_params = _event_dim(dialect, dim)
+            condition, values_params = _matching(sql, values)
+            clauses.append(condition)
+            params += dim_params + values_params
+            if dim in TIME_DIMENSIONS:  # and as a range of ts: its index finds them
+                start, end = time_span(dim, [v for v in values if v is not None])
+                clauses.append("ts >= ? AND ts < ?")
+                params += [dialect.ts(start), dialect.ts(end)]
         if query.visible is not None:
             condition, values = visible_spend(query.visible)
             clauses.append(condition)
@@ -119,6 +135,37 @@ class ReportsMixin(StoreBase):
         plan.check_raw_report(query.since, self.raw_events_pruned_before())
         n = len(select)
         return _result(query.by, [(row, dialect.money_value(row[n]), n + 1) for row in rows])
+
+
+def _rollup_dim(dialect: Dialect, dim: str) -> str:
+    """A report dimension over a rollup row ``r`` and its dimension entry ``d``."""
+    if dim in TIME_DIMENSIONS:
+        return dialect.bucket_label(dim, "r.bucket")
+    return _named_tier(dim, f"d.{plan.REPORT_COLUMN[dim]}")
+
+
+def _event_dim(dialect: Dialect, dim: str) -> tuple[str, list[Any]]:
+    """A report dimension over raw events, and its parameters (a tag's name)."""
+    if dim.startswith(TAG_PREFIX):
+        sql, param = dialect.json_key("tags", dim[len(TAG_PREFIX) :])
+        return sql, [param]
+    if dim in TIME_DIMENSIONS:
+        return dialect.ts_label(dim, "ts"), []
+    return _named_tier(dim, _EVENT_COLUMN[dim]), []
+
+
+def _named_tier(dim: str, column: str) -> str:
+    # A tier nobody named was priced at the standard rate: one group with the named ones.
+    return f"coalesce({column}, '{UNNAMED_TIER}')" if dim == "service_tier" else column
+
+
+def _matching(expr: str, values: Sequence[str | None]) -> tuple[str, list[Any]]:
+    """``expr`` is one of ``values`` (None: has no value)."""
+    present = [v for v in values if v is not None]
+    parts = [f"{expr} IN ({', '.join('?' * len(present))})"] if present else []
+    if len(present) < len(values):
+        parts.append(f"{expr} IS NULL")
+    return f"({' OR '.join(parts)})", present
 
 
 def _where(clauses: Sequence[str]) -> str:

@@ -366,9 +366,13 @@ class PostgresDialect(Fragments):
     MONEY_SUM = "coalesce(sum({}), 0)"
     HOUR_BUCKET = "date_trunc('hour', {} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
     DAY_BUCKET = "({} AT TIME ZONE 'UTC')::date"
+    TS_HOUR = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:00"Z"')"""
     TS_DAY = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    TS_WEEK = """to_char({} AT TIME ZONE 'UTC', 'IYYY-"W"IW')"""
     TS_MONTH = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM')"
-    BUCKET_DAY = "to_char({}::timestamp, 'YYYY-MM-DD')"
+    BUCKET_HOUR = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:00"Z"')"""  # a timestamptz
+    BUCKET_DAY = "to_char({}::timestamp, 'YYYY-MM-DD')"  # a date
+    BUCKET_WEEK = """to_char({}::timestamp, 'IYYY-"W"IW')"""
     BUCKET_MONTH = "to_char({}::timestamp, 'YYYY-MM')"
     JSON_KEY = "({} ->> ?::text)"
 

@@ -234,6 +234,7 @@ class SQLiteDialect(Fragments):
         self._conn.create_function("decimal_add", 2, decimal_add, deterministic=True)
         # For migrations that compute in SQL what Python computes for each batch.
         self._conn.create_function("dims_key", -1, lambda *values: dims_key(values), deterministic=True)
+        self._conn.create_function("iso_week", 1, iso_week, deterministic=True)
         for i, part in enumerate(("nanos", "attos", "rest")):
             self._conn.create_function(
                 f"cost_{part}", 1, lambda text, i=i: split_cost(Decimal(text or 0))[i], deterministic=True
@@ -328,9 +329,13 @@ class SQLiteDialect(Fragments):
     MONEY_SUM = "coalesce(decimal_sum({}), '0')"
     HOUR_BUCKET = "substr({}, 1, 13)"  # format_ts text: "2025-03-10T14"
     DAY_BUCKET = "substr({}, 1, 10)"
-    TS_DAY = "substr({}, 1, 10)"  # format_ts text
+    TS_HOUR = "substr({}, 1, 13) || ':00Z'"  # format_ts text
+    TS_DAY = "substr({}, 1, 10)"
+    TS_WEEK = "iso_week(substr({}, 1, 10))"  # SQLite's strftime has no %G/%V before 3.46
     TS_MONTH = "substr({}, 1, 7)"
-    BUCKET_DAY = "{}"  # the bucket is the day's text
+    BUCKET_HOUR = "{} || ':00Z'"  # an hourly bucket is the hour's text
+    BUCKET_DAY = "substr({}, 1, 10)"  # a daily bucket is the day's text, an hourly one starts with it
+    BUCKET_WEEK = "iso_week({})"
     BUCKET_MONTH = "substr({}, 1, 7)"
     JSON_KEY = "json_extract({}, ?)"
     JSON_KEY_PARAM = '$."{}"'
@@ -343,6 +348,15 @@ class SQLiteDialect(Fragments):
             return set()
         version = session.scalar("SELECT value FROM meta WHERE name = 'schema_version'")
         return {"0001", "0002", "0003"} if version is not None and version >= 2 else set()
+
+
+def iso_week(day: str | None) -> str | None:
+    """The ISO 8601 week (``2025-W11``) of a ``YYYY-MM-DD`` day (what PostgreSQL's
+    ``to_char(…, 'IYYY-"W"IW')`` gives)."""
+    if day is None:
+        return None
+    year, week, _ = date.fromisoformat(day[:10]).isocalendar()
+    return f"{year:04d}-W{week:02d}"
 
 
 class SQLiteStore(SQLStore):
