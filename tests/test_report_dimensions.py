@@ -319,7 +319,7 @@ def test_a_ledger_from_before_tiers_reports_them_as_standard(store: Any) -> None
     store.close()
     store = type(store)(store.path) if isinstance(store, SQLiteStore) else type(store)(store.url)
     try:
-        assert store.schema_versions()[-1] == "0006"
+        assert {"0006", "0007"} <= set(store.schema_versions())
         dims = store._query("SELECT count(*) FROM rollup_dims")[0][0]
         later = [dataclasses.replace(e, id=f"{e.id}-later") for e in events]
         store.append_events(later)  # the same values, tier unnamed: the entries 0006 re-keyed
@@ -336,16 +336,36 @@ def test_a_ledger_from_before_tiers_reports_them_as_standard(store: Any) -> None
 
 
 def undo_migration_0006(store: Any) -> None:
-    """Back to a ledger from before 0006: no tier columns, full keys of nine values."""
+    """Back to a ledger from before 0006: no tier columns, full keys of nine values. Migrations run
+    in order, so such a ledger has none of the later ones either: 0007 (sources) is undone too."""
     columns = ", ".join(plan.COLUMNS)
+    nine = plan.COLUMNS.index("service_tier")
     with store._dialect.transaction() as session:
         rows = session.rows(f"SELECT id, dims_key, {columns} FROM rollup_dims")
-        full = [(row[1][:-1], row[0]) for row in rows if row[1] == plan.dims_key(tuple(row)[2:])]
-        assert full and len(full) < len(rows)  # the lean entries' keys have no tier
-        session.executemany("UPDATE rollup_dims SET dims_key = ? WHERE id = ?", full)
-        session.execute("ALTER TABLE usage_events DROP COLUMN service_tier")
+        # A full key encodes every column; a lean one has no customer and no tier, and ends with
+        # the source 0007 appended (every event here is proxied).
+        before = [
+            (
+                plan.dims_key(tuple(row)[2 : 2 + nine])
+                if row[1] == plan.dims_key(tuple(row)[2:])
+                else row[1][: -len("5:proxy")],
+                row[0],
+            )
+            for row in rows
+        ]
+        assert all(row[1].endswith("5:proxy") for row in rows)
+        assert len({key for key, _ in before}) == len(rows)
+        # Through a prefix no key has, so no intermediate key meets another (a unique index).
+        session.executemany("UPDATE rollup_dims SET dims_key = ? WHERE id = ?", [("#" + k, i) for k, i in before])
+        session.executemany("UPDATE rollup_dims SET dims_key = ? WHERE id = ?", before)
+        session.execute("DROP INDEX usage_events_otel_span")
+        for column in ("service_tier", "source", "external_id", "client_reported", "otel_span"):
+            session.execute(f"ALTER TABLE usage_events DROP COLUMN {column}")
         session.execute("ALTER TABLE rollup_dims DROP COLUMN service_tier")
-        session.execute("DELETE FROM schema_migrations WHERE version = '0006'")
+        session.execute("ALTER TABLE rollup_dims DROP COLUMN source")
+        session.execute("DROP TABLE otel_links")
+        session.execute("DROP TABLE ingest_files")
+        session.execute("DELETE FROM schema_migrations WHERE version IN ('0006', '0007')")
 
 
 # --- exports -------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ takes its row locks in one global order: dimension entries by key, then each rol
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 from spendgate.ledger.events import UsageEvent
@@ -26,10 +27,11 @@ from spendgate.ledger.store.dialect import BIGINT, TEXT, Column, Dialect, Sessio
 
 Dims = tuple[str | None, ...]
 
-_CUSTOMER = plan.COLUMNS.index("customer")
-_TIER = plan.COLUMNS.index("service_tier")
-assert plan.COLUMNS[-1] == "service_tier"  # the last: 0006 appended it to the stored keys
-assert plan.DAILY_LEAN.columns == plan.COLUMNS[:_CUSTOMER] + plan.COLUMNS[_CUSTOMER + 1 : _TIER]
+# Where the lean rollup's values sit in a full tuple (it keeps all but plan.NOT_LEAN).
+_LEAN_AT = tuple(i for i, column in enumerate(plan.COLUMNS) if column not in plan.NOT_LEAN)
+assert plan.DAILY_LEAN.columns == tuple(plan.COLUMNS[i] for i in _LEAN_AT)
+# A tuple's lean part, in C (once per event on the write path).
+_lean = operator.itemgetter(*_LEAN_AT)
 _DIMS_COLUMNS: list[Column] = [("dims_key", TEXT), *((c, TEXT) for c in plan.COLUMNS)]
 _DIMS_CACHE_LIMIT = 200_000
 _LOOKUP_CHUNK = 900  # dims keys per lookup (SQLite's old limit is 999 parameters)
@@ -50,14 +52,14 @@ assert len(_SUMS) == len(MEASURES)
 
 
 def _full(dims: Dims) -> Dims:
-    """A lean rollup's dimension values with ``customer`` and ``service_tier`` (NULL) put back
-    in their places."""
-    return dims if len(dims) == len(plan.COLUMNS) else (*dims[:_CUSTOMER], None, *dims[_CUSTOMER:], None)
-
-
-def _lean(dims: Dims) -> Dims:
-    """What the lean rollup keeps of an event's dimension values (all but customer and tier)."""
-    return dims[:_CUSTOMER] + dims[_CUSTOMER + 1 : _TIER]
+    """A lean rollup's dimension values with those it does not keep (NULL) put back in their
+    places."""
+    if len(dims) == len(plan.COLUMNS):
+        return dims
+    full: list[str | None] = [None] * len(plan.COLUMNS)
+    for at, value in zip(_LEAN_AT, dims, strict=True):
+        full[at] = value
+    return tuple(full)
 
 
 class RollupWriter:
