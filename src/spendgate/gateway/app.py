@@ -115,7 +115,7 @@ class SpendgateApp:
             self._budget_statuses,
             authenticator=self.authenticator,
         )
-        self.ui = create_ui_app(store, self.authenticator)
+        self.ui = create_ui_app(store, self.authenticator, budget_statuses=self._budget_statuses, clock=clock)
         self.retention = RetentionJob(store, settings.retention_days, clock) if settings.retention_days else None
         self.loop: asyncio.AbstractEventLoop | None = None
 

@@ -66,10 +66,18 @@ class ReportQuery:
     # Whose spend the report may sum: a user's visibility (access/), None for everything.
     # The store makes it a WHERE clause, so rows and totals never include what is not visible.
     visible: Visibility | None = None
+    # Only the spend whose dimension equals the value (None: the dimension is unset), for each
+    # (dimension, value): the dashboard's drill-down (team -> project -> feature). Plain
+    # dimensions other than day/month, and tag:NAME.
+    where: tuple[tuple[str, str | None], ...] = ()
 
     def __post_init__(self) -> None:
         if self.since and self.until and self.until < self.since:
             raise ReportError("--until is before --since")
+        for dim, _ in self.where:
+            if dim in ("day", "month", "trace") or (dim not in PLAIN_DIMENSIONS and not dim.startswith(TAG_PREFIX)):
+                raise ReportError(f"cannot filter on {dim!r}")
+        parse_dimensions(",".join(dim for dim, _ in self.where))
 
 
 @dataclass

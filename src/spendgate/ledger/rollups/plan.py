@@ -89,12 +89,14 @@ def choose(grain: str, columns: Iterable[str]) -> Rollup | None:
     return min(fitting, key=lambda r: len(r.columns)) if fitting else None
 
 
-def plan_report(by: Sequence[str]) -> Rollup | None:
+def plan_report(by: Sequence[str], where: Sequence[str] = ()) -> Rollup | None:
     """The daily rollup a report can be answered from, or None when it needs raw events
-    (a trace or tag dimension). Report ranges are whole UTC days, so daily always fits."""
-    if any(dim == "trace" or dim.startswith(TAG_PREFIX) for dim in by):
+    (a trace or tag dimension, grouped by or filtered on ``where``). Report ranges are whole
+    UTC days, so daily always fits."""
+    dims = [*by, *where]
+    if any(dim == "trace" or dim.startswith(TAG_PREFIX) for dim in dims):
         return None
-    return choose("day", [REPORT_COLUMN[dim] for dim in by if dim not in TIME_DIMENSIONS])
+    return choose("day", [REPORT_COLUMN[dim] for dim in dims if dim not in TIME_DIMENSIONS])
 
 
 def dims_key(values: Sequence[str | None]) -> str:

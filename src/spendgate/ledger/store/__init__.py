@@ -66,7 +66,15 @@ class Store(Protocol):
         """The retention horizon: raw events before it were deleted; None if never pruned."""
         ...
 
-    def list_events(self, limit: int = 50, *, visible: Visibility | None = None) -> list[dict[str, Any]]: ...
+    def list_events(
+        self,
+        limit: int = 50,
+        *,
+        visible: Visibility | None = None,
+        where: Sequence[tuple[str, str | None]] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 

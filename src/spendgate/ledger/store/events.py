@@ -10,6 +10,7 @@ from typing import Any
 
 from spendgate.access.visibility import Visibility
 from spendgate.ledger.events import UsageEvent
+from spendgate.ledger.rollups.plan import REPORT_COLUMN
 from spendgate.ledger.store.base import HORIZON, StoreBase, micros
 from spendgate.ledger.store.dialect import (
     BIGINT,
@@ -25,10 +26,12 @@ from spendgate.ledger.store.dialect import (
     Row,
     Session,
 )
+from spendgate.ledger.store.reports import dimension_filter
 from spendgate.ledger.store.visibility import visible_spend
 from spendgate.money import format_usd
 
 _ID = attrgetter("id")
+EVENT_FILTER_COLUMN = {**REPORT_COLUMN, "trace": "trace_id"}
 # A batch on its way in: its events and what the rollups need of each (rollups/maintain.py).
 _STAGING = "usage_events_staging"
 # What ``append_events`` writes, in ``event_rows`` order.
@@ -187,13 +190,37 @@ class EventsMixin(StoreBase):
     def _add_to_rollups(self, session: Session, staging: str) -> None:
         self._rollups.add(session, staging)
 
-    def list_events(self, limit: int = 50, *, visible: Visibility | None = None) -> list[dict[str, Any]]:
-        """The newest events; ``visible``: only those a caller may see (None: all)."""
-        where, params = "", []
+    def list_events(
+        self,
+        limit: int = 50,
+        *,
+        visible: Visibility | None = None,
+        where: Sequence[tuple[str, str | None]] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The newest events; ``visible``: only those a caller may see (None: all); ``where``:
+        only those matching (as ``ReportQuery.where``); ``since``/``until``: in [since, until)."""
+        clauses: list[str] = []
+        params: list[Any] = []
         if visible is not None:
-            condition, params = visible_spend(visible)
-            where = f" WHERE {condition}"
-        rows = self._query(f"SELECT * FROM usage_events{where} ORDER BY ts DESC, seq DESC LIMIT ?", (*params, limit))
+            condition, values = visible_spend(visible)
+            clauses.append(condition)
+            params += values
+        if where:
+            condition, values = dimension_filter(where, self._dialect, EVENT_FILTER_COLUMN)
+            clauses.append(condition)
+            params += values
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(self._dialect.ts(since))
+        if until is not None:
+            clauses.append("ts < ?")
+            params.append(self._dialect.ts(until))
+        condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(
+            f"SELECT * FROM usage_events{condition} ORDER BY ts DESC, seq DESC LIMIT ?", (*params, limit)
+        )
         return [event_as_json(r, self._dialect) for r in rows]
 
     # --- retention ------------------------------------------------------------------------------

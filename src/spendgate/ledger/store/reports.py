@@ -48,7 +48,7 @@ class ReportsMixin(StoreBase):
     def report(self, query: ReportQuery, *, source: str = "auto") -> ReportResult:
         """A report from rollups when its dimensions allow (``source="auto"``), else from
         raw events; ``source="events"`` or ``"rollups"`` forces one (tests, benchmarks)."""
-        rollup = plan.plan_report(query.by) if source != "events" else None
+        rollup = plan.plan_report(query.by, [dim for dim, _ in query.where]) if source != "events" else None
         if rollup is None:
             if source == "rollups":
                 raise ReportError(f"no rollup keeps {', '.join(query.by)}")
@@ -77,10 +77,17 @@ class ReportsMixin(StoreBase):
         if query.until:
             clauses.append("r.bucket <= ?")
             params.append(dialect.bucket("day", query.until))
+        dims_clauses: list[str] = []
         if query.visible is not None:
             condition, values = visible_spend(query.visible)
-            clauses.append(f"r.dims_id IN (SELECT id FROM rollup_dims WHERE {condition})")
+            dims_clauses.append(condition)
             params += values
+        if query.where:
+            condition, values = dimension_filter(query.where, dialect, plan.REPORT_COLUMN)
+            dims_clauses.append(condition)
+            params += values
+        if dims_clauses:
+            clauses.append(f"r.dims_id IN (SELECT id FROM rollup_dims WHERE {' AND '.join(dims_clauses)})")
         sql += _where(clauses) + _group_by(select)
         n, width = len(select), len(money.columns)
         rows = self._query(sql, params)
@@ -112,6 +119,10 @@ class ReportsMixin(StoreBase):
             condition, values = visible_spend(query.visible)
             clauses.append(condition)
             params += values
+        if query.where:
+            condition, values = dimension_filter(query.where, dialect, _EVENT_COLUMN)
+            clauses.append(condition)
+            params += values
         columns = ", ".join([*select, dialect.money_sum("cost_usd"), _RAW_FIGURES])
         sql = f"SELECT {columns} FROM usage_events{_where(clauses)}{_group_by(select)}"
         rows = self._query(sql, params)
@@ -119,6 +130,27 @@ class ReportsMixin(StoreBase):
         plan.check_raw_report(query.since, self.raw_events_pruned_before())
         n = len(select)
         return _result(query.by, [(row, dialect.money_value(row[n]), n + 1) for row in rows])
+
+
+def dimension_filter(
+    where: Sequence[tuple[str, str | None]], dialect: Any, columns: dict[str, str]
+) -> tuple[str, list[Any]]:
+    """``ReportQuery.where`` as SQL: each dimension equals its value (None: is unset).
+    ``columns`` maps plain dimensions to the table's columns; tags read the JSON column."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for dim, value in where:
+        if dim.startswith(TAG_PREFIX):
+            expr, param = dialect.json_key("tags", dim[len(TAG_PREFIX) :])
+            params.append(param)
+        else:
+            expr = columns[dim]
+        if value is None:
+            parts.append(f"{expr} IS NULL")
+        else:
+            parts.append(f"{expr} = ?")
+            params.append(value)
+    return " AND ".join(parts) or "1 = 1", params
 
 
 def _where(clauses: Sequence[str]) -> str:
