@@ -49,7 +49,11 @@ class Filters:
         """This page's query parameters with ``changes`` (a None value drops the parameter)."""
         out: dict[str, str] = {"since": self.since.isoformat(), "until": self.until.isoformat(), "grain": self.grain}
         for dim, value in self.where:
-            out[dim] = NONE_VALUE if value is None else value
+            text = NONE_VALUE if value is None else value
+            if dim.startswith(TAG_PREFIX):
+                out["tag"] = f"{dim[len(TAG_PREFIX) :]}:{text}"
+            else:
+                out[dim] = text
         if self.by:
             out["by"] = self.by
         for name, value in changes.items():

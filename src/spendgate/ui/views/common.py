@@ -4,7 +4,7 @@ as text, and figures derived from a report row (pure)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -59,3 +59,8 @@ def project_path(name: str) -> str:
 
 def team_path(name: str) -> str:
     return f"/ui/teams/{quote(name, safe='')}"
+
+
+def day_start(day: date, plus_days: int = 0) -> datetime:
+    """The UTC midnight starting ``day`` (+ ``plus_days``): a range's bounds for raw events."""
+    return datetime.combine(day + timedelta(days=plus_days), time(), UTC)
