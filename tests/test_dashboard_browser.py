@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.access_support import SECRET_PROJECT, SECRET_TEAM, add_user, org_with_traffic
+from spendgate.budgets.model import Budget, Scope
+from tests.access_support import PASSWORD, SECRET_PROJECT, SECRET_TEAM, Clock, add_user, org_with_traffic
 from tests.browser_support import SCREENSHOTS, browser_as, cli_report_json, download_csv, launch
 
 
@@ -133,3 +134,134 @@ def test_a_viewer_of_one_project_sees_its_numbers_and_nothing_of_the_others(make
     everything = "\n".join(seen + csvs)
     for secret in (SECRET_PROJECT, SECRET_TEAM, "ranker-key", "scripts-key", "0.0021", "0.00063", "0.00315"):
         assert secret not in everything, secret
+
+
+def budgets_on(gateway: Any) -> None:
+    """checkout's monthly budget (at risk: $0.00042 of $0.0005) and search-team's (far from it)."""
+    gateway.store.create_budget(Budget("checkout-monthly", Scope.parse("project:checkout"), Decimal("0.0005")))
+    gateway.store.create_budget(Budget("search-monthly", Scope.parse(f"team:{SECRET_TEAM}"), Decimal("1")))
+    gateway.wait_for_directory()
+
+
+def test_budgets_show_spent_reserved_remaining_projected_and_a_burn_chart(make_gateway, browser) -> None:
+    gateway = make_gateway()
+    org_with_traffic(gateway)
+    budgets_on(gateway)
+    add_user(gateway, "root", admin=True)
+    add_user(gateway, "ann", ("project", "checkout", "viewer"))
+    with browser_as(browser, gateway, "root") as page:
+        at_risk = page.get_by_test_id("table-budgets-at-risk")
+        assert at_risk.get_by_test_id("budget-row").count() == 1 and "checkout-monthly" in at_risk.text_content()
+        page.get_by_role("link", name="Budgets", exact=True).click()
+        page.wait_for_url("**/ui/budgets")
+        rows = page.get_by_test_id("budget-row")
+        assert rows.count() == 2
+        checkout = rows.filter(has_text="checkout-monthly")
+        assert [c.text_content() for c in checkout.locator("td").all()][3:7] == ["0.0005", "0.00042", "0", "0.00008"]
+        page.get_by_role("link", name="checkout-monthly").click()
+        page.wait_for_selector("[data-chart=burn-chart] canvas")
+        burn = chart_data(page, "burn-chart")
+        assert burn["series"][0]["values"][-1] == "0.00042" and set(burn["series"][1]["values"]) == {"0.0005"}
+        page.screenshot(path=str(SCREENSHOTS / "budgets.png"), full_page=True)
+        csv = download_csv(page, "csv-budgets")
+        assert "checkout-monthly" in csv and "search-monthly" in csv
+    with browser_as(browser, gateway, "ann") as page:
+        page.goto("/ui/budgets")
+        assert page.get_by_test_id("budget-row").count() == 1
+        assert "search-monthly" not in page.content() and "search-monthly" not in download_csv(page, "csv-budgets")
+
+
+def test_a_manager_creates_a_key_and_sees_its_secret_once(make_gateway, browser) -> None:
+    gateway = make_gateway()
+    org_with_traffic(gateway)
+    add_user(gateway, "max", ("project", "checkout", "manager"))
+    add_user(gateway, "ann", ("project", "checkout", "viewer"))
+    with browser_as(browser, gateway, "max") as page:
+        page.goto("/ui/keys")
+        assert page.get_by_test_id("key-row").count() == 1  # checkout-key; not ranker-key
+        assert "ranker-key" not in page.content()
+        form = page.get_by_test_id("new-key-form")
+        assert form.locator("select[name=project] option").all_text_contents() == ["checkout"]
+        form.locator("input[name=name]").fill("checkout-batch")
+        form.locator("button[type=submit]").click()
+        secret = page.get_by_test_id("new-key-secret").text_content()
+        assert secret.startswith("sk-") or len(secret) > 20
+        # The secret works through the SDK, and its spend lands in checkout.
+        gateway.wait_for_directory()
+        gateway.openai(secret).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "[[sim input=1000 output=100]]"}]
+        )
+        gateway.flush()
+        assert gateway.report("key")["rows"][-1]["key"] in ("checkout-batch", "checkout-key", "ranker-key")
+        assert any(
+            r["key"] == "checkout-batch" and r["project"] == "checkout"
+            for r in gateway.report("key", "project")["rows"]
+        )
+        # Shown once: the keys page (reloaded, or any other page) never shows it again.
+        page.goto("/ui/keys")
+        assert secret not in page.content()
+        assert page.get_by_test_id("key-row").count() == 2
+        assert secret not in download_csv(page, "csv-keys")
+        # Rotate: a new key with the same scope (its secret shown once); the old one keeps working.
+        page.get_by_test_id("rotate-checkout-batch").click()
+        rotated = page.get_by_test_id("new-key-secret").text_content()
+        assert rotated != secret and "checkout-batch-v2" in page.get_by_test_id("new-key").text_content()
+        page.goto("/ui/keys")
+        page.get_by_test_id("revoke-checkout-batch").click()
+        page.wait_for_url("**/ui/keys")
+        row = page.locator("[data-testid=key-row][data-key=checkout-batch]")
+        assert "revoked" in row.text_content()
+        # A manager of checkout makes no key elsewhere, even by hand-made form.
+        token = page.locator("input[name=csrf_token]").first.input_value()
+        other = page.request.post("/ui/keys", form={"csrf_token": token, "name": "x", "project": SECRET_PROJECT})
+        assert other.status == 403
+    with browser_as(browser, gateway, "ann") as page:  # a viewer: no form, no buttons
+        page.goto("/ui/keys")
+        assert page.get_by_test_id("new-key-form").count() == 0
+        assert page.locator("button", has_text="Revoke").count() == 0
+        token = page.locator("input[name=csrf_token]").first.input_value()
+        assert (
+            page.request.post("/ui/keys", form={"csrf_token": token, "name": "y", "project": "checkout"}).status == 403
+        )
+    assert {k.name for k in gateway.store.list_keys()} == {
+        "checkout-key",
+        "ranker-key",
+        "checkout-batch",
+        "checkout-batch-v2",
+    }
+
+
+def test_forms_need_the_sessions_csrf_token_and_sessions_expire(make_gateway, browser) -> None:
+    clock = Clock()
+    gateway = make_gateway(clock=clock, session_idle_timeout=600, session_max_age=3600)
+    org_with_traffic(gateway)
+    add_user(gateway, "root", admin=True)
+    with browser_as(browser, gateway, "root") as page:
+        page.goto("/ui/keys")
+        # The same form without its token, or with another's, is refused and changes nothing.
+        for token in (None, "0" * 64):
+            form = {"name": "forged", "project": "checkout", **({"csrf_token": token} if token else {})}
+            assert page.request.post("/ui/keys", form=form).status == 403
+        assert page.request.post("/ui/keys/checkout-key/revoke", form={}).status == 403
+        assert page.request.post("/ui/members/grant", form={"user": "root", "target": "project:checkout"}).status == 403
+        assert page.request.post("/ui/alerts/webhooks", form={"url": "https://example.com/h"}).status == 403
+        assert "forged" not in {k.name for k in gateway.store.list_keys()}
+        assert not gateway.store.key("checkout-key").revoked and gateway.store.list_webhooks() == []
+        # A cross-site page cannot read the token, nor frame the dashboard.
+        assert page.request.get("/ui/keys").headers["x-frame-options"] == "DENY"
+
+        # Idle for longer than the idle timeout: the next page is the login form.
+        clock.advance(601)
+        page.goto("/ui/spend")
+        assert "/ui/login" in page.url
+        assert page.request.get("/admin/report").status == 401  # the API refuses the old session too
+        page.fill("input[name=username]", "root")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/ui/spend")  # back where it was going
+        uses = 0  # used every 500 s: never idle, but the session's maximum age ends it
+        while "/ui/login" not in page.url and uses < 10:
+            clock.advance(500)
+            page.goto("/ui/")
+            uses += 1
+        assert uses == 8  # 4,000 s after logging in (3,500 s still let it in)

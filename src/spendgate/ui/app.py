@@ -2,7 +2,7 @@
 gateway's ASGI app (``gateway/app.py``) on its own port. Its pages come from ``registry.py``;
 its scripts and styles (htmx, uPlot, vendored) from the package's ``static/`` folder. No state
 at import time: everything a request needs is on ``app.state`` (``store``, ``authenticator``,
-``templates``, ``clock``, ``budget_statuses``)."""
+``templates``, ``clock``, ``budget_statuses``, ``config_changed``)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def create_ui_app(
     *,
     budget_statuses: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
     clock: Callable[[], datetime] = _utc_now,
+    config_changed: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
     routes: list[Any] = [
         Route("/ui/login", auth.login_form, methods=["GET"]),
@@ -50,4 +51,5 @@ def create_ui_app(
     app.state.templates = make_templates()
     app.state.clock = clock
     app.state.budget_statuses = budget_statuses
+    app.state.config_changed = config_changed  # a key made or revoked: running gateways reload
     return app

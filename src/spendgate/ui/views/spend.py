@@ -92,9 +92,9 @@ async def _spend_page(request: Request, fixed: dict[str, str], path: str, headin
             since=day_start(filters.since),
             until=day_start(filters.until, 1),
         )
-        return daily, breakdown, events
+        return daily, breakdown, events, {p.name: p.team for p in projects}
 
-    daily, breakdown, events = await read(request, query)
+    daily, breakdown, events, team_of = await read(request, query)
     series = spend_series(daily.rows, by, filters.since, filters.until, filters.grain)
     summary = figures(_summed(breakdown.rows))
     latencies = [float(e["latency_ms"]) for e in events if e["latency_ms"] is not None]
@@ -152,11 +152,7 @@ async def _spend_page(request: Request, fixed: dict[str, str], path: str, headin
 
     crumbs = [("Org", filters.link("/ui/spend", team=None, project=None, feature=None, by=None))]
     if filters.value("team") or filters.value("project"):
-        team = filters.value("team") or viewer.project_teams.get(filters.value("project") or "")
-        if team is None and viewer.is_admin and filters.value("project"):
-            team = next(
-                (p.team for p in await read(request, lambda s: s.list_projects([filters.value("project")]))), None
-            )
+        team = filters.value("team") or team_of.get(filters.value("project") or "")
         if team and viewer.sees_team(team):
             crumbs.append(
                 (f"team {team}", filters.link(team_path(team), team=None, project=None, feature=None, by=None))
