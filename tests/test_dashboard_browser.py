@@ -4,6 +4,8 @@ admin, a manager and a viewer of one project see, click and download."""
 from __future__ import annotations
 
 import json
+import re
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 
 from spendgate.budgets.model import Budget, Scope
+from spendgate.demo import run_demo
 from tests.access_support import PASSWORD, SECRET_PROJECT, SECRET_TEAM, Clock, add_user, org_with_traffic
 from tests.browser_support import SCREENSHOTS, browser_as, cli_report_json, download_csv, launch
 
@@ -52,8 +55,6 @@ def test_the_admin_overview_total_is_spendgate_reports(make_gateway, browser) ->
         assert sum(Decimal(v) for v in spend["series"][0]["values"]) == Decimal(total)
         # The vendored uPlot drew it (scripts from /ui/static pass the page's CSP).
         page.wait_for_selector("[data-chart=spend-chart] canvas")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
 
         # Per week, through the htmx form: the page swaps in place, same total, charts redrawn.
         page.select_option("select[name=grain]", "week")
@@ -162,7 +163,6 @@ def test_budgets_show_spent_reserved_remaining_projected_and_a_burn_chart(make_g
         page.wait_for_selector("[data-chart=burn-chart] canvas")
         burn = chart_data(page, "burn-chart")
         assert burn["series"][0]["values"][-1] == "0.00042" and set(burn["series"][1]["values"]) == {"0.0005"}
-        page.screenshot(path=str(SCREENSHOTS / "budgets.png"), full_page=True)
         csv = download_csv(page, "csv-budgets")
         assert "checkout-monthly" in csv and "search-monthly" in csv
     with browser_as(browser, gateway, "ann") as page:
@@ -265,3 +265,48 @@ def test_forms_need_the_sessions_csrf_token_and_sessions_expire(make_gateway, br
             page.goto("/ui/")
             uses += 1
         assert uses == 8  # 4,000 s after logging in (3,500 s still let it in)
+
+
+def test_the_demo_month_in_the_dashboard_with_its_printed_login(make_gateway, browser, capsys) -> None:
+    """`spendgate demo` (not serving) leaves a month and prints a login; the dashboard on that
+    ledger shows it, its total is the report's, and the README's screenshots are taken here."""
+    gateway = make_gateway()
+    # In a thread of its own: Playwright's sync API holds this thread's event loop.
+    demo = threading.Thread(target=run_demo, kwargs={"db_url": gateway.db_url, "total_requests": 400, "seed": 5})
+    demo.start()
+    demo.join(300)
+    printed = capsys.readouterr().out
+    login = re.search(r"log in as demo with the password (\S+)", " ".join(printed.split()))
+    assert login, printed
+    gateway.store.create_budget(
+        Budget("checkout-copilot-monthly", Scope.parse("project:checkout-copilot"), Decimal("5"))
+    )
+    gateway.store.create_budget(Budget("growth-monthly", Scope.parse("team:growth"), Decimal("2"), period="week"))
+    gateway.wait_for_directory()
+    first_day = min(r["day"] for r in cli_report_json(gateway.db_url, "--by", "day")["rows"])
+    with browser_as(browser, gateway, "demo", login[1]) as page:
+        page.goto(f"/ui/?since={first_day}")
+        until = page.locator("input[name=until]").input_value()
+        report = cli_report_json(gateway.db_url, "--since", first_day, "--until", until)
+        assert page.get_by_test_id("total-cost").text_content() == report["total_cost_usd"]
+        assert page.get_by_test_id("project-row").count() == 5
+        page.wait_for_selector("[data-chart=spend-chart] canvas")
+        shots = "sqlite" in gateway.db_url  # one set of screenshots (the backends look the same)
+        if shots:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+        page.get_by_test_id("project-row").filter(has_text="checkout-copilot").get_by_role("link").click()
+        page.wait_for_selector("[data-chart=spend-chart] canvas")
+        by_feature = cli_report_json(gateway.db_url, "--by", "project,feature", "--since", first_day, "--until", until)
+        mine = [r for r in by_feature["rows"] if r["project"] == "checkout-copilot"]
+        assert page.get_by_test_id("breakdown-row").count() == len(mine)
+        assert page.get_by_test_id("total-cost").text_content() == str(
+            sum(Decimal(r["cost_usd"]) for r in mine).normalize()
+        )
+        if shots:
+            page.screenshot(path=str(SCREENSHOTS / "project.png"), full_page=True)
+        page.goto("/ui/budgets?budget=checkout-copilot-monthly")
+        page.wait_for_selector("[data-chart=burn-chart] canvas")
+        assert page.get_by_test_id("budget-row").count() == 2
+        if shots:
+            page.screenshot(path=str(SCREENSHOTS / "budgets.png"), full_page=True)

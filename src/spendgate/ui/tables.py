@@ -23,6 +23,7 @@ class Column:
     key: str
     title: str
     kind: str = "text"
+    shown: bool = True  # False: in the CSV export only (long ids)
 
 
 @dataclass

@@ -16,6 +16,8 @@ from spendgate.money import format_usd
 from spendgate.reports.spec import ReportRow
 from spendgate.ui.filters import FilterError, Filters, parse_filters
 
+NANO = Decimal("0.000000001")
+
 
 def now(request: Request) -> datetime:
     return request.app.state.clock()
@@ -45,7 +47,8 @@ def figures(row: ReportRow | None) -> dict[str, Any]:
         "requests": row.requests,
         "errors": row.error_requests,
         "error_rate": Decimal(row.error_requests) / row.requests,
-        "cost_per_request": row.cost_usd / row.requests if row.cost_known else None,
+        # A ratio to read, not a sum to reconcile: to the nano-dollar.
+        "cost_per_request": (row.cost_usd / row.requests).quantize(NANO) if row.cost_known else None,
     }
 
 

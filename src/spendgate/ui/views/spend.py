@@ -23,7 +23,7 @@ from spendgate.ui.tables import Column, Table, View, respond
 from spendgate.ui.views.common import day_start, figures, filters_of, project_path, team_path
 
 LATENCY_SAMPLE = 1000  # latency is read from this many of the newest matching events
-EVENTS_SHOWN = 50
+EVENTS_SHOWN = 25
 CHART_GROUPS = 6
 # The drill-down: what a page breaks down by when the query string does not say.
 _NEXT_LEVEL = (("feature", "model"), ("project", "feature"), ("team", "project"))
@@ -140,7 +140,7 @@ async def _spend_page(request: Request, fixed: dict[str, str], path: str, headin
             Column("output_tokens", "output", "count"),
             Column("cost_usd", "cost (USD)", "money"),
             Column("latency_ms", "latency", "ms"),
-            Column("id", "event id"),
+            Column("id", "event id", shown=False),
         ),
         row_testid="event-row",
         empty="No request in this range.",
