@@ -14,7 +14,7 @@
     var columns = [data.x];
     data.series.forEach(function (s, i) {
       series.push({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: i === 0 ? 2 : 1.5 });
-      columns.push(s.values.map(Number));
+      columns.push(s.values.map(function (v) { return v === null ? null : Number(v); }));
     });
     new uPlot({ width: width, height: 240, series: series, axes: [{}, { size: 70 }] }, columns, target);
     figure.dataset.drawn = "1";

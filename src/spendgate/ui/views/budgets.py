@@ -3,7 +3,7 @@ the gateway's enforcer sees it, and a burn chart of the chosen budget's window."
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +59,40 @@ def _day(text: str) -> date:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
 
 
+async def _burn_chart(request: Request, viewer: Viewer, status: dict[str, Any]) -> dict[str, Any]:
+    """The window's spend so far, day by day (UTC days, summed from the report), against the
+    limit and the projection's straight line to the window's end."""
+    start = _day(status["period_start"])
+    last = (datetime.fromisoformat(status["period_end"].replace("Z", "+00:00")) - timedelta(microseconds=1)).date()
+    until = max(start, min(last, today(request)))
+    query = ReportQuery(
+        by=("day",),
+        since=start,
+        until=until,
+        visible=viewer.visibility,
+        where=scope_filter(Scope.parse(status["scope"])),
+    )
+    report = await read(request, lambda store: store.report(query))
+    series = spend_series(report.rows, None, start, last, "day")
+    days = len(series.buckets)
+    running, burned = Decimal(0), []
+    for day, value in zip(series.buckets, series.totals, strict=True):
+        running += value
+        burned.append(format_usd(running) if day <= until else None)
+    projected = Decimal(status["projected_usd"]) if status.get("projected_usd") else None
+    lines = [
+        {"label": "spent", "values": burned},
+        {"label": "limit", "values": [status["limit_usd"]] * days},
+    ]
+    if projected is not None:
+        lines.append({"label": "projected", "values": [format_usd(projected * (i + 1) / days) for i in range(days)]})
+    return {
+        "label": f"{status['name']}: spend in the window (USD, UTC days)",
+        "x": series.chart("")["x"],
+        "series": lines,
+    }
+
+
 async def budgets(request: Request) -> Response:
     viewer = await require_viewer(request)
     statuses = await visible_statuses(request, viewer)
@@ -66,30 +100,7 @@ async def budgets(request: Request) -> Response:
     chosen = next((s for s in statuses if s["name"] == chosen_name), statuses[0] if statuses else None)
     chart = None
     if chosen is not None:
-        start = _day(chosen["period_start"])
-        end = min(_day(chosen["period_end"]), today(request))
-        end = max(end, start)
-        query = ReportQuery(
-            by=("day",),
-            since=start,
-            until=end,
-            visible=viewer.visibility,
-            where=scope_filter(Scope.parse(chosen["scope"])),
-        )
-        report = await read(request, lambda store: store.report(query))
-        series = spend_series(report.rows, None, start, end, "day")
-        running, burned = Decimal(0), []
-        for value in series.totals:
-            running += value
-            burned.append(format_usd(running))
-        chart = {
-            "label": f"{chosen['name']}: spend so far in the window (USD, UTC days)",
-            "x": series.chart("")["x"],
-            "series": [
-                {"label": "spent", "values": burned},
-                {"label": "limit", "values": [chosen["limit_usd"]] * len(burned)},
-            ],
-        }
+        chart = await _burn_chart(request, viewer, chosen)
     table = budgets_table("budgets", "Budgets", statuses)
     context = {"title": "Budgets", "chosen": chosen, "charts": {"burn-chart": chart} if chart else {}}
     return respond(request, View("budgets.html", context, [table]))
