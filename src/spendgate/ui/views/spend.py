@@ -5,6 +5,7 @@ latest requests' raw events (rollups keep no latency), never from a month of raw
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from statistics import fmean
 from typing import Any
@@ -24,9 +25,32 @@ from spendgate.ui.views.common import day_start, figures, filters_of, project_pa
 
 LATENCY_SAMPLE = 1000  # latency is read from this many of the newest matching events
 EVENTS_SHOWN = 25
+# Raw events are read from at most this many days (the latest with matching requests, as the
+# rollups say): a rare filter never makes a page scan a month of raw events.
+RAW_DAYS = 3
 CHART_GROUPS = 6
 # The drill-down: what a page breaks down by when the query string does not say.
 _NEXT_LEVEL = (("feature", "model"), ("project", "feature"), ("team", "project"))
+
+
+def recent_days(rows: list[ReportRow], wanted: int, most: int) -> tuple[date, date] | None:
+    """The latest days holding ``wanted`` requests (at most ``most`` days, counted from the
+    latest day with any), from a report by day (pure); None when there is no request."""
+    per_day: dict[date, int] = {}
+    for row in rows:
+        day = date.fromisoformat(str(row.dims["day"])[:10])
+        per_day[day] = per_day.get(day, 0) + row.requests
+    days = sorted((d for d, n in per_day.items() if n), reverse=True)
+    if not days:
+        return None
+    last, first, seen = days[0], days[0], 0
+    for day in days:
+        if (last - day).days >= most:
+            break
+        first, seen = day, seen + per_day[day]
+        if seen >= wanted:
+            break
+    return first, last
 
 
 def default_breakdown(filters: Filters) -> str:
@@ -85,13 +109,16 @@ async def _spend_page(request: Request, fixed: dict[str, str], path: str, headin
         _check_visible(viewer, filters, projects, teams)
         daily = store.report(filters.query(("day", by), visible=visible))
         breakdown = store.report(filters.query((by,), visible=visible))
-        events = store.list_events(
-            LATENCY_SAMPLE,
-            visible=visible,
-            where=filters.where,
-            since=day_start(filters.since),
-            until=day_start(filters.until, 1),
-        )
+        days = recent_days(daily.rows, LATENCY_SAMPLE, RAW_DAYS)
+        events: list[dict[str, Any]] = []
+        if days is not None:
+            events = store.list_events(
+                LATENCY_SAMPLE,
+                visible=visible,
+                where=filters.where,
+                since=day_start(days[0]),
+                until=day_start(days[1], 1),
+            )
         return daily, breakdown, events, {p.name: p.team for p in projects}
 
     daily, breakdown, events, team_of = await read(request, query)
@@ -126,7 +153,7 @@ async def _spend_page(request: Request, fixed: dict[str, str], path: str, headin
         )
     event_table = Table(
         "events",
-        f"Latest requests (up to {EVENTS_SHOWN})",
+        f"Latest requests (up to {EVENTS_SHOWN}, from the last days with any)",
         (
             Column("ts", "time (UTC)"),
             Column("project", "project"),
