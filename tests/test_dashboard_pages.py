@@ -198,3 +198,13 @@ def test_demo_serves_the_dashboard_until_stopped_and_no_serve_exits(tmp_path: Pa
     # Not in a terminal (as here), `spendgate demo` exits after printing; so does --no-serve.
     result = CliRunner().invoke(main, ["demo", "--requests", "30", "--db", f"sqlite:///{tmp_path / 'b.db'}"])
     assert result.exit_code == 0 and "log in as demo with the password" in " ".join(result.output.split())
+
+
+def test_a_breakdown_summed_from_its_days_is_the_report_by_that_dimension(make_gateway) -> None:
+    from spendgate.ui.views.spend import without_days
+
+    gateway = make_gateway()
+    org_with_traffic(gateway)
+    for by in ("project", "model", "key", "feature"):
+        daily = gateway.store.report(ReportQuery(by=("day", by)))
+        assert without_days(daily, by).as_json() == gateway.store.report(ReportQuery(by=(by,))).as_json()

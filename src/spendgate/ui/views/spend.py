@@ -5,6 +5,7 @@ latest requests' raw events (rollups keep no latency), never from a month of raw
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date
 from decimal import Decimal
 from statistics import fmean
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spendgate.access.model import Viewer
-from spendgate.reports.spec import TAG_PREFIX, ReportRow
+from spendgate.reports.spec import TAG_PREFIX, ReportResult, ReportRow
 from spendgate.ui.auth import read, require_viewer
 from spendgate.ui.filters import BREAKDOWNS, NONE_VALUE, Filters
 from spendgate.ui.registry import Page
@@ -28,9 +29,22 @@ EVENTS_SHOWN = 25
 # Raw events are read from at most this many days (the latest with matching requests, as the
 # rollups say): a rare filter never makes a page scan a month of raw events.
 RAW_DAYS = 3
+_FIGURES = tuple(f.name for f in fields(ReportRow) if f.name != "dims")
 CHART_GROUPS = 6
 # The drill-down: what a page breaks down by when the query string does not say.
 _NEXT_LEVEL = (("feature", "model"), ("project", "feature"), ("team", "project"))
+
+
+def without_days(daily: ReportResult, by: str) -> ReportResult:
+    """A report by (day, ``by``) summed over its days: the report by ``by`` for the same range,
+    figure for figure (pure; one query fewer per page)."""
+    groups: dict[str | None, ReportRow] = {}
+    for row in daily.rows:
+        key = row.dims[by]
+        total = groups.setdefault(key, ReportRow(dims={by: key}))
+        for name in _FIGURES:
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+    return ReportResult(by=(by,), rows=list(groups.values())).sort()
 
 
 def recent_days(rows: list[ReportRow], wanted: int, most: int) -> tuple[date, date] | None:
@@ -108,7 +122,6 @@ async def _spend_page(request: Request, fixed: dict[str, str], path: str, headin
         teams = store.list_teams(viewer.visible_teams())
         _check_visible(viewer, filters, projects, teams)
         daily = store.report(filters.query(("day", by), visible=visible))
-        breakdown = store.report(filters.query((by,), visible=visible))
         days = recent_days(daily.rows, LATENCY_SAMPLE, RAW_DAYS)
         events: list[dict[str, Any]] = []
         if days is not None:
@@ -119,9 +132,10 @@ async def _spend_page(request: Request, fixed: dict[str, str], path: str, headin
                 since=day_start(days[0]),
                 until=day_start(days[1], 1),
             )
-        return daily, breakdown, events, {p.name: p.team for p in projects}
+        return daily, events, {p.name: p.team for p in projects}
 
-    daily, breakdown, events, team_of = await read(request, query)
+    daily, events, team_of = await read(request, query)
+    breakdown = without_days(daily, by)
     series = spend_series(daily.rows, by, filters.since, filters.until, filters.grain)
     summary = figures(_summed(breakdown.rows))
     latencies = [float(e["latency_ms"]) for e in events if e["latency_ms"] is not None]
