@@ -102,7 +102,7 @@ def timed(client: TestClient, path: str) -> float:
     return elapsed
 
 
-def pages(viewed: str, days: int) -> list[tuple[str, str]]:
+def pages(viewed: str, feature: str, days: int) -> list[tuple[str, str]]:
     first = START.date().isoformat()
     return [
         ("overview, 30 days by day", "/ui/"),
@@ -112,17 +112,17 @@ def pages(viewed: str, days: int) -> list[tuple[str, str]]:
         ("team page", "/ui/teams/team-00"),
         (f"project page ({viewed})", f"/ui/projects/{viewed}"),
         ("project by customer", f"/ui/projects/{viewed}?by=customer"),
-        ("project > feature > events", f"/ui/projects/{viewed}?feature=search"),
+        (f"project > feature {feature}", f"/ui/projects/{viewed}?feature={feature}"),
         ("budgets", "/ui/budgets"),
         ("keys", "/ui/keys"),
     ]
 
 
-def run(open_store: Callable[[], Any], args: argparse.Namespace, viewed: str) -> None:
+def run(open_store: Callable[[], Any], args: argparse.Namespace, viewed: str, feature: str) -> None:
     now = START + timedelta(days=args.days - 1, hours=20)
     print(f"{'page':<34} {'user':<7} {'cold':>10} {'warm (median)':>14}")
     for user in ("admin", "viewer"):
-        for label, path in pages(viewed, args.days):
+        for label, path in pages(viewed, feature, args.days):
             store = open_store()
             try:
                 client = logged_in(ui_app(store, now), user)
@@ -161,9 +161,9 @@ def bench(backend: str, args: argparse.Namespace) -> None:
             register_org(store, args.days)
         finally:
             store.close()
-    viewed = Synthetic(START, args.days).projects[0].name
+    project = Synthetic(START, args.days).projects[0]
     try:
-        run(lambda: make(False), args, viewed)
+        run(lambda: make(False), args, project.name, project.features[0])
     finally:
         if not args.keep:
             cleanup()
