@@ -4,6 +4,7 @@ the same range (the same store.report over the same rollups, scoped by the viewe
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ from spendgate.ui.views.common import filters_of, project_path, team_path, usd
 ZERO = Decimal(0)
 CHART_TEAMS = 6
 TOP_MODELS = 10
+_AT_RISK_SHOWN = ("name", "limit_usd", "spent_usd", "projected_usd", "used")
 
 
 async def home_redirect(request: Request) -> Response:
@@ -142,6 +144,8 @@ async def overview(request: Request) -> Response:
             }
         )
     risky = budgets_table("budgets-at-risk", "Budgets at risk", [s for s in statuses if at_risk(s)])
+    # A narrow card: the details are on the budgets page (and in this table's CSV).
+    risky.columns = [replace(c, shown=c.key in _AT_RISK_SHOWN) for c in risky.columns]
 
     in_no_project = spent.get(None, ZERO)
     context = {
