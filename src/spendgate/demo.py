@@ -8,7 +8,9 @@ month being replayed, so the ledger spans a month in a few seconds.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +23,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from spendgate import management
+from spendgate.access import accounts
+from spendgate.access.passwords import Passwords
 from spendgate.demo_traffic import AGENTS, TEAMS, PlannedRequest, plan_month
 from spendgate.gateway import create_app
 from spendgate.ledger.store import Store, open_store
@@ -31,6 +35,8 @@ from spendgate.settings import Settings
 from spendgate.simulator import create_simulator_app, serve_in_thread
 
 CONCURRENCY = 16
+DEMO_USER = "demo"
+DEFAULT_PORT = 4100
 
 
 @dataclass
@@ -121,7 +127,28 @@ def _setup(store: Store) -> dict[str, str]:
     return keys
 
 
-def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 7) -> None:
+def _demo_login(store: Store) -> str:
+    """An org admin ``demo`` with a fresh random password (only its hash is stored), for the
+    dashboard; returns the password to print."""
+    password = secrets.token_urlsafe(12)
+    if store.get_user(DEMO_USER) is None:
+        accounts.create_user(store, Passwords(), DEMO_USER, password, admin=True)
+    else:  # a second demo on the same ledger
+        accounts.set_password(store, Passwords(), DEMO_USER, password)
+    return password
+
+
+def run_demo(
+    db_url: str | None = None,
+    total_requests: int = 3000,
+    seed: int = 7,
+    *,
+    serve: bool = False,
+    port: int = DEFAULT_PORT,
+    stop: threading.Event | None = None,
+) -> None:
+    """Replay a month, print what it cost, and make a dashboard login. With ``serve``, then
+    serve the dashboard (and the gateway) on its data on ``port`` until Ctrl-C (or ``stop``)."""
     console = Console()
     started = time.perf_counter()
     if db_url is None:
@@ -171,6 +198,10 @@ def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 
     )
     if failures:
         console.print(f"[red]{failures} request(s) failed unexpectedly[/red]")
+    password = _demo_login(store)
+    if serve:
+        _serve_dashboard(console, store, db_url, port, password, stop or threading.Event())
+        return
     store.close()
     console.print(f"\nDone in {time.perf_counter() - started:.1f}s. Look further:")
     for command in (
@@ -180,3 +211,40 @@ def run_demo(db_url: str | None = None, total_requests: int = 3000, seed: int = 
         "spendgate events --limit 10",
     ):
         console.print(f"  {command} --db {escape(redact_url(db_url))}", soft_wrap=True, highlight=False)
+    console.print(
+        f"\nThe dashboard: spendgate serve --db {escape(redact_url(db_url))}, then open"
+        f" http://127.0.0.1:{DEFAULT_PORT}/ui/ and log in as [bold]{DEMO_USER}[/bold]"
+        f" with the password [bold]{escape(password)}[/bold]",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+def _serve_dashboard(
+    console: Console, store: Store, db_url: str, port: int, password: str, stop: threading.Event
+) -> None:
+    """The gateway (dashboard at /ui) on the demo's ledger, in front of the simulated provider,
+    until Ctrl-C or ``stop``."""
+    simulator = serve_in_thread(create_simulator_app())
+    settings = Settings(
+        db=db_url,
+        openai_base_url=f"{simulator.url}/v1",
+        anthropic_base_url=simulator.url,
+        credentials={"OPENAI_API_KEY": "sk-simulated", "ANTHROPIC_API_KEY": "sk-ant-simulated"},
+    )
+    gateway = serve_in_thread(create_app(settings, store=store), port=port, lifespan="on")
+    console.print(
+        f"\n[bold]The dashboard: {gateway.url}/ui/[/bold] — log in as [bold]{DEMO_USER}[/bold]"
+        f" with the password [bold]{escape(password)}[/bold]. Ctrl-C to stop.",
+        soft_wrap=True,
+        highlight=False,
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        gateway.stop(timeout=30)
+        simulator.stop()
+        store.close()

@@ -95,7 +95,7 @@ def costs_list(limit: int, db: str | None, config: str | None, as_json: bool) ->
     """Other costs recorded, newest first."""
     _, store = open_ledger(db, config)
     try:
-        items = store.list_events(limit, source="manual")
+        items = store.list_events(limit, where=(("source", ("manual",)),))
     finally:
         store.close()
     rows: list[dict[str, Any]] = [

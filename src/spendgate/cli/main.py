@@ -60,11 +60,22 @@ def serve(host: str | None, port: int | None, db: str | None, config: str | None
 @click.option("--db", default=None, help="Database URL (default: a fresh file in a temporary folder).")
 @click.option("--requests", "total_requests", default=3000, show_default=True, help="Requests to simulate.")
 @click.option("--seed", default=7, show_default=True, help="Random seed, for a repeatable month.")
-def demo(db: str | None, total_requests: int, seed: int) -> None:
-    """Simulate a month of traffic from several teams through the real gateway (offline)."""
+@click.option(
+    "--serve/--no-serve",
+    default=None,
+    help="Then serve the dashboard on the demo's data until Ctrl-C (default: only when run in a terminal).",
+)
+@click.option("--port", default=4100, show_default=True, type=int, help="Port of the served dashboard.")
+def demo(db: str | None, total_requests: int, seed: int, serve: bool | None, port: int) -> None:
+    """Simulate a month of traffic from several teams through the real gateway (offline), then
+    serve the dashboard on it (in a terminal; --no-serve exits after printing)."""
+    import sys
+
     from spendgate.demo import run_demo
 
-    run_demo(db_url=db, total_requests=total_requests, seed=seed)
+    if serve is None:  # scripts, CI and pipes get their prompt back
+        serve = sys.stdin.isatty() and sys.stdout.isatty()
+    run_demo(db_url=db, total_requests=total_requests, seed=seed, serve=serve, port=port)
 
 
 @main.command()

@@ -139,7 +139,13 @@ class SpendgateApp:
             self._budget_statuses,
             authenticator=self.authenticator,
         )
-        self.ui = create_ui_app(store, self.authenticator)
+        self.ui = create_ui_app(
+            store,
+            self.authenticator,
+            budget_statuses=self._budget_statuses,
+            clock=clock,
+            config_changed=self.refresher.reload_soon,
+        )
         self.retention = RetentionJob(store, settings.retention_days, clock) if settings.retention_days else None
         self.loop: asyncio.AbstractEventLoop | None = None
 

@@ -19,7 +19,7 @@ from spendgate.budgets.model import Scope
 from spendgate.budgets.rules import Rules
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.events import UsageEvent
-from spendgate.reports.spec import ReportQuery, ReportResult
+from spendgate.reports.spec import ReportQuery, ReportResult, Where
 
 __all__ = ["Store", "StoreError", "open_store"]
 
@@ -82,7 +82,13 @@ class Store(Protocol):
         ...
 
     def list_events(
-        self, limit: int = 50, *, visible: Visibility | None = None, source: str | None = None
+        self,
+        limit: int = 50,
+        *,
+        visible: Visibility | None = None,
+        where: Where = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]: ...
     def ledger_id(self) -> str:
         """This ledger's identity, made when the database was created and kept in it."""

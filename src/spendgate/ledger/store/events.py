@@ -25,8 +25,10 @@ from spendgate.ledger.store.dialect import (
     Row,
     Session,
 )
+from spendgate.ledger.store.reports import events_where
 from spendgate.ledger.store.visibility import visible_spend
 from spendgate.money import format_usd
+from spendgate.reports.spec import Where
 
 _ID = attrgetter("id")
 # A batch on its way in: its events and what the rollups need of each (rollups/maintain.py).
@@ -261,19 +263,36 @@ class EventsMixin(StoreBase):
         self._rollups.add(session, staging)
 
     def list_events(
-        self, limit: int = 50, *, visible: Visibility | None = None, source: str | None = None
+        self,
+        limit: int = 50,
+        *,
+        visible: Visibility | None = None,
+        where: Where = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """The newest events; ``visible``: only those a caller may see (None: all); ``source``:
-        only those that came in by that door."""
-        clauses, params = [], []
+        """The newest events; ``visible``: only those a caller may see (None: all); ``where``:
+        only those matching (``parse_where``, as reports read it); ``since``/``until``: in
+        [since, until)."""
+        clauses: list[str] = []
+        params: list[Any] = []
         if visible is not None:
-            condition, params = visible_spend(visible)
+            condition, values = visible_spend(visible)
             clauses.append(condition)
-        if source is not None:
-            clauses.append("source = ?")
-            params = [*params, source]
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._query(f"SELECT * FROM usage_events{where} ORDER BY ts DESC, seq DESC LIMIT ?", (*params, limit))
+            params += values
+        where_clauses, where_params = events_where(self._dialect, where)
+        clauses += where_clauses
+        params += where_params
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(self._dialect.ts(since))
+        if until is not None:
+            clauses.append("ts < ?")
+            params.append(self._dialect.ts(until))
+        condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._query(
+            f"SELECT * FROM usage_events{condition} ORDER BY ts DESC, seq DESC LIMIT ?", (*params, limit)
+        )
         return [event_as_json(r, self._dialect) for r in rows]
 
     # --- retention ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from spendgate.reports.spec import (
     ReportQuery,
     ReportResult,
     ReportRow,
+    Where,
     time_span,
 )
 
@@ -115,15 +116,9 @@ class ReportsMixin(StoreBase):
         if query.until:
             clauses.append("ts < ?")  # --until is inclusive: up to the start of the next day
             params.append(dialect.ts(day_start(query.until + timedelta(days=1))))
-        for dim, values in query.where:
-            sql, dim_params = _event_dim(dialect, dim)
-            condition, values_params = _matching(sql, values)
-            clauses.append(condition)
-            params += dim_params + values_params
-            if dim in TIME_DIMENSIONS:  # and as a range of ts: its index finds them
-                start, end = time_span(dim, [v for v in values if v is not None])
-                clauses.append("ts >= ? AND ts < ?")
-                params += [dialect.ts(start), dialect.ts(end)]
+        where_clauses, where_params = events_where(dialect, query.where)
+        clauses += where_clauses
+        params += where_params
         if query.visible is not None:
             condition, values = visible_spend(query.visible)
             clauses.append(condition)
@@ -135,6 +130,23 @@ class ReportsMixin(StoreBase):
         plan.check_raw_report(query.since, self.raw_events_pruned_before())
         n = len(select)
         return _result(query.by, [(row, dialect.money_value(row[n]), n + 1) for row in rows])
+
+
+def events_where(dialect: Dialect, where: Where) -> tuple[list[str], list[Any]]:
+    """A ``parse_where`` filter over raw events: its conditions and their parameters (the
+    reports' and ``list_events``' one reading of it)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for dim, values in where:
+        sql, dim_params = _event_dim(dialect, dim)
+        condition, condition_params = _matching(sql, values, dim_params)
+        clauses.append(condition)
+        params += condition_params
+        if dim in TIME_DIMENSIONS:  # and as a range of ts: its index finds them
+            start, end = time_span(dim, [v for v in values if v is not None])
+            clauses.append("ts >= ? AND ts < ?")
+            params += [dialect.ts(start), dialect.ts(end)]
+    return clauses, params
 
 
 def _rollup_dim(dialect: Dialect, dim: str) -> str:
@@ -159,13 +171,19 @@ def _named_tier(dim: str, column: str) -> str:
     return f"coalesce({column}, '{UNNAMED_TIER}')" if dim == "service_tier" else column
 
 
-def _matching(expr: str, values: Sequence[str | None]) -> tuple[str, list[Any]]:
-    """``expr`` is one of ``values`` (None: has no value)."""
+def _matching(expr: str, values: Sequence[str | None], expr_params: Sequence[Any] = ()) -> tuple[str, list[Any]]:
+    """``expr`` (with its own parameters, a tag's name) is one of ``values`` (None: has no
+    value); the parameters in placeholder order (``expr`` appears once per part)."""
     present = [v for v in values if v is not None]
-    parts = [f"{expr} IN ({', '.join('?' * len(present))})"] if present else []
+    parts: list[str] = []
+    params: list[Any] = []
+    if present:
+        parts.append(f"{expr} IN ({', '.join('?' * len(present))})")
+        params += [*expr_params, *present]
     if len(present) < len(values):
         parts.append(f"{expr} IS NULL")
-    return f"({' OR '.join(parts)})", present
+        params += expr_params
+    return f"({' OR '.join(parts)})", params
 
 
 def _where(clauses: Sequence[str]) -> str:
