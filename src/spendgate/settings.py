@@ -243,6 +243,8 @@ class Settings:
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     # [[attribution.body]]: dimensions read from request bodies (attribution/body.py).
     body_attribution: tuple[BodyRule, ...] = ()
+    # [reconcile]: drift threshold, the gateway's provider keys, import mappings (reconcile/mapping.py).
+    reconcile: Any = field(default_factory=lambda: _reconcile(None, "defaults"))
     # Provider credentials stay in the environment they came from; the gateway reads them
     # through this mapping only to put them on upstream requests.
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -372,6 +374,16 @@ def _body_attribution(raw: Any, origin: str) -> tuple[BodyRule, ...]:
         raise SettingsError(str(exc)) from exc
 
 
+def _reconcile(raw: Any, origin: str) -> Any:
+    # Imported here: settings must not pull the reconciliation (and its clients) in at import time.
+    from spendgate.reconcile.mapping import ReconcileConfigError, parse_reconcile_config
+
+    try:
+        return parse_reconcile_config(raw, origin)
+    except ReconcileConfigError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -392,7 +404,7 @@ def load_settings(
     if path.is_file():
         origin = str(path)
         file_values = _read_config_file(path)
-        known = {s.name for s in SETTINGS} | {"providers", "attribution"}
+        known = {s.name for s in SETTINGS} | {"providers", "attribution", "reconcile"}
         unknown = set(file_values) - known
         if unknown:
             raise SettingsError(f"{origin}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
@@ -411,8 +423,15 @@ def load_settings(
     _check_ranges(values)
     providers = _providers(file_values.get("providers"), origin)
     body_attribution = _body_attribution(file_values.get("attribution"), origin)
+    reconcile = _reconcile(file_values.get("reconcile"), origin)
     credential_names = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"} | {
         p.api_key_env for p in providers.values() if p.api_key_env
     }
     credentials = {name: environ[name] for name in credential_names if environ.get(name)}
-    return Settings(**values, providers=providers, body_attribution=body_attribution, credentials=credentials)
+    return Settings(
+        **values,
+        providers=providers,
+        body_attribution=body_attribution,
+        credentials=credentials,
+        reconcile=reconcile,
+    )

@@ -14,6 +14,7 @@ from spendgate.cli.dead_letters import dead_letters
 from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
 from spendgate.cli.migrate import migrate_command
+from spendgate.cli.reconcile import import_group, reconcile_command
 from spendgate.cli.support import LIMIT_MAX, db_options, json_option, print_json, print_table, settings_from
 from spendgate.cli.users import users
 from spendgate.cli.webhooks import alerts, webhooks
@@ -355,5 +356,7 @@ for command in (
     users,
     ingest_command,
     costs,
+    reconcile_command,
+    import_group,
 ):
     main.add_command(command)

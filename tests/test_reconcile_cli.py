@@ -1,0 +1,161 @@
+"""`spendgate reconcile` and `spendgate import provider` on SQLite and PostgreSQL, against the
+simulator's fakes of the providers' admin reports over loopback (pages of 4 days, a 429 with
+retry-after first): a month where 5% of the traffic went around the gateway is found and imported
+to the cent, a re-import changes nothing, and a negotiated discount is proposed as an override."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from spendgate.cli.main import main
+from spendgate.ledger.events import UsageEvent
+from spendgate.pricing import PriceBook, cost
+from spendgate.reports.spec import ReportQuery
+from spendgate.simulator import AdminApiOptions, UsageRecord, costs_from_usage
+from tests.test_reconcile import NOVEMBER, PROVIDERS, month
+
+ADMIN_KEYS = {"OPENAI_ADMIN_KEY": "sk-admin-openai-test", "ANTHROPIC_ADMIN_KEY": "sk-ant-admin-test"}
+RANGE = ["--since", NOVEMBER[0].isoformat(), "--until", NOVEMBER[-1].isoformat()]
+CONFIG = """
+[reconcile]
+drift_threshold_percent = 1
+
+[[reconcile.map]]
+api_key_id = "key_direct"
+project = "checkout"
+environment = "production"
+"""
+
+
+def proxied_events(usage: list[UsageRecord]) -> list[UsageEvent]:
+    """What the gateway's ledger holds for this traffic: one event per record, at list prices
+    (each record stands for many requests below any long-context threshold: the base prices)."""
+    prices = PriceBook()
+    events = []
+    for n, record in enumerate(usage):
+        at = datetime.combine(record.day, time(12), UTC)
+        sheet = prices.sheet(record.provider, record.model, at)
+        assert sheet is not None
+        events.append(
+            UsageEvent(
+                id=f"{n:032x}",
+                ts=at,
+                provider=record.provider,
+                model=record.model,
+                endpoint="/v1/messages" if record.provider == "anthropic" else "/v1/chat/completions",
+                stream=False,
+                status="ok",
+                http_status=200,
+                project="checkout",
+                team="payments",
+                input_tokens=record.input_tokens,
+                cached_input_tokens=record.cached_input_tokens,
+                cache_write_tokens=record.cache_write_tokens,
+                cache_write_1h_tokens=record.cache_write_1h_tokens,
+                output_tokens=record.output_tokens,
+                cost_usd=cost(record.usage(), sheet.base),
+                service_tier="standard",
+            )
+        )
+    return events
+
+
+@pytest.fixture
+def ledger(make_gateway, tmp_path: Path) -> Any:
+    gateway = make_gateway()
+    gateway.team("payments")
+    gateway.project("checkout", "payments")
+    # Small pages, and the first call answered 429 with retry-after: 1.
+    gateway.sim.admin.options = AdminApiOptions(page_size=4, throttle_first=1, retry_after="1")
+    config = tmp_path / "spendgate.toml"
+    config.write_text(CONFIG)
+
+    def run(*args: str) -> Any:
+        env = {
+            **ADMIN_KEYS,
+            "SPENDGATE_OPENAI_BASE_URL": f"{gateway.sim.url}/v1",
+            "SPENDGATE_ANTHROPIC_BASE_URL": gateway.sim.url,
+        }
+        result = CliRunner().invoke(main, [*args, "--db", gateway.db_url, "--config", str(config)], env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output) if "--json" in args or "json" in args else result.output
+
+    gateway.run = run
+    return gateway
+
+
+def totals(store: Any, provider: str) -> dict[str, Any]:
+    report = store.report(ReportQuery(by=("provider", "source")))
+    return {
+        row.dims["source"]: (row.cost_usd, row.input_tokens, row.output_tokens)
+        for row in report.rows
+        if row.dims["provider"] == provider
+    }
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_direct_traffic_is_found_unseen_imported_to_the_cent_and_reimport_changes_nothing(ledger, provider) -> None:
+    gateway_usage, direct_usage = month(provider)
+    billed = costs_from_usage([*gateway_usage, *direct_usage], PriceBook())
+    ledger.sim.admin.dataset.add([*gateway_usage, *direct_usage], billed)
+    ledger.store.append_new(proxied_events(gateway_usage))
+    direct_cost = sum((c.amount_usd for c in billed if c.api_key_id == "key_direct"), Decimal(0))
+
+    before = ledger.run("reconcile", "--provider", provider, *RANGE, "--format", "json")
+    # The 429 was honoured: the same request answered again after it, and every page was read.
+    first, second, *rest = ledger.sim.admin.requests
+    assert (first.status, second.status, (second.path, second.query)) == (429, 200, (first.path, first.query))
+    assert {request.status for request in rest} == {200} and len(rest) > 2
+    verdicts = {(row["api_key_id"], row["verdict"]) for row in before["rows"]}
+    assert verdicts == {("key_gateway", "matched"), ("key_direct", "unseen_by_gateway")}
+    assert len(before["rows"]) == 2 * 2 * 30  # (gateway, direct) x 2 models x 30 days
+    assert Decimal(before["unseen_usd"]) == direct_cost > 0
+    assert Decimal(before["total_provider_usd"]) - Decimal(before["total_ledger_usd"]) == direct_cost
+    assert Decimal(before["drift_percent"]) == pytest.approx(Decimal(5), abs=Decimal("0.5"))
+
+    imported = ledger.run("import", "provider", "--provider", provider, *RANGE, "--json")
+    assert (imported["accepted"], imported["duplicates"], imported["rejected"]) == (60, 0, [])
+    after = ledger.run("reconcile", "--provider", provider, *RANGE, "--format", "json")
+    # The ledger now adds up to the provider's bill to the last digit, every row matched.
+    assert after["total_ledger_usd"] == after["total_provider_usd"] == before["total_provider_usd"]
+    assert Decimal(after["drift_percent"]) == 0 and Decimal(after["unseen_usd"]) == 0
+    assert {row["verdict"] for row in after["rows"]} == {"matched"}
+    sources = totals(ledger.store, provider)
+    assert sources["provider_import"][0] == direct_cost
+    assert sources["provider_import"][1] == sum(record.input_tokens for record in direct_usage)
+    # Attributed by the configured mapping, the provider key kept as a tag.
+    by_owner = ledger.store.report(
+        ReportQuery(by=("project", "environment", "tag:provider_key"), where=(("source", ("provider_import",)),))
+    )
+    assert [(r.dims["project"], r.dims["environment"], r.dims["tag:provider_key"]) for r in by_owner.rows] == [
+        ("checkout", "production", "key_direct")
+    ]
+
+    again = ledger.run("import", "provider", "--provider", provider, *RANGE, "--json")
+    assert (again["rows"], again["accepted"]) == ([], 0)
+    assert totals(ledger.store, provider) == sources
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_negotiated_15_percent_discount_is_detected_and_proposed(ledger, provider) -> None:
+    gateway_usage, _ = month(provider)
+    discounted = costs_from_usage(gateway_usage, PriceBook(), billed_ratio=Decimal("0.85"))
+    ledger.sim.admin.dataset.add(gateway_usage, discounted)
+    ledger.store.append_new(proxied_events(gateway_usage))
+
+    result = ledger.run("reconcile", "--provider", provider, *RANGE, "--format", "json")
+    assert {row["verdict"] for row in result["rows"]} == {"priced_differently"}
+    assert {row["effective_rate"] for row in result["rows"]} == {"0.85"}
+    [proposal] = result["proposed_overrides"]
+    assert (proposal["provider"], proposal["model"], proposal["discount_percent"]) == (provider, "*", "15")
+    assert 'discount_percent = "15"' in proposal["toml"]
+    # The table says so too, with the entry to paste into the overrides file.
+    table = ledger.run("reconcile", "--provider", provider, *RANGE)
+    assert "priced_differently" in table and 'discount_percent = "15"' in table
