@@ -5,6 +5,7 @@ to the cent, a re-import changes nothing, and a negotiated discount is proposed 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, time
 from decimal import Decimal
@@ -159,3 +160,51 @@ def test_a_negotiated_15_percent_discount_is_detected_and_proposed(ledger, provi
     # The table says so too, with the entry to paste into the overrides file.
     table = ledger.run("reconcile", "--provider", provider, *RANGE)
     assert "priced_differently" in table and 'discount_percent = "15"' in table
+
+
+async def test_serve_sends_one_signed_drift_alert_a_day_whatever_the_replicas(ledger) -> None:
+    from spendgate.reconcile.drift import DriftJob
+    from spendgate.reconcile.mapping import ReconcileConfig
+    from spendgate.settings import Settings
+    from tests.test_alerts_support import Clock, running_receiver, until, verified
+
+    gateway_usage, direct_usage = month("openai")
+    ledger.sim.admin.dataset.add(
+        [*gateway_usage, *direct_usage], costs_from_usage([*gateway_usage, *direct_usage], PriceBook())
+    )
+    ledger.store.append_new(proxied_events(gateway_usage))
+    settings = Settings(
+        db=ledger.db_url,
+        openai_base_url=f"{ledger.sim.url}/v1",
+        anthropic_base_url=ledger.sim.url,
+        reconcile=ReconcileConfig(drift_threshold_percent=Decimal(1)),
+        credentials={"OPENAI_ADMIN_KEY": ADMIN_KEYS["OPENAI_ADMIN_KEY"]},
+    )
+    clock = Clock(datetime(2026, 11, 7, 6, 0, tzinfo=UTC))  # checks 2026-11-06
+    with running_receiver() as (receiver, url):
+        ledger.store.add_webhook(f"{url}/hook", "whsec-drift", "json")
+        replicas = [DriftJob(ledger.store, settings, clock, settings.credentials) for _ in range(2)]
+        # Both at once, as two gateways' loops would: one claims the day, one alert.
+        rounds = await asyncio.gather(*(job.run_once() for job in replicas))
+        recorded = [alert for found in rounds for alert in found]
+        assert [(a["event"], a["provider"], a["since"]) for a in recorded] == [
+            ("reconcile.drift", "openai", "2026-11-06")
+        ]
+        assert Decimal(recorded[0]["drift_percent"]) > 1 and Decimal(recorded[0]["unseen_usd"]) > 0
+        assert await replicas[0].run_once() == []  # the day is checked once
+        # The running gateway's dispatcher delivers it, signed like every alert.
+        await until(lambda: len(receiver.delivered()) == 1, timeout=10)
+        [delivery] = receiver.delivered()
+        assert delivery.json() == recorded[0]
+        assert verified(delivery.body, delivery.headers["x-spendgate-signature"], "whsec-drift")
+    # Below the threshold (a later day, all proxied): checked, nothing sent.
+    quiet = Settings(**{**settings.__dict__, "reconcile": ReconcileConfig(drift_threshold_percent=Decimal(10))})
+    clock.now = datetime(2026, 11, 9, 6, 0, tzinfo=UTC)
+    assert await DriftJob(ledger.store, quiet, clock, settings.credentials).run_once() == []
+
+
+def test_serve_runs_the_drift_check_only_with_a_threshold(make_gateway) -> None:
+    from spendgate.reconcile.mapping import ReconcileConfig
+
+    assert make_gateway().app.drift is None
+    assert make_gateway(reconcile=ReconcileConfig(drift_threshold_percent=Decimal(2))).app.drift is not None

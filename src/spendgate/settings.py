@@ -424,7 +424,8 @@ def load_settings(
     providers = _providers(file_values.get("providers"), origin)
     body_attribution = _body_attribution(file_values.get("attribution"), origin)
     reconcile = _reconcile(file_values.get("reconcile"), origin)
-    credential_names = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"} | {
+    # The admin keys too: serve's daily drift check reads the providers' usage reports with them.
+    credential_names = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_ADMIN_KEY", "ANTHROPIC_ADMIN_KEY"} | {
         p.api_key_env for p in providers.values() if p.api_key_env
     }
     credentials = {name: environ[name] for name in credential_names if environ.get(name)}

@@ -136,6 +136,12 @@ def summary(payload: dict[str, Any]) -> str:
     event = payload.get("event")
     if event == WEBHOOK_TEST:
         return "spendgate webhook test: this webhook receives budget alerts."
+    if event == "reconcile.drift":  # reconcile/drift.py
+        return (
+            f"{payload.get('provider')} billed ${payload.get('total_provider_usd')} for {payload.get('since')},"
+            f" the ledger holds ${payload.get('total_ledger_usd')}: drift {payload.get('drift_percent')}%"
+            f" (threshold {payload.get('threshold_percent')}%, unseen by the gateway ${payload.get('unseen_usd')})."
+        )
     budget = payload.get("budget", {})
     who = f"Budget {budget.get('name')} ({budget.get('scope')})"
     limit = f"${budget.get('limit_usd')}"

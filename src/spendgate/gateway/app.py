@@ -48,6 +48,7 @@ from spendgate.ledger.spool.spool import spool_location
 from spendgate.ledger.spool.writer import EventWriter
 from spendgate.ledger.store import Store, open_store
 from spendgate.pricing import PriceBook, load_overrides
+from spendgate.reconcile.drift import DriftJob
 from spendgate.secretbox import KEY_ENV, SecretBox, is_sealed
 from spendgate.settings import Settings
 from spendgate.ui.app import create_ui_app
@@ -147,6 +148,11 @@ class SpendgateApp:
             config_changed=self.refresher.reload_soon,
         )
         self.retention = RetentionJob(store, settings.retention_days, clock) if settings.retention_days else None
+        self.drift = (
+            DriftJob(store, settings, clock, settings.credentials)
+            if settings.reconcile.drift_threshold_percent is not None
+            else None
+        )
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def _apply_config(self, directory: Directory, rules: Rules) -> None:
@@ -222,10 +228,14 @@ class SpendgateApp:
         self.alerts.start()
         if self.retention is not None:
             self.retention.start()
+        if self.drift is not None:
+            self.drift.start()
 
     async def shutdown(self) -> None:
         if self.retention is not None:
             await self.retention.aclose()
+        if self.drift is not None:
+            await self.drift.aclose()
         await self.refresher.aclose()
         await self.resync.aclose()
         if self.gateway.session is not None:

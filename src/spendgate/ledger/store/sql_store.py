@@ -18,12 +18,13 @@ from spendgate.ledger.store.batches import BatchesMixin
 from spendgate.ledger.store.budgets import BudgetsMixin
 from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.events import EventsMixin
+from spendgate.ledger.store.jobs import JobsMixin
 from spendgate.ledger.store.reports import ReportsMixin
 from spendgate.ledger.store.teams import TeamsMixin
 from spendgate.ledger.store.users import UsersMixin
 
 
-class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin, UsersMixin, BatchesMixin):
+class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin, UsersMixin, BatchesMixin, JobsMixin):
     """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
     that has some, for deployments that run ``spendgate migrate`` on their own)."""
 
