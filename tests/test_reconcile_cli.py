@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from spendgate.cli.main import main
 from spendgate.ledger.events import UsageEvent
+from spendgate.money import format_usd
 from spendgate.pricing import PriceBook, cost
 from spendgate.reports.spec import ReportQuery
 from spendgate.simulator import AdminApiOptions, UsageRecord, costs_from_usage
@@ -208,3 +209,38 @@ def test_serve_runs_the_drift_check_only_with_a_threshold(make_gateway) -> None:
 
     assert make_gateway().app.drift is None
     assert make_gateway(reconcile=ReconcileConfig(drift_threshold_percent=Decimal(2))).app.drift is not None
+
+
+def test_the_reconciliation_page_is_for_org_admins_and_asks_the_provider_on_demand(make_gateway) -> None:
+    from tests.access_support import add_user, logged_in
+    from tests.conftest import UPSTREAM_ANTHROPIC_KEY, UPSTREAM_OPENAI_KEY
+
+    credentials = {"OPENAI_API_KEY": UPSTREAM_OPENAI_KEY, "ANTHROPIC_API_KEY": UPSTREAM_ANTHROPIC_KEY}
+    gateway = make_gateway(credentials={**credentials, "OPENAI_ADMIN_KEY": ADMIN_KEYS["OPENAI_ADMIN_KEY"]})
+    gateway.team("payments")
+    gateway.project("checkout", "payments")
+    gateway_usage, direct_usage = month("openai")
+    billed = costs_from_usage([*gateway_usage, *direct_usage], PriceBook())
+    gateway.sim.admin.dataset.add([*gateway_usage, *direct_usage], billed)
+    gateway.store.append_new(proxied_events(gateway_usage))
+    direct_cost = sum((c.amount_usd for c in billed if c.api_key_id == "key_direct"), Decimal(0))
+    add_user(gateway, "root", admin=True)
+    add_user(gateway, "ann", ("project", "checkout", "viewer"))
+
+    with logged_in(gateway, "root") as client:
+        plain = client.get("/ui/reconcile")
+        assert plain.status_code == 200 and 'data-testid="reconcile-form"' in plain.text
+        assert "ANTHROPIC_ADMIN_KEY not set" in plain.text
+        assert not gateway.sim.admin.requests  # a visit alone asks the provider nothing
+        query = "provider=openai&since=2026-11-01&until=2026-11-30"
+        page = client.get(f"/ui/reconcile?{query}")
+        assert page.status_code == 200, page.text
+        assert page.text.count('data-testid="reconcile-row"') == 120
+        assert f'data-testid="unseen">${format_usd(direct_cost)}' in page.text
+        csv = client.get(f"/ui/reconcile?{query}&csv=reconciliation").text
+        assert csv.count("unseen_by_gateway") == 60
+        missing = client.get("/ui/reconcile?provider=anthropic&since=2026-11-01&until=2026-11-02")
+        assert missing.status_code == 400 and "ANTHROPIC_ADMIN_KEY is not set" in missing.text
+    with logged_in(gateway, "ann") as client:
+        assert client.get("/ui/reconcile").status_code == 403
+        assert "/ui/reconcile" not in client.get("/ui/").text

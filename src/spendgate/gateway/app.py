@@ -146,6 +146,7 @@ class SpendgateApp:
             budget_statuses=self._budget_statuses,
             clock=clock,
             config_changed=self.refresher.reload_soon,
+            settings=settings,
         )
         self.retention = RetentionJob(store, settings.retention_days, clock) if settings.retention_days else None
         self.drift = (

@@ -33,6 +33,7 @@ def create_ui_app(
     budget_statuses: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
     clock: Callable[[], datetime] = _utc_now,
     config_changed: Callable[[], Awaitable[None]] | None = None,
+    settings: Any = None,
 ) -> Starlette:
     routes: list[Any] = [
         Route("/ui/login", auth.login_form, methods=["GET"]),
@@ -51,5 +52,6 @@ def create_ui_app(
     app.state.templates = make_templates()
     app.state.clock = clock
     app.state.budget_statuses = budget_statuses
+    app.state.settings = settings  # base URLs and admin keys, for the reconciliation page
     app.state.config_changed = config_changed  # a key made or revoked: running gateways reload
     return app
