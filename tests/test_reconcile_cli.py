@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -244,3 +245,36 @@ def test_the_reconciliation_page_is_for_org_admins_and_asks_the_provider_on_dema
     with logged_in(gateway, "ann") as client:
         assert client.get("/ui/reconcile").status_code == 403
         assert "/ui/reconcile" not in client.get("/ui/").text
+
+
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        ("[reconcile]\nthreshold = 2\n", "unknown keys"),
+        ("[reconcile]\ndrift_threshold_percent = -1\n", "0 or more"),
+        ("[reconcile]\ndrift_threshold_percent = true\n", "must be a number"),
+        ('[[reconcile.map]]\napi_key_id = "key_x"\n', "needs project or team"),
+        ('[[reconcile.map]]\nprovider = "gemini"\nteam = "t"\n', "openai or anthropic"),
+        ('[[reconcile.map]]\nteam = "t\\u0000"\n', "printable"),
+        ('[reconcile]\ngateway_key_ids = { azure = ["k"] }\n', "openai/anthropic"),
+    ],
+)
+def test_bad_reconcile_settings_are_refused_naming_the_problem(tmp_path: Path, table: str, error: str) -> None:
+    from spendgate.settings import SettingsError, load_settings
+
+    config = tmp_path / "spendgate.toml"
+    config.write_text(table)
+    with pytest.raises(SettingsError, match=error):
+        load_settings(environ={}, config_path=config)
+
+
+def test_usage_no_mapping_matches_is_imported_to_no_project(ledger) -> None:
+    _, direct_usage = month("anthropic")
+    other = [replace(record, api_key_id="key_other") for record in direct_usage[:4]]
+    ledger.sim.admin.dataset.add(other, costs_from_usage(other, PriceBook()))
+    imported = ledger.run("import", "provider", "--provider", "anthropic", *RANGE, "--json")
+    assert (imported["accepted"], imported["rejected"]) == (4, [])
+    rows = ledger.store.report(ReportQuery(by=("project", "source", "tag:provider_key"))).rows
+    assert [(r.dims["project"], r.dims["source"], r.dims["tag:provider_key"]) for r in rows] == [
+        (None, "provider_import", "key_other")
+    ]
