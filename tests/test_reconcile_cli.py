@@ -278,3 +278,18 @@ def test_usage_no_mapping_matches_is_imported_to_no_project(ledger) -> None:
     assert [(r.dims["project"], r.dims["source"], r.dims["tag:provider_key"]) for r in rows] == [
         (None, "provider_import", "key_other")
     ]
+
+
+def test_a_missing_admin_key_is_named_and_a_dry_run_stores_nothing(ledger) -> None:
+    _, direct_usage = month("openai")
+    ledger.sim.admin.dataset.add(direct_usage[:2], costs_from_usage(direct_usage[:2], PriceBook()))
+    env = {"SPENDGATE_OPENAI_BASE_URL": f"{ledger.sim.url}/v1", "OPENAI_ADMIN_KEY": ""}
+    args = ["reconcile", "--provider", "openai", *RANGE, "--db", ledger.db_url]
+    missing = CliRunner().invoke(main, args, env=env)
+    assert missing.exit_code == 2 and "OPENAI_ADMIN_KEY is not set" in missing.output
+    backwards = [*args[:3], "--since", "2026-11-02", "--until", "2026-11-01", "--db", ledger.db_url]
+    refused = CliRunner().invoke(main, backwards, env={**env, **ADMIN_KEYS})
+    assert refused.exit_code == 2 and "--until is before --since" in refused.output
+    dry = ledger.run("import", "provider", "--provider", "openai", *RANGE, "--dry-run", "--json")
+    assert (len(dry["rows"]), dry["accepted"]) == (2, 0)
+    assert ledger.store.report(ReportQuery(by=("source",))).rows == []

@@ -64,14 +64,19 @@ def reconcile_command(provider: str, since: Any, until: Any, db: str | None, con
     with a verdict per row, the drift over the range and the price override a consistent
     difference suggests. Needs OPENAI_ADMIN_KEY or ANTHROPIC_ADMIN_KEY."""
     from spendgate.cli.ingest import open_ledger
+    from spendgate.ledger.store import StoreError
     from spendgate.reconcile import ROW_FIELDS, propose_overrides
     from spendgate.reconcile.service import reconcile_with_ledger
+    from spendgate.redact import redact_urls
     from spendgate.reports.csv_export import csv_text
+    from spendgate.reports.spec import ReportError
 
     settings, store = open_ledger(db, config)
     try:
         report = _fetch(settings, provider, since.date(), until.date())
         result = reconcile_with_ledger(store, settings, report)
+    except (StoreError, ReportError) as exc:  # e.g. a range whose raw events were pruned
+        raise click.ClickException(redact_urls(str(exc))) from exc
     finally:
         store.close()
     proposals, _ = propose_overrides(result)
@@ -117,6 +122,7 @@ def import_provider_command(
     from spendgate.reconcile import rows_to_import
     from spendgate.reconcile.service import import_provider, reconcile_with_ledger
     from spendgate.redact import redact_urls
+    from spendgate.reports.spec import ReportError
 
     settings, store = open_ledger(db, config)
     try:
@@ -132,7 +138,7 @@ def import_provider_command(
                 "duplicates": done.duplicates,
                 "rejected": done.rejected,
             }
-    except StoreError as exc:
+    except (StoreError, ReportError) as exc:
         raise click.ClickException(redact_urls(str(exc))) from exc
     finally:
         store.close()
