@@ -59,7 +59,10 @@ def _fetch(settings: Any, provider: str, since: date, until: date) -> Any:
 @click.command("reconcile")
 @range_options
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def reconcile_command(provider: str, since: Any, until: Any, db: str | None, config: str | None, fmt: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+def reconcile_command(
+    provider: str, since: Any, until: Any, db: str | None, config: str | None, fmt: str, as_json: bool
+) -> None:
     """The ledger beside PROVIDER's own usage and cost reports, per day, model and provider key,
     with a verdict per row, the drift over the range and the price override a consistent
     difference suggests. Needs OPENAI_ADMIN_KEY or ANTHROPIC_ADMIN_KEY."""
@@ -80,7 +83,7 @@ def reconcile_command(provider: str, since: Any, until: Any, db: str | None, con
     finally:
         store.close()
     proposals, _ = propose_overrides(result)
-    if fmt == "json":
+    if fmt == "json" or as_json:
         print_json({**result.as_json(), "proposed_overrides": [p.as_json() for p in proposals]})
         return
     rows = [row.as_json() for row in result.rows]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from spendgate.pricing import PriceBook
@@ -56,9 +56,7 @@ async def import_provider(store: Any, settings: Any, report: ProviderReport) -> 
     """What the provider reported and the ledger lacks, stored as ``provider_import`` events by
     the ingest pipeline's own path (``cli.ingest.Recording``: attribution, validation, the
     store call the gateway's writer makes, live budget counters)."""
-    from datetime import UTC, datetime
-
-    from spendgate.cli.ingest import Recording
+    from spendgate.cli.ingest import Recording  # the ingest pipeline's recording (here: no import cycle)
 
     config: ReconcileConfig = settings.reconcile or ReconcileConfig()
     reconciliation = await asyncio.to_thread(reconcile_with_ledger, store, settings, report)
