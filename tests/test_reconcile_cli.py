@@ -293,3 +293,18 @@ def test_a_missing_admin_key_is_named_and_a_dry_run_stores_nothing(ledger) -> No
     dry = ledger.run("import", "provider", "--provider", "openai", *RANGE, "--dry-run", "--json")
     assert (len(dry["rows"]), dry["accepted"]) == (2, 0)
     assert ledger.store.report(ReportQuery(by=("source",))).rows == []
+
+
+def test_usage_reported_late_is_imported_for_the_difference_only(ledger) -> None:
+    _, direct_usage = month("openai")
+    first = direct_usage[:2]
+    ledger.sim.admin.dataset.add(first, costs_from_usage(first, PriceBook()))
+    assert ledger.run("import", "provider", "--provider", "openai", *RANGE, "--json")["accepted"] == 2
+    # The provider's report of the first day and model grows later (a late bucket).
+    late = [replace(first[0], input_tokens=1_000, cached_input_tokens=0, output_tokens=100, requests=1)]
+    ledger.sim.admin.dataset.add(late, costs_from_usage(late, PriceBook()))
+    again = ledger.run("import", "provider", "--provider", "openai", *RANGE, "--json")
+    assert again["accepted"] == 1
+    assert [(row["input_tokens"], row["output_tokens"]) for row in again["rows"]] == [(1_000, 100)]
+    after = ledger.run("reconcile", "--provider", "openai", *RANGE, "--json")
+    assert after["total_ledger_usd"] == after["total_provider_usd"] and after["unseen_usd"] == "0"
