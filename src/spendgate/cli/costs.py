@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from spendgate.cli.ingest import Recording, open_ledger
+from spendgate.cli.ingest import open_ledger
 from spendgate.cli.support import LIMIT_MAX, print_json, print_table
+from spendgate.ingest.offline import Recording
 from spendgate.ledger.store import StoreError
 
 

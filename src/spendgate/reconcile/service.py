@@ -54,9 +54,9 @@ class ImportOutcome:
 
 async def import_provider(store: Any, settings: Any, report: ProviderReport) -> ImportOutcome:
     """What the provider reported and the ledger lacks, stored as ``provider_import`` events by
-    the ingest pipeline's own path (``cli.ingest.Recording``: attribution, validation, the
+    the ingest pipeline's own path (``ingest/offline.py`` ``Recording``: attribution, validation, the
     store call the gateway's writer makes, live budget counters)."""
-    from spendgate.cli.ingest import Recording  # the ingest pipeline's recording (here: no import cycle)
+    from spendgate.ingest.offline import Recording
 
     config: ReconcileConfig = settings.reconcile or ReconcileConfig()
     reconciliation = await asyncio.to_thread(reconcile_with_ledger, store, settings, report)
