@@ -84,6 +84,14 @@ class RateLimited(Refusal):
 
 
 @dataclass
+class ScopeSuspended(Refusal):
+    """The request's scope is suspended (an anomaly rule, or by hand) until resumed."""
+
+    scope: str
+    anomaly_id: str | None
+
+
+@dataclass
 class TokensNeverFit(Refusal):
     """The request's own estimated tokens are more than a tpm limit allows in a whole minute:
     it could never pass, so it is refused outright (a 429 would be retried forever)."""
@@ -150,6 +158,10 @@ class Enforcer:
         costs at the very least (its input alone; asked only on a budget refusal): a budget that
         cannot take even that, before it has been charged any request this window, is exhausted."""
         rules = self.rules
+        if rules.suspensions:
+            suspended = rules.suspension_for(owner)
+            if suspended is not None:
+                raise ScopeSuspended(str(suspended.scope), suspended.anomaly_id)
         missing = rules.missing_dimensions(owner)
         if missing:
             raise PolicyViolation(owner.environment or "", missing)

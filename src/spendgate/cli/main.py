@@ -8,6 +8,7 @@ from datetime import date
 import click
 
 from spendgate import management
+from spendgate.cli.anomalies import anomalies, suspensions
 from spendgate.cli.budgets import budgets, limits, policies
 from spendgate.cli.costs import costs
 from spendgate.cli.dead_letters import dead_letters
@@ -355,5 +356,7 @@ for command in (
     users,
     ingest_command,
     costs,
+    anomalies,
+    suspensions,
 ):
     main.add_command(command)

@@ -21,6 +21,7 @@ from spendgate.access.authenticator import Authenticator
 from spendgate.access.sessions import SessionPolicy
 from spendgate.alerts.center import AlertCenter
 from spendgate.alerts.dispatcher import AlertDispatcher
+from spendgate.anomalies.params import AnomalyParams
 from spendgate.attribution import Directory
 from spendgate.budgets.counters import InProcessCounters
 from spendgate.budgets.enforcer import Enforcer, counter_key
@@ -51,6 +52,7 @@ from spendgate.pricing import PriceBook, load_overrides
 from spendgate.secretbox import KEY_ENV, SecretBox, is_sealed
 from spendgate.settings import Settings
 from spendgate.ui.app import create_ui_app
+from spendgate.watch.live import LiveDetector
 
 log = logging.getLogger("spendgate")
 
@@ -97,7 +99,8 @@ class SpendgateApp:
         # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).
         # Alerts are evaluated and delivered in the background, never on the request path.
         self.secrets = SecretBox(settings.encryption_key)
-        self.alerts = AlertCenter(store, AlertDispatcher(store, clock=clock, secrets=self.secrets), clock=clock)
+        self.dispatcher = AlertDispatcher(store, clock=clock, secrets=self.secrets)
+        self.alerts = AlertCenter(store, self.dispatcher, clock=clock)
         self.enforcer = Enforcer(
             InProcessGate(),
             self._ledger_spend,
@@ -145,6 +148,16 @@ class SpendgateApp:
             budget_statuses=self._budget_statuses,
             clock=clock,
             config_changed=self.refresher.reload_soon,
+        )
+        # Live anomaly detection: every replica checks; the ledger makes each anomaly, its
+        # webhook and its suspension happen once (store/anomalies.py).
+        self.anomalies = LiveDetector(
+            store,
+            clock,
+            AnomalyParams(),
+            interval=settings.anomaly_interval,
+            before_check=self.writer.flush,
+            on_recorded=self.dispatcher.wake,
         )
         self.retention = RetentionJob(store, settings.retention_days, clock) if settings.retention_days else None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -220,6 +233,8 @@ class SpendgateApp:
         self.enforcer.start()
         self.resync.start()
         self.alerts.start()
+        if self.settings.anomaly_interval > 0:
+            self.anomalies.start()
         if self.retention is not None:
             self.retention.start()
 
@@ -227,6 +242,7 @@ class SpendgateApp:
         if self.retention is not None:
             await self.retention.aclose()
         await self.refresher.aclose()
+        await self.anomalies.aclose()
         await self.resync.aclose()
         if self.gateway.session is not None:
             await self.gateway.session.close()

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from spendgate.budgets.enforcer import BudgetExceeded, PolicyViolation, RateLimited, Refusal, TokensNeverFit
+from spendgate.budgets.enforcer import (
+    BudgetExceeded,
+    PolicyViolation,
+    RateLimited,
+    Refusal,
+    ScopeSuspended,
+    TokensNeverFit,
+)
 from spendgate.money import format_usd
 
 OPENAI = "openai"
@@ -169,6 +176,13 @@ def refusal_error(refusal: Refusal) -> GatewayError:
         return invalid_request(policy_message(refusal.environment, refusal.missing))
     if isinstance(refusal, TokensNeverFit):
         return _never_fits(refusal)
+    if isinstance(refusal, ScopeSuspended):
+        because = f" after anomaly {refusal.anomaly_id}" if refusal.anomaly_id else ""
+        return permission_denied(
+            f"{refusal.scope} is suspended{because}; an admin resumes it with `spendgate suspensions resume "
+            f"{refusal.scope}`",
+            code="scope_suspended",
+        )
     if isinstance(refusal, RateLimited):
         return _rate_limited(refusal)
     assert isinstance(refusal, BudgetExceeded)

@@ -143,7 +143,8 @@ class BudgetsMixin(StoreBase):
         budgets = tuple(self.list_budgets())
         limits = tuple(self.list_limits())
         policies = {p.environment: p for p in self.list_policies()}
-        return Rules(budgets=budgets, limits=limits, policies=policies)
+        suspensions = tuple(self.load_suspensions())  # type: ignore[attr-defined]  # anomalies.py
+        return Rules(budgets=budgets, limits=limits, policies=policies, suspensions=suspensions)
 
     # --- spend ----------------------------------------------------------------------------------
     def spend(self, scope: Scope, start: datetime | None, end: datetime | None, *, source: str = "auto") -> Decimal:

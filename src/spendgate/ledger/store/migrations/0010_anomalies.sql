@@ -1,0 +1,38 @@
+-- Spend anomalies (operational records, like alerts), the rules that watch a scope and may
+-- suspend it, and the suspensions themselves (configuration: written with the config version
+-- bumped, so every gateway reloads them with its directory and refuses the scope at once).
+--
+-- anomaly_scopes holds one row per scope ever flagged: a writer locks it (UPDATE) before
+-- reading the scope's latest anomaly, so two replicas flagging the same spike at slightly
+-- different instants serialize there, and the second extends the first one's anomaly
+-- instead of recording (and sending) its own. UNIQUE (scope, start_at) backs that up.
+CREATE TABLE IF NOT EXISTS anomalies (
+    seq {id},
+    id {text} NOT NULL UNIQUE,
+    scope {text} NOT NULL,
+    start_at {timestamp} NOT NULL,
+    end_at {timestamp} NOT NULL,
+    cost_usd {money} NOT NULL,
+    expected_usd {money} NOT NULL,
+    score {money} NOT NULL,
+    drivers {json},
+    status {text} NOT NULL DEFAULT 'open',
+    source {text} NOT NULL,
+    created_at {timestamp} NOT NULL,
+    UNIQUE (scope, start_at)
+);
+CREATE INDEX IF NOT EXISTS anomalies_start ON anomalies (start_at);
+CREATE TABLE IF NOT EXISTS anomaly_scopes (
+    scope {text} PRIMARY KEY,
+    touched {bigint} NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS anomaly_rules (
+    scope {text} PRIMARY KEY,
+    suspend {bool} NOT NULL,
+    created_at {timestamp} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS suspensions (
+    scope {text} PRIMARY KEY,
+    anomaly_id {text},
+    created_at {timestamp} NOT NULL
+);
