@@ -12,6 +12,7 @@ from spendgate.cli.anomalies import anomalies, suspensions
 from spendgate.cli.budgets import budgets, limits, policies
 from spendgate.cli.costs import costs
 from spendgate.cli.dead_letters import dead_letters
+from spendgate.cli.forecast import forecast_command
 from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
 from spendgate.cli.migrate import migrate_command
@@ -358,5 +359,6 @@ for command in (
     costs,
     anomalies,
     suspensions,
+    forecast_command,
 ):
     main.add_command(command)
