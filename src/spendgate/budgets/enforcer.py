@@ -184,7 +184,7 @@ class Enforcer:
             floor = self._cheapest.get(charge.counter)
             if floor is None:
                 floor = least_cost() if least_cost is not None else ZERO
-            exhausted = refused.spent >= budget.limit_usd or budget.limit_usd - refused.spent < floor
+            exhausted = refused.spent >= charge.limit or charge.limit - refused.spent < floor
             if self.observer is not None:
                 self.observer.budget_refused(
                     budget, window, refused.spent, refused.reserved, exhausted=exhausted, at=now
@@ -225,7 +225,13 @@ class Enforcer:
 
     def _charge(self, budget: Budget, now: datetime) -> tuple[Budget, Window, Charge]:
         window = self._windows.get(budget.period, budget.timezone, now)
-        return budget, window, Charge(counter_key(budget, window), budget.limit_usd, budget.blocking)
+        # An approver may have granted this window extra spend (an on_exhausted=approve budget).
+        limit = (
+            budget.limit_usd + self.rules.extras.get(f"{budget.name}@{window.key}", ZERO)
+            if self.rules.extras
+            else budget.limit_usd
+        )
+        return budget, window, Charge(counter_key(budget, window), limit, budget.blocking)
 
     async def _admit(
         self,

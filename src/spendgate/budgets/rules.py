@@ -4,6 +4,7 @@ snapshot, swapped whole on refresh like the key directory)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from spendgate.attribution import Attribution
 from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
@@ -23,6 +24,8 @@ class Rules:
     limits: tuple[RateLimit, ...] = ()
     policies: dict[str, Policy] = field(default_factory=dict)  # by environment
     suspensions: tuple[Suspension, ...] = ()
+    # Extra spend approved for a budget window, by "budget@window" (store/approvals.py).
+    extras: dict[str, Decimal] = field(default_factory=dict)
 
     def suspension_for(self, owner: Attribution) -> Suspension | None:
         # Usually empty: the request path pays one truthiness test (bench/bench_suspension.py).

@@ -9,6 +9,7 @@ import click
 
 from spendgate import management
 from spendgate.cli.anomalies import anomalies, suspensions
+from spendgate.cli.approvals import approvals
 from spendgate.cli.budgets import budgets, limits, policies
 from spendgate.cli.costs import costs
 from spendgate.cli.dead_letters import dead_letters
@@ -360,5 +361,6 @@ for command in (
     anomalies,
     suspensions,
     forecast_command,
+    approvals,
 ):
     main.add_command(command)

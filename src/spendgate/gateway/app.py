@@ -24,7 +24,7 @@ from spendgate.alerts.dispatcher import AlertDispatcher
 from spendgate.anomalies.params import AnomalyParams
 from spendgate.attribution import Directory
 from spendgate.budgets.counters import InProcessCounters
-from spendgate.budgets.enforcer import Enforcer, counter_key
+from spendgate.budgets.enforcer import BudgetExceeded, Enforcer, counter_key
 from spendgate.budgets.gate import InProcessGate
 from spendgate.budgets.model import Scope as BudgetScope
 from spendgate.budgets.resync import CounterResync, ShipFence
@@ -124,6 +124,7 @@ class SpendgateApp:
         self.batches = BatchDoor(self.gateway, store, self.recorder)
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
+        self.gateway.request_approval = self._request_approval
         # Users, sessions and personal tokens: the admin API and the dashboard (/ui) share them.
         self.authenticator = Authenticator(
             store,  # type: ignore[arg-type]
@@ -170,6 +171,17 @@ class SpendgateApp:
         counters = self.enforcer.gate.counters
         if isinstance(counters, InProcessCounters):
             counters.forget_spent()
+
+    async def _request_approval(self, refusal: BudgetExceeded) -> str:
+        budget, window = refusal.budget, refusal.window
+        approval = await asyncio.to_thread(
+            self.store.request_approval,  # type: ignore[attr-defined]  # store/approvals.py
+            budget.name,
+            window.key,
+            str(budget.scope),
+            self.gateway.clock(),
+        )
+        return approval["id"]
 
     async def _ledger_spend(self, scope: BudgetScope, window: Window) -> Decimal:
         """A budget window's spend so far, from the ledger: what this process buffered is

@@ -221,6 +221,17 @@ def _rate_limited(refusal: RateLimited) -> GatewayError:
     )
 
 
+def approval_required(refusal: BudgetExceeded, approval_id: str) -> GatewayError:
+    """An exhausted ``on_exhausted = approve`` budget: the 402, with the approval to ask for."""
+    error = _budget_exceeded(refusal)
+    message = (
+        f"{error.message}; approval {approval_id} is pending: an approver grants extra spend with "
+        f"`spendgate approvals approve {approval_id} --extra USD --reason TEXT`"
+    )
+    details = {**(error.details or {}), "approval": {"id": approval_id, "status": "pending"}}
+    return GatewayError(402, "budget_exceeded", message, code="approval_required", details=details)
+
+
 def _budget_exceeded(refusal: BudgetExceeded) -> GatewayError:
     budget, window = refusal.budget, refusal.window
     resets = window.end.strftime("%Y-%m-%dT%H:%M:%SZ") if window.end else None

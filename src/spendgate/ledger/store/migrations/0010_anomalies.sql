@@ -36,3 +36,20 @@ CREATE TABLE IF NOT EXISTS suspensions (
     anomaly_id {text},
     created_at {timestamp} NOT NULL
 );
+
+-- Approval instead of a hard stop: a budget with on_exhausted = 'approve' answers an exhausted
+-- window with a 402 carrying an approval request (one pending per budget window: the partial
+-- unique index); an approver grants extra spend for that window with a reason.
+ALTER TABLE budgets ADD COLUMN on_exhausted {text} NOT NULL DEFAULT 'block';
+CREATE TABLE IF NOT EXISTS approvals (
+    id {text} PRIMARY KEY,
+    budget {text} NOT NULL,
+    window_key {text} NOT NULL,
+    scope {text} NOT NULL,
+    status {text} NOT NULL,
+    extra_usd {money},
+    reason {text},
+    requested_at {timestamp} NOT NULL,
+    decided_at {timestamp}
+);
+CREATE UNIQUE INDEX IF NOT EXISTS approvals_pending ON approvals (budget, window_key) WHERE status = 'pending';
