@@ -114,10 +114,15 @@ def rules_list(store: Any, as_json: bool) -> None:
 
 @rules.command("delete")
 @click.option("--scope", "scope_text", required=True)
+@json_option
 @db_options
-def rules_delete(store: Any, scope_text: str) -> None:
-    store.delete_anomaly_rule(Scope.parse(scope_text))
-    click.echo(f"anomaly rule for {scope_text} deleted")
+def rules_delete(store: Any, scope_text: str, as_json: bool) -> None:
+    scope = Scope.parse(scope_text)
+    store.delete_anomaly_rule(scope)
+    if as_json:
+        print_json({"scope": str(scope), "deleted": True})
+    else:
+        click.echo(f"anomaly rule for {scope} deleted")
 
 
 @click.group()

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from spendgate.anomalies.detector import SCORE_QUANTUM
 from spendgate.anomalies.record import ACKNOWLEDGED, RESOLVED, Anomaly
 from spendgate.budgets.model import Scope
 from spendgate.budgets.rules import Suspension
@@ -30,6 +31,7 @@ from spendgate.ledger.errors import StoreError
 from spendgate.ledger.store.alerts import _FAN_OUT, _INSERT_ALERT
 from spendgate.ledger.store.base import StoreBase
 from spendgate.ledger.store.dialect import Row
+from spendgate.money import format_usd
 from spendgate.reports.spec import ReportQuery, Where
 
 ANOMALY_EVENT = "spend.anomaly"
@@ -155,9 +157,9 @@ class AnomaliesMixin(StoreBase):
             "scope": row["scope"],
             "start": d.ts_text(row["start_at"]),
             "end": d.ts_text(row["end_at"]),
-            "cost_usd": str(d.money_value(row["cost_usd"])),
-            "expected_usd": str(d.money_value(row["expected_usd"])),
-            "score": str(d.money_value(row["score"])),
+            "cost_usd": format_usd(d.money_value(row["cost_usd"])),
+            "expected_usd": format_usd(d.money_value(row["expected_usd"])),
+            "score": str(d.money_value(row["score"]).quantize(SCORE_QUANTUM)),
             "status": row["status"],
             "source": row["source"],
             "drivers": d.json_value(row["drivers"]) if row["drivers"] is not None else [],

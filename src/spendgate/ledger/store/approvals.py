@@ -15,6 +15,7 @@ from typing import Any
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.store.base import StoreBase
 from spendgate.ledger.store.dialect import Row
+from spendgate.money import format_usd
 
 PENDING, APPROVED, DENIED = "pending", "approved", "denied"
 
@@ -44,7 +45,7 @@ class ApprovalsMixin(StoreBase):
             "window": row["window_key"],
             "scope": row["scope"],
             "status": row["status"],
-            "extra_usd": None if row["extra_usd"] is None else str(d.money_value(row["extra_usd"])),
+            "extra_usd": None if row["extra_usd"] is None else format_usd(d.money_value(row["extra_usd"])),
             "reason": row["reason"],
             "requested_at": d.ts_text(row["requested_at"]),
             "decided_at": None if row["decided_at"] is None else d.ts_text(row["decided_at"]),
