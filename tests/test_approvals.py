@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import httpx
 import openai
 import pytest
 from click.testing import CliRunner
@@ -18,6 +19,7 @@ from spendgate.ledger.events import UsageEvent
 from tests.conftest import Gateway
 
 HELLO = [{"role": "user", "content": "hello"}]
+ADMIN = "admin-secret-approvals"
 
 
 def _cli(gateway: Gateway, *args: str) -> str:
@@ -34,7 +36,7 @@ def _refused(client: openai.OpenAI) -> openai.APIStatusError:
 
 
 def test_an_exhausted_budget_asks_for_approval(make_gateway: Callable[..., Gateway]) -> None:
-    gateway = make_gateway()
+    gateway = make_gateway(admin_key=ADMIN)
     gateway.team("cx")
     gateway.project("support", "cx")
     secret = gateway.key("bot", project="support")
@@ -68,6 +70,12 @@ def test_an_exhausted_budget_asks_for_approval(make_gateway: Callable[..., Gatew
     [pending] = json.loads(_cli(gateway, "approvals", "list", "--json"))
     assert pending["id"] == approval_id and pending["status"] == "pending" and pending["budget"] == "cx"
 
+    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+        assert [a["id"] for a in admin.get("/admin/approvals", params={"status": "pending"}).json()] == [approval_id]
+        no_reason = admin.post(f"/admin/approvals/{approval_id}/approve", json={"extra_usd": "5"})
+        assert no_reason.status_code == 400
+        not_money = admin.post(f"/admin/approvals/{approval_id}/approve", json={"extra_usd": "lots", "reason": "x"})
+        assert not_money.status_code == 400
     _cli(gateway, "approvals", "approve", approval_id, "--extra", "5", "--reason", "incident INC-42 triage")
     gateway.wait_for_directory()
     answer = client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=50)
