@@ -40,7 +40,9 @@ def test_scan_list_ack_resolve_and_the_admin_api(make_gateway: Callable[..., Gat
     loop = syn.runaway_loop(2, LOOP_AT, 180, Decimal("25"), key="support-bot")
     _append(gateway.store, _events(history, "h") + _events(loop, "loop"))
 
+    _cli(gateway, "anomalies", "rules", "create", "--scope", "key:support-bot", "--suspend")
     found = json.loads(_cli(gateway, "anomalies", "scan", "--since", "2026-10-12", "--until", "2026-10-24", "--json"))
+    assert json.loads(_cli(gateway, "suspensions", "list", "--json")) == []  # history suspends nothing
     assert "key:support-bot" in [a["scope"] for a in found]
     again = json.loads(_cli(gateway, "anomalies", "scan", "--since", "2026-10-12", "--until", "2026-10-24", "--json"))
     listed = json.loads(_cli(gateway, "anomalies", "list", "--json"))
@@ -64,7 +66,8 @@ def test_scan_list_ack_resolve_and_the_admin_api(make_gateway: Callable[..., Gat
         # A suspension by rule and by hand: listed, refused at the gateway, resumed over the admin API.
         _cli(gateway, "anomalies", "rules", "create", "--scope", "key:web", "--suspend")
         assert json.loads(_cli(gateway, "anomalies", "rules", "list", "--json")) == [
-            {"scope": "key:web", "suspend": True}
+            {"scope": "key:support-bot", "suspend": True},
+            {"scope": "key:web", "suspend": True},
         ]
         secret = gateway.key("web", project="support")
         gateway.store.suspend_scope(Scope.parse("key:web"))

@@ -133,7 +133,9 @@ class AnomaliesMixin(StoreBase):
             ).rowcount
             if inserted != 1:
                 return "", False, False
-            suspend = bool(session.rows("SELECT 1 FROM anomaly_rules WHERE scope = ? AND suspend = ?", (scope, True)))
+            # Only what is happening now suspends a scope: a scan of last month does not.
+            rule = "SELECT 1 FROM anomaly_rules WHERE scope = ? AND suspend = ?"
+            suspend = source == "live" and bool(session.rows(rule, (scope, True)))
             if suspend:
                 session.execute(
                     "INSERT INTO suspensions (scope, anomaly_id, created_at) VALUES (?, ?, ?)"
