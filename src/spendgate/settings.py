@@ -169,6 +169,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("flush_interval", "SPENDGATE_FLUSH_INTERVAL", 0.2, float, "seconds between ledger batch writes"),
     Setting("refresh_interval", "SPENDGATE_REFRESH_INTERVAL", 1.0, float, "seconds between key/project reloads"),
     Setting(
+        "anomaly_interval",
+        "SPENDGATE_ANOMALY_INTERVAL",
+        30.0,
+        float,
+        "seconds between live spend-anomaly checks (0: no live detection)",
+    ),
+    Setting(
         "reservation_ttl",
         "SPENDGATE_RESERVATION_TTL",
         3600.0,
@@ -235,6 +242,7 @@ class Settings:
     secure_cookies: bool = False
     flush_interval: float = 0.2
     refresh_interval: float = 1.0
+    anomaly_interval: float = 30.0
     reservation_ttl: float = 3600.0
     spool_dir: str | None = None
     spool_fsync: str = "interval"

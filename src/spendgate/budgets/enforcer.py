@@ -84,6 +84,14 @@ class RateLimited(Refusal):
 
 
 @dataclass
+class ScopeSuspended(Refusal):
+    """The request's scope is suspended (an anomaly rule, or by hand) until resumed."""
+
+    scope: str
+    anomaly_id: str | None
+
+
+@dataclass
 class TokensNeverFit(Refusal):
     """The request's own estimated tokens are more than a tpm limit allows in a whole minute:
     it could never pass, so it is refused outright (a 429 would be retried forever)."""
@@ -150,6 +158,10 @@ class Enforcer:
         costs at the very least (its input alone; asked only on a budget refusal): a budget that
         cannot take even that, before it has been charged any request this window, is exhausted."""
         rules = self.rules
+        if rules.suspensions:
+            suspended = rules.suspension_for(owner)
+            if suspended is not None:
+                raise ScopeSuspended(str(suspended.scope), suspended.anomaly_id)
         missing = rules.missing_dimensions(owner)
         if missing:
             raise PolicyViolation(owner.environment or "", missing)
@@ -172,7 +184,7 @@ class Enforcer:
             floor = self._cheapest.get(charge.counter)
             if floor is None:
                 floor = least_cost() if least_cost is not None else ZERO
-            exhausted = refused.spent >= budget.limit_usd or budget.limit_usd - refused.spent < floor
+            exhausted = refused.spent >= charge.limit or charge.limit - refused.spent < floor
             if self.observer is not None:
                 self.observer.budget_refused(
                     budget, window, refused.spent, refused.reserved, exhausted=exhausted, at=now
@@ -213,7 +225,13 @@ class Enforcer:
 
     def _charge(self, budget: Budget, now: datetime) -> tuple[Budget, Window, Charge]:
         window = self._windows.get(budget.period, budget.timezone, now)
-        return budget, window, Charge(counter_key(budget, window), budget.limit_usd, budget.blocking)
+        # An approver may have granted this window extra spend (an on_exhausted=approve budget).
+        limit = (
+            budget.limit_usd + self.rules.extras.get(f"{budget.name}@{window.key}", ZERO)
+            if self.rules.extras
+            else budget.limit_usd
+        )
+        return budget, window, Charge(counter_key(budget, window), limit, budget.blocking)
 
     async def _admit(
         self,

@@ -110,8 +110,12 @@ class Budget:
     timezone: str = "UTC"
     alert_at: tuple[int, ...] = DEFAULT_ALERTS
     soft: bool = False
+    # "approve": once exhausted, refuse with a 402 carrying an approval request (approvals).
+    on_exhausted: str = "block"
 
     def __post_init__(self) -> None:
+        if self.on_exhausted not in ("block", "approve"):
+            raise BudgetError(f"bad on_exhausted {self.on_exhausted!r}: block or approve")
         if self.period not in PERIODS:
             raise BudgetError(f"bad period {self.period!r}: one of {', '.join(PERIODS)}")
         if not _NAME.match(self.name):
@@ -188,4 +192,5 @@ def budget_from_request(body: dict) -> Budget:
         timezone=check_timezone(str(body.get("timezone", "UTC"))),
         alert_at=parse_alerts(",".join(str(v) for v in alert_at) if isinstance(alert_at, list) else None),
         soft=bool(body.get("soft", False)),
+        on_exhausted=str(body.get("on_exhausted", "block")),
     )

@@ -4,9 +4,18 @@ snapshot, swapped whole on refresh like the key directory)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from spendgate.attribution import Attribution
-from spendgate.budgets.model import Budget, Policy, RateLimit
+from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
+
+
+@dataclass(frozen=True, slots=True)
+class Suspension:
+    """A scope refused outright (403 scope_suspended) until someone resumes it."""
+
+    scope: Scope
+    anomaly_id: str | None = None  # the anomaly whose rule suspended it (None: by hand)
 
 
 @dataclass(frozen=True)
@@ -14,6 +23,16 @@ class Rules:
     budgets: tuple[Budget, ...] = ()
     limits: tuple[RateLimit, ...] = ()
     policies: dict[str, Policy] = field(default_factory=dict)  # by environment
+    suspensions: tuple[Suspension, ...] = ()
+    # Extra spend approved for a budget window, by "budget@window" (store/approvals.py).
+    extras: dict[str, Decimal] = field(default_factory=dict)
+
+    def suspension_for(self, owner: Attribution) -> Suspension | None:
+        # Usually empty: the request path pays one truthiness test (bench/bench_suspension.py).
+        for suspension in self.suspensions:
+            if suspension.scope.matches(owner):
+                return suspension
+        return None
 
     def budgets_for(self, owner: Attribution) -> list[Budget]:
         return [b for b in self.budgets if b.scope.matches(owner)]

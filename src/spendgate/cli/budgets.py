@@ -42,6 +42,13 @@ def budgets() -> None:
 @click.option("--timezone", default="UTC", show_default=True, help="IANA timezone of the calendar periods")
 @click.option("--alert-at", default=None, help="Alert thresholds in percent (default 50,80,100; '' for none)")
 @click.option("--soft", is_flag=True, help="Only alert; never refuse")
+@click.option(
+    "--on-exhausted",
+    type=click.Choice(["block", "approve"]),
+    default="block",
+    show_default=True,
+    help="approve: once exhausted, refuse with a 402 carrying an approval request (spendgate approvals)",
+)
 @click.option("--name", default=None, help="Default: SCOPE-PERIOD")
 @json_option
 @db_options(creates=True)
@@ -53,6 +60,7 @@ def budgets_create(
     timezone: str,
     alert_at: str | None,
     soft: bool,
+    on_exhausted: str,
     name: str | None,
     as_json: bool,
 ) -> None:
@@ -65,6 +73,7 @@ def budgets_create(
         timezone=check_timezone(timezone),
         alert_at=parse_alerts(alert_at),
         soft=soft,
+        on_exhausted=on_exhausted,
     )
     store.create_budget(budget)
     if as_json:

@@ -8,9 +8,12 @@ from datetime import date
 import click
 
 from spendgate import management
+from spendgate.cli.anomalies import anomalies, suspensions
+from spendgate.cli.approvals import approvals
 from spendgate.cli.budgets import budgets, limits, policies
 from spendgate.cli.costs import costs
 from spendgate.cli.dead_letters import dead_letters
+from spendgate.cli.forecast import forecast_command
 from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
 from spendgate.cli.migrate import migrate_command
@@ -358,5 +361,9 @@ for command in (
     costs,
     reconcile_command,
     import_group,
+    anomalies,
+    suspensions,
+    forecast_command,
+    approvals,
 ):
     main.add_command(command)

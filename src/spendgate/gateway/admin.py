@@ -32,6 +32,7 @@ from spendgate.access.authenticator import Authenticator
 from spendgate.budgets.model import BudgetError, budget_from_request
 from spendgate.gateway import admin_access as access
 from spendgate.gateway.admin_access import Caller
+from spendgate.gateway.admin_anomalies import anomaly_routes
 from spendgate.gateway.admin_routing import AdminRequest, query_parameters, route
 from spendgate.gateway.admin_users import user_routes
 from spendgate.gateway.asgi import JSON_HEADERS, Receive, Scope, Send, request_headers, send_response
@@ -117,6 +118,7 @@ class AdminAPI:
             route("GET", "/admin/budgets", self.list_budgets),
             route("POST", "/admin/budgets", self.create_budget, changes_config=True),
             *user_routes(store, authenticator),
+            *anomaly_routes(store),
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

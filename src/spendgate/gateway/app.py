@@ -21,9 +21,10 @@ from spendgate.access.authenticator import Authenticator
 from spendgate.access.sessions import SessionPolicy
 from spendgate.alerts.center import AlertCenter
 from spendgate.alerts.dispatcher import AlertDispatcher
+from spendgate.anomalies.params import AnomalyParams
 from spendgate.attribution import Directory
 from spendgate.budgets.counters import InProcessCounters
-from spendgate.budgets.enforcer import Enforcer, counter_key
+from spendgate.budgets.enforcer import BudgetExceeded, Enforcer, counter_key
 from spendgate.budgets.gate import InProcessGate
 from spendgate.budgets.model import Scope as BudgetScope
 from spendgate.budgets.resync import CounterResync, ShipFence
@@ -52,6 +53,7 @@ from spendgate.reconcile.drift import DriftJob
 from spendgate.secretbox import KEY_ENV, SecretBox, is_sealed
 from spendgate.settings import Settings
 from spendgate.ui.app import create_ui_app
+from spendgate.watch.live import LiveDetector
 
 log = logging.getLogger("spendgate")
 
@@ -98,7 +100,8 @@ class SpendgateApp:
         # In-process counters until start-up connects the shared ones (SPENDGATE_REDIS_URL).
         # Alerts are evaluated and delivered in the background, never on the request path.
         self.secrets = SecretBox(settings.encryption_key)
-        self.alerts = AlertCenter(store, AlertDispatcher(store, clock=clock, secrets=self.secrets), clock=clock)
+        self.dispatcher = AlertDispatcher(store, clock=clock, secrets=self.secrets)
+        self.alerts = AlertCenter(store, self.dispatcher, clock=clock)
         self.enforcer = Enforcer(
             InProcessGate(),
             self._ledger_spend,
@@ -122,6 +125,7 @@ class SpendgateApp:
         self.batches = BatchDoor(self.gateway, store, self.recorder)
         self.refresher = DirectoryRefresher(store, self._apply_config, interval=settings.refresh_interval)
         self.gateway.refresh_directory = self.refresher.reload_soon
+        self.gateway.request_approval = self._request_approval
         # Users, sessions and personal tokens: the admin API and the dashboard (/ui) share them.
         self.authenticator = Authenticator(
             store,  # type: ignore[arg-type]
@@ -148,6 +152,16 @@ class SpendgateApp:
             config_changed=self.refresher.reload_soon,
             settings=settings,
         )
+        # Live anomaly detection: every replica checks; the ledger makes each anomaly, its
+        # webhook and its suspension happen once (store/anomalies.py).
+        self.anomalies = LiveDetector(
+            store,
+            clock,
+            AnomalyParams(),
+            interval=settings.anomaly_interval,
+            before_check=self.writer.flush,
+            on_recorded=self.dispatcher.wake,
+        )
         self.retention = RetentionJob(store, settings.retention_days, clock) if settings.retention_days else None
         self.drift = (
             DriftJob(store, settings, clock, settings.credentials)
@@ -164,6 +178,17 @@ class SpendgateApp:
         counters = self.enforcer.gate.counters
         if isinstance(counters, InProcessCounters):
             counters.forget_spent()
+
+    async def _request_approval(self, refusal: BudgetExceeded) -> str:
+        budget, window = refusal.budget, refusal.window
+        approval = await asyncio.to_thread(
+            self.store.request_approval,  # type: ignore[attr-defined]  # store/approvals.py
+            budget.name,
+            window.key,
+            str(budget.scope),
+            self.gateway.clock(),
+        )
+        return approval["id"]
 
     async def _ledger_spend(self, scope: BudgetScope, window: Window) -> Decimal:
         """A budget window's spend so far, from the ledger: what this process buffered is
@@ -227,6 +252,8 @@ class SpendgateApp:
         self.enforcer.start()
         self.resync.start()
         self.alerts.start()
+        if self.settings.anomaly_interval > 0:
+            self.anomalies.start()
         if self.retention is not None:
             self.retention.start()
         if self.drift is not None:
@@ -238,6 +265,7 @@ class SpendgateApp:
         if self.drift is not None:
             await self.drift.aclose()
         await self.refresher.aclose()
+        await self.anomalies.aclose()
         await self.resync.aclose()
         if self.gateway.session is not None:
             await self.gateway.session.close()

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from spendgate.budgets.enforcer import BudgetExceeded, PolicyViolation, RateLimited, Refusal, TokensNeverFit
+from spendgate.budgets.enforcer import (
+    BudgetExceeded,
+    PolicyViolation,
+    RateLimited,
+    Refusal,
+    ScopeSuspended,
+    TokensNeverFit,
+)
 from spendgate.money import format_usd
 
 OPENAI = "openai"
@@ -169,6 +176,13 @@ def refusal_error(refusal: Refusal) -> GatewayError:
         return invalid_request(policy_message(refusal.environment, refusal.missing))
     if isinstance(refusal, TokensNeverFit):
         return _never_fits(refusal)
+    if isinstance(refusal, ScopeSuspended):
+        because = f" after anomaly {refusal.anomaly_id}" if refusal.anomaly_id else ""
+        return permission_denied(
+            f"{refusal.scope} is suspended{because}; an admin resumes it with `spendgate suspensions resume "
+            f"{refusal.scope}`",
+            code="scope_suspended",
+        )
     if isinstance(refusal, RateLimited):
         return _rate_limited(refusal)
     assert isinstance(refusal, BudgetExceeded)
@@ -205,6 +219,17 @@ def _rate_limited(refusal: RateLimited) -> GatewayError:
         headers=((b"retry-after", str(seconds).encode()),),
         details={"rate_limit": {"scope": refusal.scope, "limit": refusal.kind, refusal.kind: refusal.limit}},
     )
+
+
+def approval_required(refusal: BudgetExceeded, approval_id: str) -> GatewayError:
+    """An exhausted ``on_exhausted = approve`` budget: the 402, with the approval to ask for."""
+    error = _budget_exceeded(refusal)
+    message = (
+        f"{error.message}; approval {approval_id} is pending: an approver grants extra spend with "
+        f"`spendgate approvals approve {approval_id} --extra USD --reason TEXT`"
+    )
+    details = {**(error.details or {}), "approval": {"id": approval_id, "status": "pending"}}
+    return GatewayError(402, "budget_exceeded", message, code="approval_required", details=details)
 
 
 def _budget_exceeded(refusal: BudgetExceeded) -> GatewayError:

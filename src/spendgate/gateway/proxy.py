@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -31,7 +31,7 @@ from spendgate.attribution import (
     body_values,
     hash_key,
 )
-from spendgate.budgets.enforcer import Admission, Enforcer, Refusal
+from spendgate.budgets.enforcer import Admission, BudgetExceeded, Enforcer, Refusal
 from spendgate.budgets.estimate import reservation_tokens
 from spendgate.gateway.accounting import Outcome, RequestContext, begin_record, settle
 from spendgate.gateway.asgi import (
@@ -48,6 +48,7 @@ from spendgate.gateway.errors import (
     ANTHROPIC,
     GEMINI,
     GatewayError,
+    approval_required,
     authentication_error,
     enforcement_unavailable,
     invalid_request,
@@ -121,6 +122,8 @@ class Gateway:
     max_stream_event_bytes: int = MAX_EVENT_BYTES
     session: aiohttp.ClientSession | None = None
     refresh_directory: Callable[[], Any] | None = None  # awaitable factory, for unknown keys
+    # Opens (or finds) an exhausted window's approval request: its id (store/approvals.py).
+    request_approval: Callable[[BudgetExceeded], Awaitable[str]] | None = None
     enforcer: Enforcer | None = None
     new_event_id: EventIds = field(default_factory=EventIds)
     body_rules: tuple[BodyRule, ...] = ()  # [[attribution.body]]: dimensions read from bodies
@@ -317,6 +320,19 @@ class Gateway:
                 output_tokens=output_tokens,
             )
         except Refusal as refusal:
+            if (
+                isinstance(refusal, BudgetExceeded)
+                and refusal.exhausted
+                and refusal.budget.on_exhausted == "approve"
+                and self.request_approval is not None
+            ):
+                # An approver may grant the window extra spend: the 402 carries the request.
+                try:
+                    approval_id = await self.request_approval(refusal)
+                except Exception:
+                    log.exception("could not open an approval request for %s", refusal.budget.name)
+                else:
+                    raise approval_required(refusal, approval_id) from refusal
             raise refusal_error(refusal) from refusal
         except Exception as exc:
             # Redis unreachable, or a window's spend unreadable from the ledger.

@@ -48,8 +48,8 @@ class BudgetsMixin(StoreBase):
         self._write(
             [
                 (
-                    "INSERT INTO budgets (name, scope, limit_usd, period, timezone, alert_at, soft, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO budgets (name, scope, limit_usd, period, timezone, alert_at, soft, created_at,"
+                    " on_exhausted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         budget.name,
                         str(budget.scope),
@@ -59,6 +59,7 @@ class BudgetsMixin(StoreBase):
                         d.int_list(budget.alert_at),
                         budget.soft,
                         self._now(),
+                        budget.on_exhausted,
                     ),
                 )
             ],
@@ -84,6 +85,7 @@ class BudgetsMixin(StoreBase):
             timezone=row["timezone"],
             alert_at=self._dialect.int_list_value(row["alert_at"]),
             soft=bool(row["soft"]),
+            on_exhausted=row["on_exhausted"],
         )
 
     def delete_budget(self, name: str) -> None:
@@ -143,7 +145,9 @@ class BudgetsMixin(StoreBase):
         budgets = tuple(self.list_budgets())
         limits = tuple(self.list_limits())
         policies = {p.environment: p for p in self.list_policies()}
-        return Rules(budgets=budgets, limits=limits, policies=policies)
+        suspensions = tuple(self.load_suspensions())  # type: ignore[attr-defined]  # anomalies.py
+        extras = self.approved_extras()  # type: ignore[attr-defined]  # approvals.py
+        return Rules(budgets=budgets, limits=limits, policies=policies, suspensions=suspensions, extras=extras)
 
     # --- spend ----------------------------------------------------------------------------------
     def spend(self, scope: Scope, start: datetime | None, end: datetime | None, *, source: str = "auto") -> Decimal:

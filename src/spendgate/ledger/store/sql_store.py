@@ -4,7 +4,8 @@ Built from one part per area, each a module of its own: teams, projects and keys
 (``teams.py``), the raw ledger and retention (``events.py``), reports (``reports.py``),
 budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``alerts.py``),
 users, roles, sessions and personal tokens (``users.py``), provider batches and their creators
-(``batches.py``).
+(``batches.py``), anomalies, their rules and suspensions (``anomalies.py``), budget approvals
+(``approvals.py``).
 A new area adds a part here and its tables as one migration (``migrations/``).
 """
 
@@ -14,6 +15,8 @@ import spendgate.ledger.store.migrate as migrations
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.rollups.maintain import RollupWriter
 from spendgate.ledger.store.alerts import AlertsMixin
+from spendgate.ledger.store.anomalies import AnomaliesMixin
+from spendgate.ledger.store.approvals import ApprovalsMixin
 from spendgate.ledger.store.batches import BatchesMixin
 from spendgate.ledger.store.budgets import BudgetsMixin
 from spendgate.ledger.store.dialect import Dialect
@@ -24,7 +27,18 @@ from spendgate.ledger.store.teams import TeamsMixin
 from spendgate.ledger.store.users import UsersMixin
 
 
-class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin, UsersMixin, BatchesMixin, JobsMixin):
+class SQLStore(
+    TeamsMixin,
+    EventsMixin,
+    ReportsMixin,
+    BudgetsMixin,
+    AlertsMixin,
+    UsersMixin,
+    BatchesMixin,
+    AnomaliesMixin,
+    ApprovalsMixin,
+    JobsMixin,
+):
     """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
     that has some, for deployments that run ``spendgate migrate`` on their own)."""
 

@@ -1,0 +1,78 @@
+"""The admin API's anomalies, suspensions and approvals: what `spendgate anomalies`,
+`spendgate suspensions` and `spendgate approvals` do, for org admins (they name scopes
+across teams)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from spendgate.anomalies.record import ACKNOWLEDGED, RESOLVED
+from spendgate.budgets.model import Scope
+from spendgate.gateway import admin_access as access
+from spendgate.gateway.admin_routing import AdminRequest, Route, route
+from spendgate.ledger.store.approvals import APPROVED, DENIED
+
+
+def anomaly_routes(store: Any) -> list[Route]:
+    async def list_anomalies(request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "anomalies")
+        text = request.query.get("since")
+        # A bad date is a ValueError: the admin API answers it as a 400.
+        since = datetime.combine(date.fromisoformat(text), time(), UTC) if text else None
+        return 200, await asyncio.to_thread(store.list_anomalies, since)
+
+    def status_of(status: str) -> Any:
+        async def change(request: AdminRequest) -> tuple[int, Any]:
+            access.require_admin(request.viewer, "anomalies")
+            return 200, await asyncio.to_thread(store.set_anomaly_status, request.name, status)
+
+        return change
+
+    async def list_suspensions(request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "suspensions")
+        return 200, await asyncio.to_thread(store.list_suspensions)
+
+    async def resume(request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "resuming a scope")
+        return 200, await asyncio.to_thread(store.resume_scope, Scope.parse(request.name))
+
+    async def list_approvals(request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "approvals")
+        return 200, await asyncio.to_thread(store.list_approvals, request.query.get("status"))
+
+    async def approve(request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "approving extra spend")
+        body = await request.json()
+        try:
+            extra = Decimal(str(body.get("extra_usd", "")))
+        except InvalidOperation as exc:
+            raise ValueError('extra_usd must be a dollar amount, e.g. "50"') from exc
+        reason = str(body.get("reason") or "").strip()
+        if not reason:
+            raise ValueError("an approval needs a reason")
+        now = datetime.now(UTC)
+        return 200, await asyncio.to_thread(
+            store.decide_approval, request.name, APPROVED, now, extra=extra, reason=reason
+        )
+
+    async def deny(request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "denying extra spend")
+        body = await request.json()
+        reason = body.get("reason") if isinstance(body.get("reason"), str) else None
+        return 200, await asyncio.to_thread(
+            store.decide_approval, request.name, DENIED, datetime.now(UTC), reason=reason
+        )
+
+    return [
+        route("GET", "/admin/approvals", list_approvals, ("status",)),
+        route("POST", "/admin/approvals/{name}/approve", approve, changes_config=True),
+        route("POST", "/admin/approvals/{name}/deny", deny, changes_config=True),
+        route("GET", "/admin/anomalies", list_anomalies, ("since",)),
+        route("POST", "/admin/anomalies/{name}/ack", status_of(ACKNOWLEDGED)),
+        route("POST", "/admin/anomalies/{name}/resolve", status_of(RESOLVED)),
+        route("GET", "/admin/suspensions", list_suspensions),
+        route("POST", "/admin/suspensions/{name}/resume", resume, changes_config=True),
+    ]

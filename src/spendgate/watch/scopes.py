@@ -1,0 +1,42 @@
+"""Which scopes the detector watches, and which of them a ledger event counts in (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from spendgate.attribution import Attribution
+from spendgate.budgets.model import Scope
+
+# Every value of these is watched as a scope of its own, as soon as it spends; org always,
+# and any scope an anomaly rule names (customer, feature, tag:K=V …).
+WATCHED_DIMENSIONS = ("team", "project", "key")
+# What the drivers of an anomaly are broken down by.
+DRIVER_DIMENSIONS = ("model", "key", "feature", "trace")
+
+
+def owner_of(event: Mapping[str, Any]) -> Attribution:
+    return Attribution(
+        project=event.get("project"),
+        team=event.get("team"),
+        cost_center=None,
+        environment=None,
+        key=event.get("key"),
+        feature=event.get("feature"),
+        customer=event.get("customer"),
+        tags=event.get("tags") or None,
+    )
+
+
+def watched_scopes(rule_scopes: Iterable[str], events: Iterable[Mapping[str, Any]]) -> list[Scope]:
+    """org, every scope a rule names, and every team, project and key seen in ``events``."""
+    found: dict[str, Scope] = {"org": Scope("org")}
+    for text in rule_scopes:
+        scope = Scope.parse(text)
+        found.setdefault(str(scope), scope)
+    for event in events:
+        for dim in WATCHED_DIMENSIONS:
+            value = event.get(dim)
+            if value:
+                found.setdefault(f"{dim}:{value}", Scope(dim, value))
+    return sorted(found.values(), key=str)
