@@ -8,6 +8,7 @@ from datetime import date
 import click
 
 from spendgate import management
+from spendgate.cli.allocations import allocations
 from spendgate.cli.budgets import budgets, limits, policies
 from spendgate.cli.costs import costs
 from spendgate.cli.dead_letters import dead_letters
@@ -300,6 +301,7 @@ def _date(value: str | None, option: str) -> date | None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--no-totals", is_flag=True, help="CSV: no totals line at the end (e.g. for an import).")
+@click.option("--allocated", is_flag=True, help="Apply the allocation rules (--by team, project or cost_center).")
 @db_options
 def report(
     store: Store,
@@ -310,12 +312,18 @@ def report(
     fmt: str,
     as_json: bool,
     no_totals: bool,
+    allocated: bool,
 ) -> None:
     """Spend grouped by any combination of dimensions, exact to the last digit."""
     fmt = "json" if as_json else fmt
     query = ReportQuery(
         by=parse_dimensions(by), since=_date(since, "--since"), until=_date(until, "--until"), where=parse_where(where)
     )
+    if allocated:
+        from spendgate.finance.render import print_allocated
+
+        print_allocated(store, query, fmt, totals=not no_totals)
+        return
     result = store.report(query)
     if fmt == "json":
         click.echo(report_json(result))
@@ -355,5 +363,6 @@ for command in (
     users,
     ingest_command,
     costs,
+    allocations,
 ):
     main.add_command(command)

@@ -4,7 +4,7 @@ Built from one part per area, each a module of its own: teams, projects and keys
 (``teams.py``), the raw ledger and retention (``events.py``), reports (``reports.py``),
 budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``alerts.py``),
 users, roles, sessions and personal tokens (``users.py``), provider batches and their creators
-(``batches.py``).
+(``batches.py``), shared-cost allocation rules (``allocations.py``).
 A new area adds a part here and its tables as one migration (``migrations/``).
 """
 
@@ -14,6 +14,7 @@ import spendgate.ledger.store.migrate as migrations
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.rollups.maintain import RollupWriter
 from spendgate.ledger.store.alerts import AlertsMixin
+from spendgate.ledger.store.allocations import AllocationsMixin
 from spendgate.ledger.store.batches import BatchesMixin
 from spendgate.ledger.store.budgets import BudgetsMixin
 from spendgate.ledger.store.dialect import Dialect
@@ -23,7 +24,9 @@ from spendgate.ledger.store.teams import TeamsMixin
 from spendgate.ledger.store.users import UsersMixin
 
 
-class SQLStore(TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin, UsersMixin, BatchesMixin):
+class SQLStore(
+    TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin, UsersMixin, BatchesMixin, AllocationsMixin
+):
     """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
     that has some, for deployments that run ``spendgate migrate`` on their own)."""
 
