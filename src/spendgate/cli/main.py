@@ -12,6 +12,7 @@ from spendgate.cli.allocations import allocations
 from spendgate.cli.budgets import budgets, limits, policies
 from spendgate.cli.costs import costs
 from spendgate.cli.dead_letters import dead_letters
+from spendgate.cli.export import export_group
 from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
 from spendgate.cli.migrate import migrate_command
@@ -364,5 +365,6 @@ for command in (
     ingest_command,
     costs,
     allocations,
+    export_group,
 ):
     main.add_command(command)

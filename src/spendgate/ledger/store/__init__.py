@@ -9,7 +9,7 @@ PostgreSQL, for several gateway replicas.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -99,6 +99,7 @@ class Store(Protocol):
     def create_allocation_rule(self, rule: Rule) -> Rule: ...
     def list_allocation_rules(self) -> list[Rule]: ...
     def delete_allocation_rule(self, name: str) -> None: ...
+    def focus_groups(self, since: date, until: date) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 

@@ -4,7 +4,8 @@ Built from one part per area, each a module of its own: teams, projects and keys
 (``teams.py``), the raw ledger and retention (``events.py``), reports (``reports.py``),
 budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``alerts.py``),
 users, roles, sessions and personal tokens (``users.py``), provider batches and their creators
-(``batches.py``), shared-cost allocation rules (``allocations.py``).
+(``batches.py``), shared-cost allocation rules (``allocations.py``), the FOCUS export's
+query (``focus.py``).
 A new area adds a part here and its tables as one migration (``migrations/``).
 """
 
@@ -19,13 +20,22 @@ from spendgate.ledger.store.batches import BatchesMixin
 from spendgate.ledger.store.budgets import BudgetsMixin
 from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.events import EventsMixin
+from spendgate.ledger.store.focus import FocusMixin
 from spendgate.ledger.store.reports import ReportsMixin
 from spendgate.ledger.store.teams import TeamsMixin
 from spendgate.ledger.store.users import UsersMixin
 
 
 class SQLStore(
-    TeamsMixin, EventsMixin, ReportsMixin, BudgetsMixin, AlertsMixin, UsersMixin, BatchesMixin, AllocationsMixin
+    TeamsMixin,
+    EventsMixin,
+    ReportsMixin,
+    BudgetsMixin,
+    AlertsMixin,
+    UsersMixin,
+    BatchesMixin,
+    AllocationsMixin,
+    FocusMixin,
 ):
     """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
     that has some, for deployments that run ``spendgate migrate`` on their own)."""
