@@ -13,6 +13,7 @@ from spendgate.cli.budgets import budgets, limits, policies
 from spendgate.cli.costs import costs
 from spendgate.cli.dead_letters import dead_letters
 from spendgate.cli.export import export_group
+from spendgate.cli.finance import finance
 from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
 from spendgate.cli.migrate import migrate_command
@@ -366,5 +367,6 @@ for command in (
     costs,
     allocations,
     export_group,
+    finance,
 ):
     main.add_command(command)
