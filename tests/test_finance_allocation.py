@@ -156,3 +156,10 @@ def test_bad_rules_are_refused(ledger: str) -> None:  # noqa: F811
     assert dup.exit_code == 1 and "already exists" in dup.output
     cli("allocations", "delete", "r", "--db", ledger)
     assert cli_json("allocations", "list", "--db", ledger) == []
+
+
+def test_a_sums_trailing_zeros_do_not_make_finer_shares() -> None:
+    # A database sum may come back as 0.091505650000000000: shares stay at 1e-10.
+    shares = split(Decimal("0.091505650000000000"), {"a": Decimal("2.24"), "b": Decimal("0.41"), "c": Decimal("1")})
+    assert sum(shares.values()) == Decimal("0.09150565")
+    assert all(share.normalize().as_tuple().exponent >= -10 for share in shares.values())

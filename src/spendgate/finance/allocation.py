@@ -129,8 +129,9 @@ def parse_targets(text: str | None, method: str) -> dict[str, Decimal]:
 
 
 def unit_for(amount: Decimal) -> Decimal:
-    """The smallest unit shares are counted in: DEFAULT_UNIT, or the amount's own last digit."""
-    exponent = amount.as_tuple().exponent
+    """The smallest unit shares are counted in: DEFAULT_UNIT, or the amount's own last digit
+    (trailing zeros aside: a database sum may carry eighteen places of them)."""
+    exponent = amount.normalize().as_tuple().exponent
     assert isinstance(exponent, int)
     return min(DEFAULT_UNIT, Decimal(1).scaleb(exponent))
 
