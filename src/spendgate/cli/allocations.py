@@ -68,7 +68,11 @@ def _target(owner: str, pct: object) -> str:
 
 @allocations.command("delete")
 @click.argument("name")
+@json_option
 @db_options
-def allocations_delete(store: Store, name: str) -> None:
+def allocations_delete(store: Store, name: str, as_json: bool) -> None:
     store.delete_allocation_rule(name)
-    click.echo(f"allocation rule {name} deleted")
+    if as_json:
+        print_json({"deleted": name})
+    else:
+        click.echo(f"allocation rule {name} deleted")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
-from spendgate.cli.support import db_options
+from spendgate.cli.support import db_options, json_option, print_json
 from spendgate.ledger.store import Store
+from spendgate.money import format_usd
 
 
 def _day(value: str, option: str) -> date:
@@ -46,8 +47,9 @@ def export_group() -> None:
 @click.option("--until", required=True, help="Last day, inclusive, YYYY-MM-DD (UTC).")
 @click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+@json_option
 @db_options
-def export_focus(store: Store, since: str, until: str, fmt: str, out: Path) -> None:
+def export_focus(store: Store, since: str, until: str, fmt: str, out: Path, as_json: bool) -> None:
     """FOCUS 1.2: one row per charge day x provider x model x owner x price."""
     from spendgate.finance.focus import COLUMNS, focus_rows
 
@@ -64,4 +66,7 @@ def export_focus(store: Store, since: str, until: str, fmt: str, out: Path) -> N
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
             total += Decimal(row["BilledCost"] or 0)
             written += 1
-    click.echo(f"wrote {written} FOCUS rows to {out} (BilledCost total {total} USD)", err=True)
+    if as_json:
+        print_json({"out": str(out), "rows": written, "billed_cost_usd": format_usd(total)})
+    else:
+        click.echo(f"wrote {written} FOCUS rows to {out} (BilledCost total {format_usd(total)} USD)", err=True)

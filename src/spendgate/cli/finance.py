@@ -21,13 +21,15 @@ def finance() -> None:
 @click.option(
     "--out", "out", default=None, type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
 )
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @db_options
-def finance_report(store: Store, month: str, fmt: str, out: Path | None) -> None:
+def finance_report(store: Store, month: str, fmt: str, out: Path | None, as_json: bool) -> None:
     """Executive summary, cost centers (budget vs actual, year to date), teams, projects, other
     costs, allocation and coverage, anomalies and next month's forecast."""
     from spendgate.finance.monthly import build_monthly
     from spendgate.finance.monthly_render import monthly_csv, monthly_html, monthly_json
 
+    fmt = "json" if as_json else fmt
     report = build_monthly(store, month)
     text = {"json": monthly_json, "csv": monthly_csv, "html": monthly_html}[fmt](report)
     if out is None:
