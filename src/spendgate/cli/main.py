@@ -17,6 +17,7 @@ from spendgate.cli.finance import finance
 from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
 from spendgate.cli.migrate import migrate_command
+from spendgate.cli.statements import statements_command
 from spendgate.cli.support import LIMIT_MAX, db_options, json_option, print_json, print_table, settings_from
 from spendgate.cli.users import users
 from spendgate.cli.webhooks import alerts, webhooks
@@ -368,5 +369,6 @@ for command in (
     allocations,
     export_group,
     finance,
+    statements_command,
 ):
     main.add_command(command)
