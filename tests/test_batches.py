@@ -278,3 +278,36 @@ def test_a_batch_is_held_to_its_creators_policies_and_spent_budgets(gateway: Gat
     assert refused.value.status_code == 402
     creates = [r for r in gateway.sim.log.records if r.path == "/v1/messages/batches" and r.method == "POST"]
     assert len(creates) == 1
+
+
+def test_fetched_batch_results_count_against_live_budgets(gateway: Gateway, keys) -> None:
+    """Batch spend reaches the running gateway's budget counters when its results pass, as
+    ingested spend does: the creator's next request over the budget is refused."""
+    from spendgate.budgets.model import Budget, Scope
+
+    creator_key, _ = keys
+    gateway.store.create_budget(
+        Budget(name="nightly", scope=Scope.parse("project:nightly"), limit_usd=Decimal("0.0004"))
+    )
+    gateway.wait_for_directory()
+    creator = gateway.anthropic(creator_key)
+    batch = creator.messages.batches.create(
+        requests=[
+            {
+                "custom_id": "big",
+                "params": {
+                    "model": "claude-haiku-4-5",
+                    "max_tokens": 100,
+                    "messages": [{"role": "user", "content": "[[sim input=1000 output=100]]"}],
+                },
+            }
+        ]
+    )
+    creator.messages.batches.retrieve(batch.id)
+    list(creator.messages.batches.results(batch.id))
+    [event] = gateway.events()
+    assert Decimal(event["cost_usd"]) > Decimal("0.0004")  # the batch alone spent the budget
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        creator.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.status_code == 402
+    assert Decimal(refused.value.body["error"]["budget"]["spent_usd"]) == Decimal(event["cost_usd"])

@@ -116,7 +116,7 @@ def test_a_cost_counts_in_shared_redis_counters(make_gateway, redis_url: str) ->
     _team_budget_blocks_after_a_cost(make_gateway(redis_url=redis_url), env={"SPENDGATE_REDIS_URL": redis_url})
 
 
-def test_proxied_ingested_otlp_and_manual_spend_add_up_for_one_team(gateway: Gateway, tmp_path) -> None:
+def test_proxied_ingested_otlp_batch_and_manual_spend_add_up_for_one_team(gateway: Gateway, tmp_path) -> None:
     gateway.team("payments")
     gateway.project("checkout", "payments")
     key = gateway.key("k", project="checkout")
@@ -164,6 +164,23 @@ def test_proxied_ingested_otlp_and_manual_spend_add_up_for_one_team(gateway: Gat
             }
         )
     provider.shutdown()
+    # A batch through the gateway (Anthropic's Message Batches), its results fetched twice.
+    batches = gateway.anthropic(key).messages.batches
+    batch = batches.create(
+        requests=[
+            {
+                "custom_id": "nightly-1",
+                "params": {
+                    "model": "claude-haiku-4-5",
+                    "max_tokens": 100,
+                    "messages": [{"role": "user", "content": "[[sim input=1000 output=100]]"}],
+                },
+            }
+        ]
+    )
+    assert batches.retrieve(batch.id).processing_status == "ended"
+    for _ in range(2):
+        assert [r.result.type for r in batches.results(batch.id)] == ["succeeded"]
     month = datetime.now(UTC).strftime("%Y-%m")
     run(
         "costs",
@@ -184,9 +201,10 @@ def test_proxied_ingested_otlp_and_manual_spend_add_up_for_one_team(gateway: Gat
     by_source: dict[str, Decimal] = {}
     for event in events:
         by_source[event["source"]] = by_source.get(event["source"], Decimal(0)) + Decimal(event["cost_usd"])
-    assert sorted(by_source) == ["ingest", "manual", "otlp", "proxy"]
+    assert sorted(by_source) == ["batch", "ingest", "manual", "otlp", "proxy"]
     report = gateway.report("team", "source")
     rows = {r["source"]: Decimal(r["cost_usd"]) for r in report["rows"] if r["team"] == "payments"}
     assert rows == by_source
     assert Decimal(report["total_cost_usd"]) == sum(rows.values()) == sum(by_source.values())
-    assert len(events) == 2 + 3 + 1 + 1 + 1
+    assert len(events) == 2 + 3 + 1 + 1 + 1 + 1
+    assert all(e["team"] == "payments" for e in events)
