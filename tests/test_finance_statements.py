@@ -57,3 +57,23 @@ def test_statements_sum_to_the_month(ledger: str, tmp_path: Path, by: str, fmt: 
             rows = list(csv.DictReader(io.StringIO(path.read_text())))
             assert rows[-1]["project"] == "TOTAL" and rows[-1]["cost_usd"] == item["total_cost_usd"]
             assert sum(Decimal(r["cost_usd"]) for r in rows[:-1]) == Decimal(item["total_cost_usd"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["finance", "report", "--month", "2026-13"], "bad --month"),
+        (["finance", "report", "--month", "../x"], "bad --month"),
+        (["statements", "--month", "May", "--by", "team", "--out", "."], "bad --month"),
+        (["report", "--allocated", "--by", "model"], "--allocated needs --by one of team, project, cost_center"),
+        (["report", "--allocated", "--by", "team,project"], "--allocated needs --by"),
+        (["export", "focus", "--since", "2026-05-02", "--until", "2026-05-01", "--out", "f.csv"], "before --since"),
+    ],
+)
+def test_bad_finance_requests_are_refused(ledger: str, args: list[str], message: str) -> None:  # noqa: F811
+    from click.testing import CliRunner
+
+    from spendgate.cli.main import main
+
+    result = CliRunner().invoke(main, [*args, "--db", ledger])
+    assert result.exit_code in (1, 2) and message in result.output, result.output
