@@ -8,16 +8,20 @@ from datetime import date
 import click
 
 from spendgate import management
+from spendgate.cli.allocations import allocations
 from spendgate.cli.anomalies import anomalies, suspensions
 from spendgate.cli.approvals import approvals
 from spendgate.cli.budgets import budgets, limits, policies
 from spendgate.cli.costs import costs
 from spendgate.cli.dead_letters import dead_letters
+from spendgate.cli.export import export_group
+from spendgate.cli.finance import finance
 from spendgate.cli.forecast import forecast_command
 from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
 from spendgate.cli.migrate import migrate_command
 from spendgate.cli.reconcile import import_group, reconcile_command
+from spendgate.cli.statements import statements_command
 from spendgate.cli.support import LIMIT_MAX, db_options, json_option, print_json, print_table, settings_from
 from spendgate.cli.users import users
 from spendgate.cli.webhooks import alerts, webhooks
@@ -304,6 +308,7 @@ def _date(value: str | None, option: str) -> date | None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--no-totals", is_flag=True, help="CSV: no totals line at the end (e.g. for an import).")
+@click.option("--allocated", is_flag=True, help="Apply the allocation rules (--by team, project or cost_center).")
 @db_options
 def report(
     store: Store,
@@ -314,12 +319,18 @@ def report(
     fmt: str,
     as_json: bool,
     no_totals: bool,
+    allocated: bool,
 ) -> None:
     """Spend grouped by any combination of dimensions, exact to the last digit."""
     fmt = "json" if as_json else fmt
     query = ReportQuery(
         by=parse_dimensions(by), since=_date(since, "--since"), until=_date(until, "--until"), where=parse_where(where)
     )
+    if allocated:
+        from spendgate.finance.render import print_allocated
+
+        print_allocated(store, query, fmt, totals=not no_totals)
+        return
     result = store.report(query)
     if fmt == "json":
         click.echo(report_json(result))
@@ -365,5 +376,9 @@ for command in (
     suspensions,
     forecast_command,
     approvals,
+    allocations,
+    export_group,
+    finance,
+    statements_command,
 ):
     main.add_command(command)

@@ -9,7 +9,7 @@ PostgreSQL, for several gateway replicas.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -17,6 +17,7 @@ from spendgate.access.visibility import Visibility
 from spendgate.attribution.model import Directory, GatewayKey, Project, ScopeChange, Team
 from spendgate.budgets.model import Scope
 from spendgate.budgets.rules import Rules
+from spendgate.finance.allocation import Rule
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.events import UsageEvent
 from spendgate.reports.spec import ReportQuery, ReportResult, Where
@@ -94,6 +95,11 @@ class Store(Protocol):
         """This ledger's identity, made when the database was created and kept in it."""
         ...
 
+    # Shared-cost allocation rules (finance/allocation.py), in creation order.
+    def create_allocation_rule(self, rule: Rule) -> Rule: ...
+    def list_allocation_rules(self) -> list[Rule]: ...
+    def delete_allocation_rule(self, name: str) -> None: ...
+    def focus_groups(self, since: date, until: date) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 

@@ -5,7 +5,8 @@ Built from one part per area, each a module of its own: teams, projects and keys
 budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``alerts.py``),
 users, roles, sessions and personal tokens (``users.py``), provider batches and their creators
 (``batches.py``), anomalies, their rules and suspensions (``anomalies.py``), budget approvals
-(``approvals.py``).
+(``approvals.py``), jobs one replica runs (``jobs.py``), shared-cost allocation rules
+(``allocations.py``), the FOCUS export's query (``focus.py``).
 A new area adds a part here and its tables as one migration (``migrations/``).
 """
 
@@ -15,12 +16,14 @@ import spendgate.ledger.store.migrate as migrations
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.rollups.maintain import RollupWriter
 from spendgate.ledger.store.alerts import AlertsMixin
+from spendgate.ledger.store.allocations import AllocationsMixin
 from spendgate.ledger.store.anomalies import AnomaliesMixin
 from spendgate.ledger.store.approvals import ApprovalsMixin
 from spendgate.ledger.store.batches import BatchesMixin
 from spendgate.ledger.store.budgets import BudgetsMixin
 from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.events import EventsMixin
+from spendgate.ledger.store.focus import FocusMixin
 from spendgate.ledger.store.jobs import JobsMixin
 from spendgate.ledger.store.reports import ReportsMixin
 from spendgate.ledger.store.teams import TeamsMixin
@@ -38,6 +41,8 @@ class SQLStore(
     AnomaliesMixin,
     ApprovalsMixin,
     JobsMixin,
+    AllocationsMixin,
+    FocusMixin,
 ):
     """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
     that has some, for deployments that run ``spendgate migrate`` on their own)."""

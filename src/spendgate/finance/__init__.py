@@ -1,0 +1,1 @@
+"""Finance deliverables: shared-cost allocation, the FOCUS export and the monthly report."""
