@@ -143,3 +143,19 @@ def test_cache_write_1h_tokens_are_exported(gateway: Gateway) -> None:
     assert (event["cache_write_tokens"], event["cache_write_1h_tokens"]) == (300, 200)
     [event] = csv.DictReader(io.StringIO(cli(gateway, "events", "--format", "csv").stdout))
     assert (event["cache_write_tokens"], event["cache_write_1h_tokens"]) == ("300", "200")
+
+
+def test_every_csv_export_goes_through_the_one_safe_writer() -> None:
+    """Finance files, statements and the FOCUS export included: a CSV written any other way
+    would let a team, project or customer name run as a formula in finance's spreadsheet."""
+    import spendgate
+
+    root = Path(next(iter(spendgate.__path__)))
+    writers = [
+        f"{path.relative_to(root)}:{number}"
+        for path in root.rglob("*.py")
+        if path.name != "csv_export.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "csv.writer(" in line or "csv.DictWriter(" in line
+    ]
+    assert writers == []

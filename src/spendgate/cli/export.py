@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,6 +12,7 @@ import click
 from spendgate.cli.support import db_options, json_option, print_json
 from spendgate.ledger.store import Store
 from spendgate.money import format_usd
+from spendgate.reports.csv_export import SafeWriter
 
 
 def _day(value: str, option: str) -> date:
@@ -60,10 +60,11 @@ def export_focus(store: Store, since: str, until: str, fmt: str, out: Path, as_j
     written = 0
     total = Decimal(0)
     with out.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        writer.writeheader()
+        # Through the exports' one CSV writer: names from requests cannot run as formulas.
+        writer = SafeWriter(f)
+        writer.writerow(COLUMNS)
         for row in focus_rows(groups, store.ledger_id(), list_pricer()):  # type: ignore[arg-type]
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow(row.get(name) for name in COLUMNS)
             total += Decimal(row["BilledCost"] or 0)
             written += 1
     if as_json:

@@ -3,7 +3,6 @@ rounded to cents with largest remainder, so each table's rounded lines sum to it
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from typing import Any
 from spendgate.finance.monthly import MonthlyReport
 from spendgate.finance.rounding import round_lines, round_total
 from spendgate.money import format_usd
+from spendgate.reports.csv_export import SafeWriter
 
 CSV_COLUMNS = ("section", "name", "team", "cost_usd", "previous_cost_usd", "budget_usd", "ytd_cost_usd")
 
@@ -26,7 +26,7 @@ def monthly_csv(report: MonthlyReport) -> str:
     """One line per figure, exact (a spreadsheet or ledger import rounds as it likes)."""
     data = report.as_json()
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out)
     writer.writerow(CSV_COLUMNS)
 
     def line(section: str, name: Any, team: Any = "", cost: Any = "", prev: Any = "", budget: Any = "", ytd: Any = ""):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import sys
 
@@ -11,6 +10,7 @@ import click
 from spendgate.cli.support import print_json, print_table
 from spendgate.finance.allocated import allocated_report
 from spendgate.ledger.store import Store
+from spendgate.reports.csv_export import SafeWriter
 from spendgate.reports.spec import ReportQuery
 
 _COLUMNS = ("direct_cost_usd", "allocated_in_usd", "allocated_out_usd", "cost_usd")
@@ -26,7 +26,7 @@ def print_allocated(store: Store, query: ReportQuery, fmt: str, *, totals: bool 
     if fmt == "csv":
         # One line per owner, then one per move (what came from where), then the total.
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = SafeWriter(out)
         writer.writerow([by, *_COLUMNS, "rule", "pool", "from"])
         for row in data["rows"]:
             writer.writerow([row[by] or "", *(row[c] for c in _COLUMNS), "", "", ""])

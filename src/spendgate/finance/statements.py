@@ -3,7 +3,6 @@ model and feature, exact (the figures are one ``report`` query's rows)."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -16,6 +15,7 @@ from spendgate.attribution.model import UNALLOCATED
 from spendgate.finance.monthly import month_end, parse_month
 from spendgate.ledger.store import Store
 from spendgate.money import format_usd
+from spendgate.reports.csv_export import SafeWriter
 from spendgate.reports.spec import ReportQuery
 
 OWNERS = ("team", "cost_center", "customer")
@@ -48,7 +48,7 @@ class Statement:
 
     def as_csv(self) -> str:
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = SafeWriter(out)
         refs = ";".join(f"{k}={v}" for k, v in self.references.items() if v)
         writer.writerow(["month", self.by, "references", *LINE_DIMENSIONS, "requests", "cost_usd"])
         for line in self.lines:

@@ -54,12 +54,23 @@ def _cell(value: Any) -> Any:
     return neutralise(str(value))
 
 
+class SafeWriter:
+    """A ``csv.writer`` whose every row goes through ``_cell``: text quoted and neutralised,
+    figures bare. For exports written line by line (finance files, FOCUS)."""
+
+    def __init__(self, out: Any) -> None:
+        self._writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+
+    def writerow(self, values: Iterable[Any]) -> None:
+        self._writer.writerow([_cell(value) for value in values])
+
+
 def csv_text(fields: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
     """A header line and one line per row (missing keys are empty cells): text cells quoted
     and neutralised, figures bare."""
     out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-    writer.writerow([neutralise(name) for name in fields])
+    writer = SafeWriter(out)
+    writer.writerow(fields)
     for row in rows:
-        writer.writerow([_cell(row.get(name)) for name in fields])
+        writer.writerow(row.get(name) for name in fields)
     return out.getvalue()
