@@ -202,7 +202,7 @@ async def within(call: Awaitable[T]) -> T:
 class _RedisNamespace:
     """A Redis client and the key prefix of one namespace."""
 
-    def __init__(self, client: Redis, *, namespace: str = "spendgate") -> None:
+    def __init__(self, client: Redis, *, namespace: str) -> None:
         if not namespace or any(ch in namespace for ch in "{}"):
             raise ValueError(f"namespace must be non-empty and without braces: {namespace!r}")
         self._redis = client
@@ -210,7 +210,7 @@ class _RedisNamespace:
         self.prefix = f"{namespace}:{{sg:{namespace}}}:"
 
     @classmethod
-    async def connect(cls, url: str, *, namespace: str = "spendgate", **kwargs: Any) -> Self:
+    async def connect(cls, url: str, *, namespace: str, **kwargs: Any) -> Self:
         """Connect to the Redis at ``url`` (e.g. ``redis://host:6379/0``) and check it answers."""
         return await _connected(url, lambda client: cls(client, namespace=namespace, **kwargs))
 
@@ -238,7 +238,7 @@ class RedisCounters(_RedisNamespace):
     """``CounterStore`` in Redis: budgets hold across every replica sharing the namespace. Its
     ``admit`` and ``settle`` also take the request's rate limits, for ``RedisGate``."""
 
-    def __init__(self, client: Redis, *, namespace: str = "spendgate", window_ttl: int = WINDOW_KEY_TTL) -> None:
+    def __init__(self, client: Redis, *, namespace: str, window_ttl: int = WINDOW_KEY_TTL) -> None:
         super().__init__(client, namespace=namespace)
         self.window_ttl = window_ttl
         self.expired = 0
@@ -438,7 +438,7 @@ class RedisCounters(_RedisNamespace):
 class RedisRateLimiter(_RedisNamespace):
     """``RateLimiter`` in Redis: fixed one-minute windows of ``now``, shared by every replica."""
 
-    def __init__(self, client: Redis, *, namespace: str = "spendgate") -> None:
+    def __init__(self, client: Redis, *, namespace: str) -> None:
         super().__init__(client, namespace=namespace)
         # A rate limit alone is an admission without charges (nothing reserved, nothing purged).
         self._counters = RedisCounters(client, namespace=namespace)
@@ -459,12 +459,12 @@ class RedisGate:
     """``Gate`` in Redis: one client (one connection pool) for the counters and the rate limits,
     and one script per admission and per settlement."""
 
-    def __init__(self, client: Redis, *, namespace: str = "spendgate", window_ttl: int = WINDOW_KEY_TTL) -> None:
+    def __init__(self, client: Redis, *, namespace: str, window_ttl: int = WINDOW_KEY_TTL) -> None:
         self.counters = RedisCounters(client, namespace=namespace, window_ttl=window_ttl)
         self.limiter = RedisRateLimiter(client, namespace=namespace)
 
     @classmethod
-    async def connect(cls, url: str, *, namespace: str = "spendgate", **kwargs: Any) -> Self:
+    async def connect(cls, url: str, *, namespace: str, **kwargs: Any) -> Self:
         return await _connected(url, lambda client: cls(client, namespace=namespace, **kwargs))
 
     async def admit(
