@@ -76,6 +76,11 @@ def test_an_exhausted_budget_asks_for_approval(make_gateway: Callable[..., Gatew
         assert no_reason.status_code == 400
         not_money = admin.post(f"/admin/approvals/{approval_id}/approve", json={"extra_usd": "lots", "reason": "x"})
         assert not_money.status_code == 400
+    for extra, reason, problem in (("1e12", "x", "at most"), ("5", "x" * 1001, "longer than")):
+        bounded = CliRunner().invoke(
+            main, ["approvals", "approve", approval_id, "--extra", extra, "--reason", reason, "--db", gateway.db_url]
+        )
+        assert bounded.exit_code != 0 and problem in bounded.output  # and the request stays pending
     _cli(gateway, "approvals", "approve", approval_id, "--extra", "5", "--reason", "incident INC-42 triage")
     gateway.wait_for_directory()
     answer = client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, max_tokens=50)

@@ -20,6 +20,12 @@ from spendgate.money import format_usd
 PENDING, APPROVED, DENIED = "pending", "approved", "denied"
 
 
+# Bounds on what an approver types: a budget's extra is a money figure like its limit, and the
+# reason is a sentence the finance report shows.
+MAX_EXTRA_USD = Decimal(1_000_000_000)
+MAX_REASON_CHARS = 1000
+
+
 class ApprovalsMixin(StoreBase):
     def request_approval(self, budget: str, window_key: str, scope: str, now: datetime) -> dict[str, Any]:
         """The window's pending approval, opened now if there is none (racing replicas: one)."""
@@ -59,8 +65,10 @@ class ApprovalsMixin(StoreBase):
     def decide_approval(
         self, approval_id: str, status: str, now: datetime, *, extra: Decimal | None = None, reason: str | None = None
     ) -> dict[str, Any]:
-        if status == APPROVED and (extra is None or not extra.is_finite() or extra <= 0):
-            raise StoreError("--extra must be a dollar amount above zero")
+        if status == APPROVED and (extra is None or not extra.is_finite() or not 0 < extra <= MAX_EXTRA_USD):
+            raise StoreError(f"--extra must be a dollar amount above zero and at most {MAX_EXTRA_USD:,}")
+        if reason is not None and len(reason) > MAX_REASON_CHARS:
+            raise StoreError(f"the reason is longer than {MAX_REASON_CHARS} characters")
         rows = self._query("SELECT * FROM approvals WHERE id = ?", (approval_id,))
         if not rows:
             raise StoreError(f"unknown approval {approval_id!r}; see `spendgate approvals list`")
