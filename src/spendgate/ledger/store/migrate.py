@@ -55,6 +55,18 @@ class Migration:
             session.script(self.file.read_text(encoding="utf-8"))
 
 
+def existing_columns(session: Session, dialect: Dialect, table: str) -> set[str]:
+    """The columns ``table`` has now: for a ``.py`` migration that adds a column only where it is
+    missing (a SQLite ledger rebuilt without ``schema_migrations`` runs every step again)."""
+    if dialect.name == "sqlite":
+        return {row[1] for row in session.rows(f"PRAGMA table_info({table})")}
+    rows = session.rows(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?",
+        (table,),
+    )
+    return {row[0] for row in rows}
+
+
 def portable(sql: str, dialect: Dialect, label: str = "") -> str:
     """A portable file's SQL for one database: each ``{type}`` replaced by the dialect's."""
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from spendgate.ledger.store.migrate import existing_columns, portable
+
 _EVENT_COLUMNS = (
     ("source", "{text} NOT NULL DEFAULT 'proxy'"),
     ("external_id", "{text}"),
@@ -51,30 +53,14 @@ _TABLES = (
 )
 
 
-def _columns(session: Any, dialect: Any, table: str) -> set[str]:
-    if dialect.name == "sqlite":
-        return {row[1] for row in session.rows(f"PRAGMA table_info({table})")}
-    rows = session.rows(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?",
-        (table,),
-    )
-    return {row[0] for row in rows}
-
-
-def _sql(text: str, dialect: Any) -> str:
-    for name, ddl in dialect.ddl_types.items():
-        text = text.replace("{" + name + "}", ddl)
-    return text
-
-
 def upgrade(session: Any, dialect: Any) -> None:
-    present = _columns(session, dialect, "usage_events")
+    present = existing_columns(session, dialect, "usage_events")
     for name, ddl in _EVENT_COLUMNS:
         if name not in present:
-            session.execute(_sql(f"ALTER TABLE usage_events ADD COLUMN {name} {ddl}", dialect))
+            session.execute(portable(f"ALTER TABLE usage_events ADD COLUMN {name} {ddl}", dialect))
     for statement in _TABLES:
-        session.execute(_sql(statement, dialect))
-    if "source" not in _columns(session, dialect, "rollup_dims"):
-        session.execute(_sql("ALTER TABLE rollup_dims ADD COLUMN source {text}", dialect))
+        session.execute(portable(statement, dialect))
+    if "source" not in existing_columns(session, dialect, "rollup_dims"):
+        session.execute(portable("ALTER TABLE rollup_dims ADD COLUMN source {text}", dialect))
     session.execute("UPDATE rollup_dims SET dims_key = '#' || dims_key, source = 'proxy' WHERE source IS NULL")
     session.execute("UPDATE rollup_dims SET dims_key = substr(dims_key, 2) || '5:proxy' WHERE dims_key LIKE '#%'")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from spendgate.ledger.store.migrate import existing_columns, portable
+
 _STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS anomalies (
     seq {id},
@@ -65,24 +67,9 @@ _STATEMENTS = (
 )
 
 
-def _columns(session: Any, dialect: Any, table: str) -> set[str]:
-    if dialect.name == "sqlite":
-        return {row[1] for row in session.rows(f"PRAGMA table_info({table})")}
-    rows = session.rows(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?",
-        (table,),
-    )
-    return {row[0] for row in rows}
-
-
-def _sql(text: str, dialect: Any) -> str:
-    for name, ddl in dialect.ddl_types.items():
-        text = text.replace("{" + name + "}", ddl)
-    return text
-
-
 def upgrade(session: Any, dialect: Any) -> None:
     for statement in _STATEMENTS:
-        session.execute(_sql(statement, dialect))
-    if "on_exhausted" not in _columns(session, dialect, "budgets"):
-        session.execute(_sql("ALTER TABLE budgets ADD COLUMN on_exhausted {text} NOT NULL DEFAULT 'block'", dialect))
+        session.execute(portable(statement, dialect))
+    if "on_exhausted" not in existing_columns(session, dialect, "budgets"):
+        column = "ALTER TABLE budgets ADD COLUMN on_exhausted {text} NOT NULL DEFAULT 'block'"
+        session.execute(portable(column, dialect))
