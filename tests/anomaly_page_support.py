@@ -1,0 +1,67 @@
+"""What the anomalies page tests share: anomalies recorded on the scopes of ``org_with_traffic``
+(checkout's project suspended by its rule, the secret project's too, a key, the org), and
+history days for a budget's forecast."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from spendgate.alerts.rules import new_alert_id
+from spendgate.anomalies.record import Anomaly, Driver
+from spendgate.budgets.model import Scope
+from spendgate.ledger.events import UsageEvent
+from tests.access_support import SECRET_PROJECT
+
+SUSPENDED = ("project:checkout", f"project:{SECRET_PROJECT}")
+OTHERS = ("key:ranker-key", "org")
+
+
+def record_anomalies(gateway: Any, now: datetime) -> dict[str, str]:
+    """One live anomaly per scope (an hour ending now), the two project scopes suspended by
+    their rules. Returns the anomalies' ids by scope."""
+    store = gateway.store
+    for scope in SUSPENDED:
+        store.create_anomaly_rule(Scope.parse(scope), suspend=True)
+    ids = {}
+    for n, scope in enumerate((*SUSPENDED, *OTHERS)):
+        anomaly = Anomaly(
+            scope=scope,
+            start=now - timedelta(hours=1),
+            end=now,
+            cost_usd=Decimal("12.5") + n,
+            expected_usd=Decimal("1.25"),
+            score=Decimal("9.5"),
+            drivers=(Driver("model", "gpt-4o-mini", Decimal("11.0"), Decimal("1.0")),),
+        )
+        source = "live" if scope in SUSPENDED else "scan"
+        ids[scope], inserted, _ = store.record_anomaly(
+            anomaly, merge_gap=timedelta(minutes=30), source=source, now=now, alert_id=new_alert_id(now)
+        )
+        assert inserted
+    gateway.wait_for_directory()
+    return ids
+
+
+def history(gateway: Any, project: str, team: str, days: list[datetime], cost: Decimal) -> None:
+    """One priced request a day in ``project`` (the forecast's daily history)."""
+    gateway.store.append_events(
+        [
+            UsageEvent(
+                id=f"hist-{project}-{n}",
+                ts=at,
+                provider="openai",
+                model="gpt-4o-mini",
+                endpoint="/v1/chat/completions",
+                stream=False,
+                status="ok",
+                http_status=200,
+                project=project,
+                team=team,
+                key="checkout-key",
+                cost_usd=cost,
+            )
+            for n, at in enumerate(days)
+        ]
+    )
