@@ -16,6 +16,8 @@ from tests.access_support import SECRET_PROJECT
 
 SUSPENDED = ("project:checkout", f"project:{SECRET_PROJECT}")
 OTHERS = ("key:ranker-key", "org")
+# Weekday spend around $0.0001 a day, uneven enough for the forecast to have an interval.
+NOISY = [Decimal(x) for x in ("0.00007", "0.00013", "0.0001", "0.00005", "0.00016", "0.00009")]
 
 
 def record_anomalies(gateway: Any, now: datetime) -> dict[str, str]:
@@ -44,8 +46,9 @@ def record_anomalies(gateway: Any, now: datetime) -> dict[str, str]:
     return ids
 
 
-def history(gateway: Any, project: str, team: str, days: list[datetime], cost: Decimal) -> None:
-    """One priced request a day in ``project`` (the forecast's daily history)."""
+def history(gateway: Any, project: str, team: str, days: list[datetime], costs: list[Decimal]) -> None:
+    """One priced request a day in ``project``, costing ``costs`` in turn (the forecast's daily
+    history)."""
     gateway.store.append_events(
         [
             UsageEvent(
@@ -60,7 +63,7 @@ def history(gateway: Any, project: str, team: str, days: list[datetime], cost: D
                 project=project,
                 team=team,
                 key="checkout-key",
-                cost_usd=cost,
+                cost_usd=costs[n % len(costs)],
             )
             for n, at in enumerate(days)
         ]

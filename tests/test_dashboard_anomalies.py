@@ -26,7 +26,7 @@ from spendgate.ui.anomaly_filters import parse_anomaly_filters
 from spendgate.ui.burn import PACE, PACE_HIGH, PACE_LOW, burn_lines
 from spendgate.ui.filters import FilterError
 from tests.access_support import SECRET_PROJECT, SECRET_TEAM, Clock, add_user, form_token, logged_in, org_with_traffic
-from tests.anomaly_page_support import history, record_anomalies
+from tests.anomaly_page_support import NOISY, history, record_anomalies
 
 _ROW = re.compile(r'data-testid="anomaly-row" data-anomaly="([^"]+)"')
 _CHART = re.compile(
@@ -233,7 +233,7 @@ def test_the_burn_charts_forecast_is_spendgate_forecasts(make_gateway) -> None:
     clock.advance(60)  # the requests are in the past (a window so far ends before now)
     # Five weeks of weekday-only history: the forecast's weekday profile.
     days = [clock.now - timedelta(days=n) for n in range(1, 36)]
-    history(gateway, "checkout", "payments", [d for d in days if d.weekday() < 5], Decimal("0.0001"))
+    history(gateway, "checkout", "payments", [d for d in days if d.weekday() < 5], NOISY)
     gateway.store.create_budget(Budget("checkout-monthly", Scope.parse("project:checkout"), Decimal("0.0021")))
     gateway.wait_for_directory()
     add_user(gateway, "root", admin=True)

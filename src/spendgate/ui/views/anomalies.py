@@ -113,6 +113,12 @@ def _anomaly_or_none(store: Any, anomaly_id: str | None) -> dict[str, Any] | Non
         return None
 
 
+def window_text(start: str, end: str) -> str:
+    """An anomaly's window to read at a glance, to the minute (UTC): the CSV has the instants."""
+    first, last = start[:16].replace("T", " "), end[:16].replace("T", " ")
+    return f"{first} – {last[11:]}" if first[:10] == last[:10] else f"{first} – {last}"
+
+
 def _drivers_text(drivers: list[dict[str, Any]]) -> str:
     return "; ".join(f"{d['dimension']} {d['value']}: {d['cost_usd']} (usual {d['expected_usd']})" for d in drivers)
 
@@ -141,7 +147,8 @@ async def anomalies(request: Request) -> Response:
     )
     for row in rows:
         drivers = row["drivers"]
-        table.rows.append({**row, "drivers_text": _drivers_text(drivers), "top": drivers[:_SHOWN_DRIVERS]})
+        shown = {"window": window_text(row["start"], row["end"]), "top": drivers[:_SHOWN_DRIVERS]}
+        table.rows.append({**row, "drivers_text": _drivers_text(drivers), **shown})
     suspensions = Table(
         "suspensions",
         "Suspended scopes",
