@@ -20,6 +20,19 @@ OTHERS = ("key:ranker-key", "org")
 NOISY = [Decimal(x) for x in ("0.00007", "0.00013", "0.0001", "0.00005", "0.00016", "0.00009")]
 
 
+def anomaly_on(scope: str, now: datetime, cost: Decimal = Decimal("12.5")) -> Anomaly:
+    """An anomaly of ``scope`` over the hour ending ``now``."""
+    return Anomaly(
+        scope=scope,
+        start=now - timedelta(hours=1),
+        end=now,
+        cost_usd=cost,
+        expected_usd=Decimal("1.25"),
+        score=Decimal("9.5"),
+        drivers=(Driver("model", "gpt-4o-mini", Decimal("11.0"), Decimal("1.0")),),
+    )
+
+
 def record_anomalies(gateway: Any, now: datetime) -> dict[str, str]:
     """One live anomaly per scope (an hour ending now), the two project scopes suspended by
     their rules. Returns the anomalies' ids by scope."""
@@ -28,15 +41,7 @@ def record_anomalies(gateway: Any, now: datetime) -> dict[str, str]:
         store.create_anomaly_rule(Scope.parse(scope), suspend=True)
     ids = {}
     for n, scope in enumerate((*SUSPENDED, *OTHERS)):
-        anomaly = Anomaly(
-            scope=scope,
-            start=now - timedelta(hours=1),
-            end=now,
-            cost_usd=Decimal("12.5") + n,
-            expected_usd=Decimal("1.25"),
-            score=Decimal("9.5"),
-            drivers=(Driver("model", "gpt-4o-mini", Decimal("11.0"), Decimal("1.0")),),
-        )
+        anomaly = anomaly_on(scope, now, Decimal("12.5") + n)
         source = "live" if scope in SUSPENDED else "scan"
         ids[scope], inserted, _ = store.record_anomaly(
             anomaly, merge_gap=timedelta(minutes=30), source=source, now=now, alert_id=new_alert_id(now)
@@ -46,13 +51,15 @@ def record_anomalies(gateway: Any, now: datetime) -> dict[str, str]:
     return ids
 
 
-def history(gateway: Any, project: str, team: str, days: list[datetime], costs: list[Decimal]) -> None:
+def history(
+    gateway: Any, project: str, team: str, days: list[datetime], costs: list[Decimal], feature: str | None = None
+) -> None:
     """One priced request a day in ``project``, costing ``costs`` in turn (the forecast's daily
     history)."""
     gateway.store.append_events(
         [
             UsageEvent(
-                id=f"hist-{project}-{n}",
+                id=f"hist-{project}-{feature}-{n}",
                 ts=at,
                 provider="openai",
                 model="gpt-4o-mini",
@@ -63,6 +70,7 @@ def history(gateway: Any, project: str, team: str, days: list[datetime], costs: 
                 project=project,
                 team=team,
                 key="checkout-key",
+                feature=feature,
                 cost_usd=costs[n % len(costs)],
             )
             for n, at in enumerate(days)

@@ -26,7 +26,7 @@ from spendgate.ui.anomaly_filters import parse_anomaly_filters
 from spendgate.ui.burn import PACE, PACE_HIGH, PACE_LOW, burn_lines
 from spendgate.ui.filters import FilterError
 from tests.access_support import SECRET_PROJECT, SECRET_TEAM, Clock, add_user, form_token, logged_in, org_with_traffic
-from tests.anomaly_page_support import NOISY, history, record_anomalies
+from tests.anomaly_page_support import NOISY, anomaly_on, history, record_anomalies
 
 _ROW = re.compile(r'data-testid="anomaly-row" data-anomaly="([^"]+)"')
 _CHART = re.compile(
@@ -182,6 +182,32 @@ def test_a_viewer_sees_only_their_projects_anomalies_and_cannot_act_on_any(make_
             assert client.get(bad).status_code == 400
     assert {a["status"] for a in gateway.store.list_anomalies()} == {"open"}
     assert {s["scope"] for s in gateway.store.list_suspensions()} == {"project:checkout", f"project:{SECRET_PROJECT}"}
+
+
+def test_a_feature_anomaly_is_seen_while_its_spend_was_all_in_the_viewers_projects(make_gateway) -> None:
+    gateway = make_gateway()
+    org_with_traffic(gateway)
+    now = datetime.now(UTC).replace(microsecond=0)
+    history(gateway, "checkout", "payments", [now - timedelta(minutes=30)], [Decimal("0.5")], feature="chat")
+    anomaly_id, _, _ = gateway.store.record_anomaly(
+        anomaly_on("feature:chat", now), merge_gap=timedelta(minutes=30), source="scan", now=now, alert_id="al_f1"
+    )
+    add_user(gateway, "ann", ("project", "checkout", "viewer"))
+    add_user(gateway, "max", ("project", "checkout", "manager"))
+    with logged_in(gateway, "ann") as client:
+        assert shown_ids(client.get("/ui/anomalies?kind=feature")) == {anomaly_id}
+    with logged_in(gateway, "max") as client:
+        token = form_token(client.get("/ui/anomalies"))
+        assert client.post(f"/ui/anomalies/{anomaly_id}/ack", data={"csrf_token": token}).status_code == 303
+    assert gateway.store.anomaly(anomaly_id)["status"] == "acknowledged"
+    # The same feature also spent in another project: no longer theirs to see or act on.
+    history(gateway, SECRET_PROJECT, SECRET_TEAM, [now - timedelta(minutes=20)], [Decimal("0.5")], feature="chat")
+    with logged_in(gateway, "max") as client:
+        page = client.get("/ui/anomalies")
+        assert shown_ids(page) == set()
+        resolve = client.post(f"/ui/anomalies/{anomaly_id}/resolve", data={"csrf_token": form_token(page)})
+        assert resolve.status_code == 404
+    assert gateway.store.anomaly(anomaly_id)["status"] == "acknowledged"
 
 
 def test_a_manager_acknowledges_resolves_and_resumes_and_the_gateway_admits_the_scope(make_gateway) -> None:
