@@ -133,6 +133,26 @@ def test_the_pace_lines_end_on_the_forecasts_figures_and_mark_the_run_out_day() 
     assert [s["label"] for s in unmarked["series"]] == ["spent", "limit"] and unmarked["bands"] == []
 
 
+def test_the_newest_anomalies_of_a_period_are_read_first(make_gateway) -> None:
+    store = make_gateway().store
+    t0 = datetime(2026, 11, 10, 12, tzinfo=UTC)
+    ids = [
+        store.record_anomaly(
+            anomaly_on(f"project:p{n}", t0 + timedelta(days=n)),
+            merge_gap=timedelta(minutes=30),
+            source="scan",
+            now=t0 + timedelta(days=n),
+            alert_id=f"al_{n}",
+        )[0]
+        for n in range(4)
+    ]
+    day = timedelta(days=1)
+    assert [a["id"] for a in store.list_anomalies()] == ids  # oldest first, as the CLI lists them
+    assert [a["id"] for a in store.list_anomalies(t0, 2, newest_first=True)] == [ids[3], ids[2]]
+    between = store.list_anomalies(t0 + day, until=t0 + 2 * day + timedelta(minutes=1), newest_first=True)
+    assert [a["id"] for a in between] == [ids[2], ids[1]]
+
+
 # --- through the gateway ---------------------------------------------------------------------------
 def test_a_viewer_sees_only_their_projects_anomalies_and_cannot_act_on_any(make_gateway) -> None:
     gateway = make_gateway()

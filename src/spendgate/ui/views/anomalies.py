@@ -32,6 +32,7 @@ PAGE = "/ui/anomalies"
 _ANOMALY_ID = re.compile(r"anom_[0-9a-f]{1,32}")
 _MAX_SCOPE = 300
 _SHOWN_DRIVERS = 5  # the biggest few; the CSV has them all
+READ_AT_MOST = 1000  # the newest anomalies of a period a page reads (a narrower period shows older ones)
 
 
 @dataclass(frozen=True)
@@ -71,23 +72,20 @@ def _access(
     )
 
 
-def _overlaps(anomaly: Mapping[str, Any], chosen: AnomalyFilters) -> bool:
-    return anomaly["start"][:10] <= chosen.until.isoformat() and anomaly["end"][:10] >= chosen.since.isoformat()
-
-
 def _kind_of(scope_text: str) -> str:
     return "org" if scope_text == "org" else scope_text.partition(":")[0]
 
 
-def visible_anomalies(store: Any, viewer: Viewer, chosen: AnomalyFilters) -> tuple[list[dict], list[dict]]:
+def visible_anomalies(store: Any, viewer: Viewer, chosen: AnomalyFilters) -> tuple[list[dict], list[dict], bool]:
     """The chosen anomalies this viewer may see, newest first, each with what they may do;
-    and the suspended scopes they may see."""
+    the suspended scopes they may see; and whether the period held more than are read."""
     keys = {k.name: k for k in store.list_keys()}
     suspensions = {s["scope"]: s for s in store.list_suspensions()}
+    read_rows = store.list_anomalies(
+        day_start(chosen.since), READ_AT_MOST, until=day_start(chosen.until, 1), newest_first=True
+    )
     rows = []
-    for anomaly in reversed(store.list_anomalies(day_start(chosen.since))):
-        if not _overlaps(anomaly, chosen):
-            continue
+    for anomaly in read_rows:
         if chosen.status and anomaly["status"] != chosen.status:
             continue
         if chosen.kind and _kind_of(anomaly["scope"]) != chosen.kind:
@@ -101,7 +99,7 @@ def visible_anomalies(store: Any, viewer: Viewer, chosen: AnomalyFilters) -> tup
         access = _access(store, viewer, keys, scope_text, anomaly)
         if access.sees:
             suspended.append({**suspension, "may_act": access.acts})
-    return rows, suspended
+    return rows, suspended, len(read_rows) >= READ_AT_MOST
 
 
 def _anomaly_or_none(store: Any, anomaly_id: str | None) -> dict[str, Any] | None:
@@ -126,7 +124,7 @@ def _drivers_text(drivers: list[dict[str, Any]]) -> str:
 async def anomalies(request: Request) -> Response:
     viewer = await require_viewer(request)
     chosen = _filters_of(request)
-    rows, suspended = await read(request, lambda store: visible_anomalies(store, viewer, chosen))
+    rows, suspended, truncated = await read(request, lambda store: visible_anomalies(store, viewer, chosen))
     table = Table(
         "anomalies",
         "Anomalies",
@@ -163,6 +161,8 @@ async def anomalies(request: Request) -> Response:
         "statuses": STATUSES,
         "kinds": SCOPE_KINDS,
         "back": chosen.query_string(),
+        "truncated": truncated,
+        "read_at_most": READ_AT_MOST,
     }
     return respond(request, View("anomalies.html", context, [table, suspensions]))
 
