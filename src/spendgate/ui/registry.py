@@ -33,9 +33,9 @@ class Page:
 
 
 def pages() -> tuple[Page, ...]:
-    from spendgate.ui.views import alerts, budgets, keys, members, overview, reconcile, spend
+    from spendgate.ui.views import alerts, anomalies, budgets, keys, members, overview, reconcile, spend
 
-    _MODULES = (overview, spend, budgets, keys, members, alerts, reconcile)
+    _MODULES = (overview, spend, budgets, anomalies, keys, members, alerts, reconcile)
     return tuple(page for module in _MODULES for page in module.PAGES)
 
 

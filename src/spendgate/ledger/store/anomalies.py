@@ -167,11 +167,26 @@ class AnomaliesMixin(StoreBase):
             "drivers": d.json_value(row["drivers"]) if row["drivers"] is not None else [],
         }
 
-    def list_anomalies(self, since: datetime | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        where, params = "", []
+    def list_anomalies(
+        self,
+        since: datetime | None = None,
+        limit: int = 1000,
+        *,
+        until: datetime | None = None,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Anomalies ending at or after ``since`` and starting before ``until``, oldest first
+        (``newest_first``: the latest ``limit`` of them, as a page lists them)."""
+        clauses, params = [], []
         if since is not None:
-            where, params = " WHERE end_at >= ?", [self._dialect.ts(since)]
-        rows = self._query(f"SELECT * FROM anomalies{where} ORDER BY start_at, seq LIMIT ?", (*params, limit))
+            clauses.append("end_at >= ?")
+            params.append(self._dialect.ts(since))
+        if until is not None:
+            clauses.append("start_at < ?")
+            params.append(self._dialect.ts(until))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "start_at DESC, seq DESC" if newest_first else "start_at, seq"
+        rows = self._query(f"SELECT * FROM anomalies{where} ORDER BY {order} LIMIT ?", (*params, limit))
         return [self._anomaly_json(r) for r in rows]
 
     def anomaly(self, anomaly_id: str) -> dict[str, Any]:

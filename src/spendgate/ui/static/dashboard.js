@@ -5,6 +5,21 @@
   "use strict";
   var COLOURS = ["#222", "#2b6cb0", "#c05621", "#2f855a", "#9b2c2c", "#6b46c1", "#b7791f", "#319795"];
 
+  var BAND = "rgba(43, 108, 176, 0.12)";
+
+  // How a series asks to be drawn: "dash" (a limit, a projection), "band" (an interval's edge,
+  // faint; the band fills between), "point" (one marked day, e.g. the day a budget runs out).
+  function styled(s, base) {
+    if (s.style === "dash") base.dash = [6, 4];
+    if (s.style === "band") { base.stroke = "rgba(43, 108, 176, 0.35)"; base.width = 1; }
+    if (s.style === "point") {
+      base.stroke = "#9b2c2c";
+      base.width = 0;
+      base.points = { show: true, size: 10, fill: "#9b2c2c" };
+    }
+    return base;
+  }
+
   function draw(figure) {
     if (figure.dataset.drawn) return;
     var data = JSON.parse(figure.querySelector(".chart-data").textContent);
@@ -12,11 +27,19 @@
     var width = Math.max(320, target.clientWidth || figure.clientWidth || 600);
     var series = [{}];
     var columns = [data.x];
+    var index = {};
     data.series.forEach(function (s, i) {
-      series.push({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: i === 0 ? 2 : 1.5 });
+      index[s.label] = i + 1;
+      series.push(styled(s, { label: s.label, stroke: COLOURS[i % COLOURS.length], width: i === 0 ? 2 : 1.5 }));
       columns.push(s.values.map(function (v) { return v === null ? null : Number(v); }));
     });
-    new uPlot({ width: width, height: 240, series: series, axes: [{}, { size: 70 }] }, columns, target);
+    // A band (a forecast's interval) fills between two of the series, named by label.
+    var bands = (data.bands || []).map(function (pair) {
+      return { series: [index[pair[0]], index[pair[1]]], fill: BAND };
+    });
+    var options = { width: width, height: 240, series: series, axes: [{}, { size: 70 }] };
+    if (bands.length) options.bands = bands;
+    new uPlot(options, columns, target);
     figure.dataset.drawn = "1";
   }
 

@@ -11,14 +11,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from spendgate.access.model import Viewer
+from spendgate.budgets.forecast import ForecastParams, forecast_window
 from spendgate.budgets.model import Scope
-from spendgate.money import format_usd
+from spendgate.budgets.windows import Window
 from spendgate.reports.spec import ReportQuery, Where
 from spendgate.ui.auth import read, require_viewer
+from spendgate.ui.burn import burn_lines
 from spendgate.ui.registry import Page
 from spendgate.ui.series import spend_series
 from spendgate.ui.tables import Column, Table, View, respond
-from spendgate.ui.views.common import today
+from spendgate.ui.views.common import now as clock_now
 
 AT_RISK_USED = Decimal("0.8")  # spent + reserved over 80% of the limit
 # Budget scope kind -> the report dimension it filters on (org: none; tag: tag:KEY).
@@ -59,37 +61,33 @@ def _day(text: str) -> date:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
 
 
-async def _burn_chart(request: Request, viewer: Viewer, status: dict[str, Any]) -> dict[str, Any]:
+async def _burn_chart(request: Request, viewer: Viewer, status: dict[str, Any]) -> dict[str, Any] | None:
     """The window's spend so far, day by day (UTC days, summed from the report), against the
-    limit and the projection's straight line to the window's end."""
+    limit, and "at this pace": the weekday-aware forecast (``budgets/forecast.py``) of the
+    window from the last four weeks' daily spend, as ``spendgate forecast`` makes it. None for
+    a lifetime budget: no window end to chart towards."""
+    if status["period_start"] is None or status["period_end"] is None:
+        return None
     start = _day(status["period_start"])
-    last = (datetime.fromisoformat(status["period_end"].replace("Z", "+00:00")) - timedelta(microseconds=1)).date()
-    until = max(start, min(last, today(request)))
-    query = ReportQuery(
-        by=("day",),
-        since=start,
-        until=until,
-        visible=viewer.visibility,
-        where=scope_filter(Scope.parse(status["scope"])),
-    )
+    window_end = datetime.fromisoformat(status["period_end"].replace("Z", "+00:00"))
+    last = (window_end - timedelta(microseconds=1)).date()
+    now = clock_now(request)
+    until = max(start, min(last, now.date()))
+    params = ForecastParams()
+    where = scope_filter(Scope.parse(status["scope"]))
+    history_since = min(start, now.date() - timedelta(days=params.lookback_days + 1))
+    query = ReportQuery(by=("day",), since=history_since, until=until, visible=viewer.visibility, where=where)
     report = await read(request, lambda store: store.report(query))
     series = spend_series(report.rows, None, start, last, "day")
-    days = len(series.buckets)
-    running, burned = Decimal(0), []
-    for day, value in zip(series.buckets, series.totals, strict=True):
-        running += value
-        burned.append(format_usd(running) if day <= until else None)
-    projected = Decimal(status["projected_usd"]) if status.get("projected_usd") else None
-    lines = [
-        {"label": "spent", "values": burned},
-        {"label": "limit", "values": [status["limit_usd"]] * days},
-    ]
-    if projected is not None:
-        lines.append({"label": "projected", "values": [format_usd(projected * (i + 1) / days) for i in range(days)]})
+    daily = {date.fromisoformat(str(row.dims["day"])[:10]): row.cost_usd for row in report.rows}
+    window = Window(status["window"], datetime.fromisoformat(status["period_start"].replace("Z", "+00:00")), window_end)
+    limit = Decimal(status["limit_usd"])
+    forecast = forecast_window(daily, Decimal(status["spent_usd"]), window, "UTC", now, limit=limit, params=params)
+    lines = burn_lines(series.buckets, series.totals, until, limit, forecast)
     return {
-        "label": f"{status['name']}: spend in the window (USD, UTC days)",
+        "label": f"{status['name']}: spend in the window and at this pace (USD, UTC days)",
         "x": series.chart("")["x"],
-        "series": lines,
+        **lines,
     }
 
 
@@ -98,9 +96,7 @@ async def budgets(request: Request) -> Response:
     statuses = await visible_statuses(request, viewer)
     chosen_name = request.query_params.get("budget")
     chosen = next((s for s in statuses if s["name"] == chosen_name), statuses[0] if statuses else None)
-    chart = None
-    if chosen is not None:
-        chart = await _burn_chart(request, viewer, chosen)
+    chart = None if chosen is None else await _burn_chart(request, viewer, chosen)
     table = budgets_table("budgets", "Budgets", statuses)
     context = {"title": "Budgets", "chosen": chosen, "charts": {"burn-chart": chart} if chart else {}}
     return respond(request, View("budgets.html", context, [table]))
