@@ -1,6 +1,7 @@
 """The anomalies page and the budget forecast in a real browser (headless Chromium, Playwright),
 on both backends: an admin acknowledges an anomaly, and the budgets page draws "at this pace".
-The README's anomalies.png and budgets.png are taken here."""
+The README's anomalies.png is taken here (budgets.png, which also shows the pace line, is the demo's:
+tests/test_dashboard_browser.py)."""
 
 from __future__ import annotations
 
@@ -60,5 +61,3 @@ def test_an_admin_acknowledges_an_anomaly_and_the_budgets_page_shows_the_pace(ma
         assert PACE in labels and any(label.startswith("runs out 2026-11-") for label in labels)
         # uPlot drew the pace line: its legend names it.
         assert page.locator("[data-chart=burn-chart] .u-legend", has_text=PACE).count() == 1
-        if shots:
-            page.screenshot(path=str(SCREENSHOTS / "budgets.png"), full_page=True)
