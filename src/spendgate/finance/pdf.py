@@ -41,11 +41,12 @@ _LOOK_ALIKES = str.maketrans(
 def latin1_text(text: str) -> str:
     """``text`` drawable by a core font: punctuation mapped to a Latin-1 look-alike, accents
     kept where Latin-1 has the letter (or dropped: "ő" -> "o"), control and bidi formatting
-    characters removed (they would reorder or hide text), anything else (emoji, Hebrew, CJK) "?"."""
+    characters and combining marks removed (they would reorder or hide text), anything else
+    (emoji, Hebrew, CJK) "?"."""
     out = []
     for ch in text.translate(_LOOK_ALIKES):
-        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
-            continue
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") or (unicodedata.combining(ch) and ch > "\xff"):
+            continue  # a mark on a letter already replaced by "?" adds nothing
         if ch <= "\xff":
             out.append(ch)
             continue
@@ -57,6 +58,16 @@ def latin1_text(text: str) -> str:
 def _cell_text(text: str) -> str:
     text = latin1_text(text)
     return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 3] + "..."
+
+
+def _fit(pdf: FPDF, text: str, width: float) -> str:
+    """``text`` cut (marked "...") to what the current font draws within ``width``: for one-line
+    cells, which do not wrap."""
+    if pdf.get_string_width(text) <= width:
+        return text
+    while text and pdf.get_string_width(text + "...") > width:
+        text = text[:-1]
+    return text + "..."
 
 
 class _Pages(FPDF):
@@ -72,7 +83,7 @@ class _Pages(FPDF):
         self.set_font(_FONT, size=8)
         self.set_text_color(*_GREY)
         self.set_xy(_MARGIN_MM, 8)
-        self.cell(self.epw, 5, self._running_header[:140])
+        self.cell(self.epw, 5, _fit(self, self._running_header, self.epw))
         self.set_text_color(0)
         self.set_y(_MARGIN_MM + 3)
 
