@@ -10,11 +10,13 @@ import csv
 import io
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from fpdf import FPDF
@@ -27,7 +29,7 @@ from spendgate.cli.main import main
 from spendgate.finance.pdf import latin1_text
 from spendgate.finance.rounding import round_lines, round_total
 from spendgate.ledger.events import UsageEvent
-from tests.conftest import open_test_store
+from tests.conftest import Gateway, open_test_store
 from tests.finance_support import cli, cli_json, event, ledger, write  # noqa: F401  (ledger: a fixture)
 
 MONTH = "2026-03"
@@ -302,3 +304,17 @@ def test_reference_fields_are_bounded_and_kept(ledger: str) -> None:  # noqa: F8
     assert "longer than 200" in _refused(*set_, "acme", "--name", "n" * 201, "--db", ledger)
     assert "formatting" in _refused(*set_, "acme", "--reference", "R\u202e1", "--db", ledger)
     assert "longer than 200" in _refused("approvals", "deny", "apr_x", "--by", "b" * 201, "--db", ledger)
+
+
+def test_the_admin_api_records_who_decided(make_gateway: Callable[..., Gateway]) -> None:
+    gateway = make_gateway(admin_key="admin-secret-decided")
+    now = datetime.now(UTC)
+    approve = gateway.store.request_approval("cx", "2026-12", "team:cx", now)
+    deny = gateway.store.request_approval("cx", "2026-11", "team:cx", now)
+    with httpx.Client(base_url=gateway.url, headers={"authorization": "Bearer admin-secret-decided"}) as admin:
+        approved = admin.post(f"/admin/approvals/{approve['id']}/approve", json={"extra_usd": "7.5", "reason": "demo"})
+        denied = admin.post(f"/admin/approvals/{deny['id']}/deny", json={})
+    assert approved.status_code == 200 and approved.json()["decided_by"] == "admin key"
+    assert denied.status_code == 200 and denied.json()["decided_by"] == "admin key"
+    decided = gateway.store.approvals_decided("approved", now - timedelta(minutes=1), datetime.now(UTC))
+    assert [(a["id"], a["extra_usd"], a["decided_by"]) for a in decided] == [(approve["id"], "7.5", "admin key")]
