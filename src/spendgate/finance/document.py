@@ -62,11 +62,16 @@ def usd(value: Decimal | None) -> str:
 
 
 def money_table(
-    headers: Sequence[str], rows: Sequence[Sequence[Any]], money: Sequence[int], total_label: str | None
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    money: Sequence[int],
+    total_label: str | None,
+    figures: Sequence[int] = (),
 ) -> Table:
     """Rows of text and Decimals. With ``total_label`` the ``money`` columns are rounded to
     cents by largest remainder and totalled, so the rounded lines add up to the rounded total
-    shown; without, each figure is rounded on its own (no sum to keep)."""
+    shown; without, each figure is rounded on its own (no sum to keep). ``figures``: columns of
+    other numbers (a score), right-aligned like the money."""
     if total_label is None:
         rounded = {c: [None if r[c] is None else round_total(r[c]) for r in rows] for c in money}
     else:
@@ -89,4 +94,4 @@ def money_table(
                 for c in range(1, len(headers))
             ),
         )
-    return Table(tuple(headers), tuple(body), frozenset(money), total)
+    return Table(tuple(headers), tuple(body), frozenset((*money, *figures)), total)

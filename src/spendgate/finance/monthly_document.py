@@ -127,6 +127,7 @@ def _anomalies(anomalies: list[dict[str, Any]]) -> list[Block]:
         ],
         (2, 3),
         None,  # overlapping scopes (org and a team in it) would count one spike twice: no total
+        figures=(4,),
     )
     return [heading, table]
 

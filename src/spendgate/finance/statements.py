@@ -162,6 +162,7 @@ def statement_document(statement: Statement, ledger_id: str) -> Document:
         ],
         (4,),
         "Total",
+        figures=(3,),
     )
     blocks: tuple[Block, ...] = (
         Figures(references),
