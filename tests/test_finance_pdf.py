@@ -26,7 +26,8 @@ from spendgate.alerts.rules import new_alert_id
 from spendgate.anomalies.record import Anomaly, Driver
 from spendgate.budgets.model import Budget, Scope
 from spendgate.cli.main import main
-from spendgate.finance.pdf import latin1_text
+from spendgate.finance.document import Document, Heading, money_table
+from spendgate.finance.pdf import document_pdf, latin1_text
 from spendgate.finance.rounding import round_lines, round_total
 from spendgate.ledger.events import UsageEvent
 from tests.conftest import Gateway, open_test_store
@@ -318,3 +319,34 @@ def test_the_admin_api_records_who_decided(make_gateway: Callable[..., Gateway])
     assert denied.status_code == 200 and denied.json()["decided_by"] == "admin key"
     decided = gateway.store.approvals_decided("approved", now - timedelta(minutes=1), datetime.now(UTC))
     assert [(a["id"], a["extra_usd"], a["decided_by"]) for a in decided] == [(approve["id"], "7.5", "admin key")]
+
+
+def test_a_long_table_breaks_across_pages_under_its_repeated_header() -> None:
+    amounts = [Decimal(n) / 7 for n in range(1, 301)]
+    table = money_table(["line", "amount"], [[f"line-{n:03d}", a] for n, a in enumerate(amounts, 1)], (1,), "Total")
+    document = Document("Statement — team x — 2026-05", "2026-05", "00000000000000ff", (Heading("Lines"), table))
+    pages = PdfReader(io.BytesIO(document_pdf(document))).pages
+    assert len(pages) >= 4
+    seen = []
+    for number, page in enumerate(pages, 1):
+        lines = page.extract_text().splitlines()
+        assert lines[0] == "Statement - team x - 2026-05 · ledger 00000000000000ff"
+        assert lines[-1] == f"Page {number} of {len(pages)}"
+        assert "line amount" in lines  # the header row, repeated on every page the table runs onto
+        seen += [line.split()[0] for line in lines if line.startswith("line-")]
+    assert seen == [f"line-{n:03d}" for n in range(1, 301)]  # every row once, in order
+    assert f"Total ${round_total(sum(amounts, Decimal(0))):,.2f}" in pages[-1].extract_text()
+
+
+def test_the_pdf_goes_to_a_file_named_for_the_month_by_default(
+    ledger: str,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["finance", "report", "--month", "2026-02", "--format", "pdf", "--db", ledger])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and (tmp_path / "finance-report-2026-02.pdf").read_bytes().startswith(b"%PDF-")
+    missing = str(tmp_path / "no-such-dir" / "r.pdf")
+    refused = _refused("finance", "report", "--month", "2026-02", "--format", "pdf", "--out", missing, "--db", ledger)
+    assert "cannot write" in refused and "Traceback" not in refused

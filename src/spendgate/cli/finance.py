@@ -37,12 +37,17 @@ def finance_report(store: Store, month: str, fmt: str, out: Path | None, as_json
     report = build_monthly(store, month)
     if fmt == "pdf":  # binary: never to a terminal
         out = out or Path(f"finance-report-{report.month}.pdf")
-        out.write_bytes(monthly_pdf(report))
-        click.echo(f"wrote the {month} finance report to {out}", err=True)
-        return
-    text = {"json": monthly_json, "csv": monthly_csv, "html": monthly_html}[fmt](report)
-    if out is None:
-        click.echo(text, nl=False)
+        content: str | bytes = monthly_pdf(report)
     else:
-        out.write_text(text, encoding="utf-8")
-        click.echo(f"wrote the {month} finance report to {out}", err=True)
+        content = {"json": monthly_json, "csv": monthly_csv, "html": monthly_html}[fmt](report)
+    if out is None:
+        click.echo(content, nl=False)
+        return
+    try:
+        if isinstance(content, bytes):
+            out.write_bytes(content)
+        else:
+            out.write_text(content, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from exc
+    click.echo(f"wrote the {month} finance report to {out}", err=True)
