@@ -32,7 +32,7 @@ def test_a_viewer_of_one_project_gets_only_that_project_from_every_route(make_ga
     gateway.wait_for_directory()
     add_user(gateway, "ann", ("project", "checkout", "viewer"))
     with token_client(gateway, "ann") as ann:
-        assert ann.get("/admin/teams").json() == [{"name": "payments", "cost_center": None}]
+        assert ann.get("/admin/teams").json() == [{"name": "payments", "cost_center": None, "reference": None}]
         assert ann.get("/admin/projects").json() == [{"name": "checkout", "team": "payments"}]
         assert [k["name"] for k in ann.get("/admin/keys").json()] == ["checkout-key"]
         events = ann.get("/admin/events", params={"limit": 100}).json()

@@ -70,10 +70,13 @@ def db_path(db: str) -> str:
 def test_teams_create_and_list(db: str) -> None:
     assert "payments" in ok(db, "teams", "create", "payments", "--cost-center", "CC-42").stdout
     created = json.loads(ok(db, "teams", "create", "cx", "--json").stdout)
-    assert created == {"name": "cx", "cost_center": None}
+    assert created == {"name": "cx", "cost_center": None, "reference": None}
 
     listed = json.loads(ok(db, "teams", "list", "--json").stdout)
-    assert listed == [{"name": "cx", "cost_center": None}, {"name": "payments", "cost_center": "CC-42"}]
+    assert listed == [
+        {"name": "cx", "cost_center": None, "reference": None},
+        {"name": "payments", "cost_center": "CC-42", "reference": None},
+    ]
     table = ok(db, "teams", "list").stdout
     assert "payments" in table
     assert "CC-42" in table
@@ -443,7 +446,7 @@ def test_db_from_environment_when_no_flag(db: str, monkeypatch: pytest.MonkeyPat
     ok(db, "teams", "create", "payments")
     result = CliRunner().invoke(main, ["teams", "list", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [{"name": "payments", "cost_center": None}]
+    assert json.loads(result.stdout) == [{"name": "payments", "cost_center": None, "reference": None}]
 
 
 def test_missing_config_file_is_a_clear_error(db: str) -> None:

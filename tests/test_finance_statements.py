@@ -28,6 +28,8 @@ def _seed(url: str) -> None:
     hostile = event(ts, Decimal("0.125"), team="alpha")
     events.append(type(hostile)(**{**{f: getattr(hostile, f) for f in hostile.__slots__}, "customer": "../../etc/x"}))
     write(url, events)
+    cli("teams", "update", "beta", "--reference", "PO-4711", "--db", url)
+    cli("customers", "set", "../../etc/x", "--name", "Hostile Ltd", "--reference", "ACCT-9", "--db", url)
 
 
 @pytest.mark.parametrize("by", ["team", "cost_center", "customer"])
@@ -51,8 +53,20 @@ def test_statements_sum_to_the_month(ledger: str, tmp_path: Path, by: str, fmt: 
             assert statement["total_cost_usd"] == item["total_cost_usd"]
             assert sum(Decimal(line["cost_usd"]) for line in statement["lines"]) == Decimal(item["total_cost_usd"])
             if by == "team" and item["owner"] == "beta":
-                assert statement["references"] == {"team": "beta", "cost_center": "CC-200"}
+                assert statement["references"] == {"team": "beta", "cost_center": "CC-200", "reference": "PO-4711"}
                 assert [(li["project"], li["model"]) for li in statement["lines"]] == [("beta-app", "gpt-4o")]
+            if by == "cost_center" and item["owner"] == "CC-200":
+                assert statement["references"] == {
+                    "cost_center": "CC-200",
+                    "teams": ["beta", "gamma"],
+                    "team_references": {"beta": "PO-4711"},
+                }
+            if by == "customer" and item["owner"] == "../../etc/x":
+                assert statement["references"] == {
+                    "customer_id": "../../etc/x",
+                    "name": "Hostile Ltd",
+                    "reference": "ACCT-9",
+                }
         else:
             rows = list(csv.DictReader(io.StringIO(path.read_text())))
             assert rows[-1]["project"] == "TOTAL" and rows[-1]["cost_usd"] == item["total_cost_usd"]

@@ -124,7 +124,7 @@ def key_scope(key: GatewayKey) -> str:
 
 
 def team_as_json(team: Team) -> dict[str, Any]:
-    return {"name": team.name, "cost_center": team.cost_center}
+    return {"name": team.name, "cost_center": team.cost_center, "reference": team.reference}
 
 
 def project_as_json(project: Project) -> dict[str, Any]:

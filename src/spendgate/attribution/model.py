@@ -12,6 +12,7 @@ UNALLOCATED = "unallocated"
 class Team:
     name: str
     cost_center: str | None = None
+    reference: str | None = None  # purchase-order or billing reference, shown on statements
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,14 +35,18 @@ def approvals_list(store: Any, status: str | None, as_json: bool) -> None:
 @click.argument("approval_id")
 @click.option("--extra", required=True, help="USD granted on top of the budget's limit, for this window only.")
 @click.option("--reason", required=True, help="Why (recorded with the approval).")
+@click.option("--by", "decided_by", default=None, help="Who decided (shown in the finance report).")
 @json_option
 @db_options
-def approvals_approve(store: Any, approval_id: str, extra: str, reason: str, as_json: bool) -> None:
+def approvals_approve(
+    store: Any, approval_id: str, extra: str, reason: str, decided_by: str | None, as_json: bool
+) -> None:
     try:
         amount = Decimal(extra)
     except InvalidOperation as exc:
         raise click.BadParameter(f"{extra!r} is not a dollar amount", param_hint="--extra") from exc
-    decided = store.decide_approval(approval_id, APPROVED, datetime.now(UTC), extra=amount, reason=reason)
+    now = datetime.now(UTC)
+    decided = store.decide_approval(approval_id, APPROVED, now, extra=amount, reason=reason, decided_by=decided_by)
     if as_json:
         print_json(decided)
     else:
@@ -54,10 +58,11 @@ def approvals_approve(store: Any, approval_id: str, extra: str, reason: str, as_
 @approvals.command("deny")
 @click.argument("approval_id")
 @click.option("--reason", default=None)
+@click.option("--by", "decided_by", default=None, help="Who decided.")
 @json_option
 @db_options
-def approvals_deny(store: Any, approval_id: str, reason: str | None, as_json: bool) -> None:
-    decided = store.decide_approval(approval_id, DENIED, datetime.now(UTC), reason=reason)
+def approvals_deny(store: Any, approval_id: str, reason: str | None, decided_by: str | None, as_json: bool) -> None:
+    decided = store.decide_approval(approval_id, DENIED, datetime.now(UTC), reason=reason, decided_by=decided_by)
     if as_json:
         print_json(decided)
     else:

@@ -17,9 +17,13 @@ def finance() -> None:
 
 @finance.command("report")
 @click.option("--month", required=True, help="The month, YYYY-MM (UTC).")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv", "html"]), default="html", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "html", "pdf"]), default="html", show_default=True)
 @click.option(
-    "--out", "out", default=None, type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
+    "--out",
+    "out",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File (default: stdout; for pdf, finance-report-YYYY-MM.pdf in the current directory).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @db_options
@@ -27,13 +31,23 @@ def finance_report(store: Store, month: str, fmt: str, out: Path | None, as_json
     """Executive summary, cost centers (budget vs actual, year to date), teams, projects, other
     costs, allocation and coverage, anomalies and next month's forecast."""
     from spendgate.finance.monthly import build_monthly
-    from spendgate.finance.monthly_render import monthly_csv, monthly_html, monthly_json
+    from spendgate.finance.monthly_render import monthly_csv, monthly_html, monthly_json, monthly_pdf
 
     fmt = "json" if as_json else fmt
     report = build_monthly(store, month)
-    text = {"json": monthly_json, "csv": monthly_csv, "html": monthly_html}[fmt](report)
-    if out is None:
-        click.echo(text, nl=False)
+    if fmt == "pdf":  # binary: never to a terminal
+        out = out or Path(f"finance-report-{report.month}.pdf")
+        content: str | bytes = monthly_pdf(report)
     else:
-        out.write_text(text, encoding="utf-8")
-        click.echo(f"wrote the {month} finance report to {out}", err=True)
+        content = {"json": monthly_json, "csv": monthly_csv, "html": monthly_html}[fmt](report)
+    if out is None:
+        click.echo(content, nl=False)
+        return
+    try:
+        if isinstance(content, bytes):
+            out.write_bytes(content)
+        else:
+            out.write_text(content, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from exc
+    click.echo(f"wrote the {month} finance report to {out}", err=True)

@@ -13,6 +13,7 @@ from spendgate.cli.anomalies import anomalies, suspensions
 from spendgate.cli.approvals import approvals
 from spendgate.cli.budgets import budgets, limits, policies
 from spendgate.cli.costs import costs
+from spendgate.cli.customers import customers
 from spendgate.cli.dead_letters import dead_letters
 from spendgate.cli.export import export_group
 from spendgate.cli.finance import finance
@@ -131,7 +132,22 @@ def teams_list(store: Store, as_json: bool) -> None:
     if as_json:
         print_json([management.team_as_json(t) for t in items])
     else:
-        print_table(["team", "cost center"], [[t.name, t.cost_center] for t in items])
+        print_table(["team", "cost center", "reference"], [[t.name, t.cost_center, t.reference] for t in items])
+
+
+@teams.command("update")
+@click.argument("name")
+@click.option("--reference", required=True, help="Purchase-order or billing reference on statements ('' clears).")
+@json_option
+@db_options
+def teams_update(store: Store, name: str, reference: str, as_json: bool) -> None:
+    from spendgate.references import check_text
+
+    team = store.set_team_reference(name, check_text("--reference", reference))
+    if as_json:
+        print_json(management.team_as_json(team))
+    else:
+        click.echo(f"team {team.name}: reference {team.reference or '(none)'}")
 
 
 @main.group()
@@ -380,5 +396,6 @@ for command in (
     export_group,
     finance,
     statements_command,
+    customers,
 ):
     main.add_command(command)

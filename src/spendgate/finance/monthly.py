@@ -51,7 +51,9 @@ class MonthlyReport:
     coverage: Decimal | None
     allocation: dict[str, Any]
     forecast: dict[str, Any]
-    anomalies: list[dict[str, Any]] = field(default_factory=list)
+    anomalies: list[dict[str, Any]] = field(default_factory=list)  # the store's JSON (exact strings)
+    approvals: list[dict[str, Any]] = field(default_factory=list)  # approved extra spend, decided in the month
+    ledger_id: str = ""
 
     @property
     def change_percent(self) -> Decimal | None:
@@ -74,6 +76,7 @@ class MonthlyReport:
         coverage = None if self.coverage is None else format_usd(self.coverage.quantize(PERCENT))
         return {
             "month": self.month,
+            "ledger_id": self.ledger_id,
             "total_cost_usd": usd(self.total),
             "previous_month_cost_usd": usd(self.previous),
             "change_percent": None if change is None else format_usd(change),
@@ -86,6 +89,7 @@ class MonthlyReport:
             "allocation_coverage_percent": coverage,
             "allocation": self.allocation,
             "anomalies": self.anomalies,
+            "approvals": self.approvals,
             "forecast_next_month_usd": usd(self.forecast["projected_usd"]),
             "forecast": {k: usd(v) if isinstance(v, Decimal) else v for k, v in self.forecast.items()},
         }
@@ -145,6 +149,8 @@ def build_monthly(store: Store, month: str) -> MonthlyReport:
     direct_by_team = {k[0]: v for k, v in _by(store, ("team",), first, last).items()}
     allocated = allocated_report(store, ReportQuery(by=("team",), since=first, until=last))
     allocation = allocated.as_json()
+    start = datetime.combine(first, datetime.min.time(), UTC)
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
     return MonthlyReport(
         month=month,
         total=total,
@@ -157,6 +163,9 @@ def build_monthly(store: Store, month: str) -> MonthlyReport:
         coverage=coverage_percent(direct_by_team),
         allocation={k: allocation[k] for k in ("rules_applied", "rows", "largest_unallocated_pools")},
         forecast=_forecast(store, first, last),
+        anomalies=store.anomalies_overlapping(start, end),
+        approvals=store.approvals_decided("approved", start, end),
+        ledger_id=store.ledger_id(),
     )
 
 

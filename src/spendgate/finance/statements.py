@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from spendgate.attribution.model import UNALLOCATED
+from spendgate.finance.document import Block, Document, Figures, Heading, Paragraph, money_table
 from spendgate.finance.monthly import month_end, parse_month
 from spendgate.ledger.store import Store
 from spendgate.money import format_usd
@@ -49,7 +50,7 @@ class Statement:
     def as_csv(self) -> str:
         out = io.StringIO()
         writer = SafeWriter(out)
-        refs = ";".join(f"{k}={v}" for k, v in self.references.items() if v)
+        refs = ";".join(f"{k}={_flat(v)}" for k, v in self.references.items() if v)
         writer.writerow(["month", self.by, "references", *LINE_DIMENSIONS, "requests", "cost_usd"])
         for line in self.lines:
             writer.writerow(
@@ -83,11 +84,12 @@ def build_statements(store: Store, month: str, by: str) -> list[Statement]:
     first = parse_month(month)
     result = store.report(ReportQuery(by=(by, *LINE_DIMENSIONS), since=first, until=month_end(first)))
     teams = store.list_teams()
+    customers = store.customers() if by == "customer" else {}
     statements: dict[str | None, Statement] = {}
     for row in result.rows:
         owner = row.dims[by]
         if owner not in statements:
-            statements[owner] = Statement(by, owner, month, _references(by, owner, teams))
+            statements[owner] = Statement(by, owner, month, _references(by, owner, teams, customers))
         statements[owner].lines.append(
             {
                 "project": row.dims["project"] or UNALLOCATED,
@@ -100,16 +102,73 @@ def build_statements(store: Store, month: str, by: str) -> list[Statement]:
     return sorted(statements.values(), key=lambda s: (s.owner is None, s.owner or ""))
 
 
-def _references(by: str, owner: str | None, teams: list[Any]) -> dict[str, Any]:
-    """What a billing system joins the statement on: a team's cost center code; a cost
-    center's teams; a customer's id."""
+def _references(by: str, owner: str | None, teams: list[Any], customers: dict[str, Any]) -> dict[str, Any]:
+    """What a billing system joins the statement on: a team's cost center code and purchase-order
+    reference; a cost center's teams and their references; a customer's id, name and reference
+    (``spendgate teams update``, ``spendgate customers set``)."""
     if by == "team":
-        center = next((t.cost_center for t in teams if t.name == owner), None)
-        return {"team": owner, "cost_center": center}
+        team = next((t for t in teams if t.name == owner), None)
+        return {"team": owner, "cost_center": team and team.cost_center, "reference": team and team.reference}
     if by == "cost_center":
-        return {"cost_center": owner, "teams": sorted(t.name for t in teams if t.cost_center == owner and owner)}
-    return {"customer_id": owner}
+        members = sorted((t for t in teams if t.cost_center == owner and owner), key=lambda t: t.name)
+        return {
+            "cost_center": owner,
+            "teams": [t.name for t in members],
+            "team_references": {t.name: t.reference for t in members if t.reference},
+        }
+    customer = customers.get(owner) if owner is not None else None
+    return {
+        "customer_id": owner,
+        "name": customer.name if customer else None,
+        "reference": customer.reference if customer else None,
+    }
+
+
+def _flat(value: Any) -> str:
+    """A reference as one CSV field: lists joined, a mapping as ``key:value`` pairs."""
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 
 def statement_text(statement: Statement, fmt: str) -> str:
     return json.dumps(statement.as_json(), indent=2) + "\n" if fmt == "json" else statement.as_csv()
+
+
+REFERENCE_LABELS = {
+    "team": "Team",
+    "cost_center": "Cost center",
+    "reference": "Reference",
+    "teams": "Teams",
+    "team_references": "Team references",
+    "customer_id": "Customer id",
+    "name": "Name",
+}
+
+
+def statement_document(statement: Statement, ledger_id: str) -> Document:
+    """The statement as a document (``finance/document.py``) for the PDF: its references, its
+    lines rounded to cents by largest remainder (they add up to the rounded total shown), and
+    the exact total the JSON and CSV carry, so the printed copy reconciles to the digit."""
+    owner = statement.owner if statement.owner is not None else UNASSIGNED
+    references = tuple((REFERENCE_LABELS.get(k, k), _flat(v) if v else "—") for k, v in statement.references.items())
+    lines = money_table(
+        ["project", "model", "feature", "requests", "cost"],
+        [
+            [li["project"], li["model"], li["feature"] or "", f"{li['requests']:,}", li["cost_usd"]]
+            for li in statement.lines
+        ],
+        (4,),
+        "Total",
+        figures=(3,),
+    )
+    blocks: tuple[Block, ...] = (
+        Figures(references),
+        Heading("Spend by project, model and feature"),
+        lines,
+        Paragraph(f"Exact total: {format_usd(statement.total)} USD (lines rounded to cents by largest remainder)."),
+    )
+    title = f"Statement — {statement.by.replace('_', ' ')} {owner} — {statement.month}"
+    return Document(title, statement.month, ledger_id, blocks)

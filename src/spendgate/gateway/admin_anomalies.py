@@ -55,7 +55,13 @@ def anomaly_routes(store: Any) -> list[Route]:
             raise ValueError("an approval needs a reason")
         now = datetime.now(UTC)
         return 200, await asyncio.to_thread(
-            store.decide_approval, request.name, APPROVED, now, extra=extra, reason=reason
+            store.decide_approval,
+            request.name,
+            APPROVED,
+            now,
+            extra=extra,
+            reason=reason,
+            decided_by=_decider(request),
         )
 
     async def deny(request: AdminRequest) -> tuple[int, Any]:
@@ -63,7 +69,7 @@ def anomaly_routes(store: Any) -> list[Route]:
         body = await request.json()
         reason = body.get("reason") if isinstance(body.get("reason"), str) else None
         return 200, await asyncio.to_thread(
-            store.decide_approval, request.name, DENIED, datetime.now(UTC), reason=reason
+            store.decide_approval, request.name, DENIED, datetime.now(UTC), reason=reason, decided_by=_decider(request)
         )
 
     return [
@@ -76,3 +82,8 @@ def anomaly_routes(store: Any) -> list[Route]:
         route("GET", "/admin/suspensions", list_suspensions),
         route("POST", "/admin/suspensions/{name}/resume", resume, changes_config=True),
     ]
+
+
+def _decider(request: AdminRequest) -> str:
+    """Who decided an approval: the signed-in user, or the admin key (no user behind it)."""
+    return request.viewer.name or "admin key"

@@ -189,6 +189,16 @@ class AnomaliesMixin(StoreBase):
         rows = self._query(f"SELECT * FROM anomalies{where} ORDER BY {order} LIMIT ?", (*params, limit))
         return [self._anomaly_json(r) for r in rows]
 
+    def anomalies_overlapping(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Every anomaly whose window [start_at, end_at) overlaps [start, end) (a month: one that
+        began the month before and ran into it is part of this month's story too)."""
+        d = self._dialect
+        rows = self._query(
+            "SELECT * FROM anomalies WHERE start_at < ? AND end_at > ? ORDER BY start_at, seq",
+            (d.ts(end), d.ts(start)),
+        )
+        return [self._anomaly_json(r) for r in rows]
+
     def anomaly(self, anomaly_id: str) -> dict[str, Any]:
         rows = self._query("SELECT * FROM anomalies WHERE id = ?", (anomaly_id,))
         if not rows:

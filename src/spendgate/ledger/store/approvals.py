@@ -24,6 +24,7 @@ PENDING, APPROVED, DENIED = "pending", "approved", "denied"
 # reason is a sentence the finance report shows.
 MAX_EXTRA_USD = Decimal(1_000_000_000)
 MAX_REASON_CHARS = 1000
+MAX_DECIDED_BY_CHARS = 200  # a user name or whatever the CLI's --by says
 
 
 class ApprovalsMixin(StoreBase):
@@ -55,6 +56,7 @@ class ApprovalsMixin(StoreBase):
             "reason": row["reason"],
             "requested_at": d.ts_text(row["requested_at"]),
             "decided_at": None if row["decided_at"] is None else d.ts_text(row["decided_at"]),
+            "decided_by": row["decided_by"],
         }
 
     def list_approvals(self, status: str | None = None) -> list[dict[str, Any]]:
@@ -63,12 +65,21 @@ class ApprovalsMixin(StoreBase):
         return [self._approval_json(r) for r in rows]
 
     def decide_approval(
-        self, approval_id: str, status: str, now: datetime, *, extra: Decimal | None = None, reason: str | None = None
+        self,
+        approval_id: str,
+        status: str,
+        now: datetime,
+        *,
+        extra: Decimal | None = None,
+        reason: str | None = None,
+        decided_by: str | None = None,
     ) -> dict[str, Any]:
         if status == APPROVED and (extra is None or not extra.is_finite() or not 0 < extra <= MAX_EXTRA_USD):
             raise StoreError(f"--extra must be a dollar amount above zero and at most {MAX_EXTRA_USD:,}")
         if reason is not None and len(reason) > MAX_REASON_CHARS:
             raise StoreError(f"the reason is longer than {MAX_REASON_CHARS} characters")
+        if decided_by is not None and len(decided_by) > MAX_DECIDED_BY_CHARS:
+            raise StoreError(f"who decided is longer than {MAX_DECIDED_BY_CHARS} characters")
         rows = self._query("SELECT * FROM approvals WHERE id = ?", (approval_id,))
         if not rows:
             raise StoreError(f"unknown approval {approval_id!r}; see `spendgate approvals list`")
@@ -79,13 +90,22 @@ class ApprovalsMixin(StoreBase):
         self._write(
             [
                 (
-                    "UPDATE approvals SET status = ?, extra_usd = ?, reason = ?, decided_at = ?"
+                    "UPDATE approvals SET status = ?, extra_usd = ?, reason = ?, decided_at = ?, decided_by = ?"
                     " WHERE id = ? AND status = 'pending'",
-                    (status, money, reason, d.ts(now), approval_id),
+                    (status, money, reason, d.ts(now), decided_by, approval_id),
                 )
             ]
         )
         return self._approval_json(self._query("SELECT * FROM approvals WHERE id = ?", (approval_id,))[0])
+
+    def approvals_decided(self, status: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Approvals of ``status`` decided in [start, end) (the finance report's month)."""
+        d = self._dialect
+        rows = self._query(
+            "SELECT * FROM approvals WHERE status = ? AND decided_at >= ? AND decided_at < ? ORDER BY decided_at, id",
+            (status, d.ts(start), d.ts(end)),
+        )
+        return [self._approval_json(r) for r in rows]
 
     def approved_extras(self) -> dict[str, Decimal]:
         """Extra spend granted, by ``budget@window`` (what ``Rules.extras`` holds)."""

@@ -6,7 +6,8 @@ budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``ale
 users, roles, sessions and personal tokens (``users.py``), provider batches and their creators
 (``batches.py``), anomalies, their rules and suspensions (``anomalies.py``), budget approvals
 (``approvals.py``), jobs one replica runs (``jobs.py``), shared-cost allocation rules
-(``allocations.py``), the FOCUS export's query (``focus.py``).
+(``allocations.py``), the FOCUS export's query (``focus.py``), customers' names and
+references (``customers.py``).
 A new area adds a part here and its tables as one migration (``migrations/``).
 """
 
@@ -21,6 +22,7 @@ from spendgate.ledger.store.anomalies import AnomaliesMixin
 from spendgate.ledger.store.approvals import ApprovalsMixin
 from spendgate.ledger.store.batches import BatchesMixin
 from spendgate.ledger.store.budgets import BudgetsMixin
+from spendgate.ledger.store.customers import CustomersMixin
 from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.events import EventsMixin
 from spendgate.ledger.store.focus import FocusMixin
@@ -43,6 +45,7 @@ class SQLStore(
     JobsMixin,
     AllocationsMixin,
     FocusMixin,
+    CustomersMixin,
 ):
     """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
     that has some, for deployments that run ``spendgate migrate`` on their own)."""

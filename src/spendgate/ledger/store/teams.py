@@ -8,7 +8,7 @@ from typing import Any
 from spendgate.attribution.model import Directory, GatewayKey, Project, ScopeChange, Team
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.store.base import StoreBase
-from spendgate.ledger.store.dialect import Session
+from spendgate.ledger.store.dialect import Row, Session
 from spendgate.ledger.store.visibility import among
 
 _VERSION = "SELECT value FROM meta WHERE name = 'config_version'"
@@ -28,9 +28,14 @@ class TeamsMixin(StoreBase):
     def list_teams(self, names: Collection[str] | None = None) -> list[Team]:
         """Every team, or (``names``: what a caller may see) only those."""
         where, params = _only("name", names)
-        return [
-            Team(r["name"], r["cost_center"]) for r in self._query(f"SELECT * FROM teams{where} ORDER BY name", params)
-        ]
+        return [_team(r) for r in self._query(f"SELECT * FROM teams{where} ORDER BY name", params)]
+
+    def set_team_reference(self, name: str, reference: str | None) -> Team:
+        """A team's purchase-order or billing reference (None: cleared); statements carry it."""
+        if not self._exists("teams", name):
+            raise StoreError(f"unknown team {name!r}; see `spendgate teams list`")
+        self._write([("UPDATE teams SET reference = ? WHERE name = ?", (reference, name))])
+        return self.list_teams([name])[0]
 
     def create_project(self, name: str, team: str) -> Project:
         missing = f"unknown team {team!r}; create it first with `spendgate teams create {team}`"
@@ -139,10 +144,14 @@ class TeamsMixin(StoreBase):
         # One snapshot: the version always matches the rows read with it.
         with self._dialect.snapshot() as session:
             version = session.scalar(_VERSION)
-            teams = [Team(r["name"], r["cost_center"]) for r in session.rows("SELECT * FROM teams")]
+            teams = [_team(r) for r in session.rows("SELECT * FROM teams")]
             projects = [Project(r["name"], r["team"]) for r in session.rows("SELECT * FROM projects")]
             keys = _keys(session)
         return Directory.build(teams, projects, keys, version=int(version))
+
+
+def _team(row: Row) -> Team:
+    return Team(row["name"], row["cost_center"], row["reference"])
 
 
 _ALLOW = "INSERT INTO gateway_key_projects (key_name, project) VALUES (?, ?)"
