@@ -149,8 +149,12 @@ def test_the_newest_anomalies_of_a_period_are_read_first(make_gateway) -> None:
     day = timedelta(days=1)
     assert [a["id"] for a in store.list_anomalies()] == ids  # oldest first, as the CLI lists them
     assert [a["id"] for a in store.list_anomalies(t0, 2, newest_first=True)] == [ids[3], ids[2]]
-    between = store.list_anomalies(t0 + day, until=t0 + 2 * day + timedelta(minutes=1), newest_first=True)
+    between = store.list_anomalies(
+        t0 + day - timedelta(minutes=30), until=t0 + 2 * day + timedelta(minutes=1), newest_first=True
+    )
     assert [a["id"] for a in between] == [ids[2], ids[1]]
+    # Windows are half-open: the anomaly of the hour ending exactly at t0 + day is not after it.
+    assert [a["id"] for a in store.list_anomalies(t0 + day)] == ids[2:]
 
 
 # --- through the gateway ---------------------------------------------------------------------------

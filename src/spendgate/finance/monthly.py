@@ -163,7 +163,7 @@ def build_monthly(store: Store, month: str) -> MonthlyReport:
         coverage=coverage_percent(direct_by_team),
         allocation={k: allocation[k] for k in ("rules_applied", "rows", "largest_unallocated_pools")},
         forecast=_forecast(store, first, last),
-        anomalies=store.anomalies_overlapping(start, end),
+        anomalies=store.list_anomalies(start, None, until=end),
         approvals=store.approvals_decided("approved", start, end),
         ledger_id=store.ledger_id(),
     )

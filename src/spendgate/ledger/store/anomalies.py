@@ -170,32 +170,27 @@ class AnomaliesMixin(StoreBase):
     def list_anomalies(
         self,
         since: datetime | None = None,
-        limit: int = 1000,
+        limit: int | None = 1000,
         *,
         until: datetime | None = None,
         newest_first: bool = False,
     ) -> list[dict[str, Any]]:
-        """Anomalies ending at or after ``since`` and starting before ``until``, oldest first
-        (``newest_first``: the latest ``limit`` of them, as a page lists them)."""
+        """Anomalies whose window [start_at, end_at) overlaps [since, until), oldest first
+        (``newest_first``: the latest ``limit`` of them, as a page lists them; ``limit=None``:
+        all of them, as the month's finance report reads them: one that began the month before
+        and ran into it is part of this month's story too)."""
         clauses, params = [], []
         if since is not None:
-            clauses.append("end_at >= ?")
+            clauses.append("end_at > ?")
             params.append(self._dialect.ts(since))
         if until is not None:
             clauses.append("start_at < ?")
             params.append(self._dialect.ts(until))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "start_at DESC, seq DESC" if newest_first else "start_at, seq"
-        rows = self._query(f"SELECT * FROM anomalies{where} ORDER BY {order} LIMIT ?", (*params, limit))
-        return [self._anomaly_json(r) for r in rows]
-
-    def anomalies_overlapping(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """Every anomaly whose window [start_at, end_at) overlaps [start, end) (a month: one that
-        began the month before and ran into it is part of this month's story too)."""
-        d = self._dialect
+        bound = "" if limit is None else " LIMIT ?"
         rows = self._query(
-            "SELECT * FROM anomalies WHERE start_at < ? AND end_at > ? ORDER BY start_at, seq",
-            (d.ts(end), d.ts(start)),
+            f"SELECT * FROM anomalies{where} ORDER BY {order}{bound}", (*params, *(() if limit is None else (limit,)))
         )
         return [self._anomaly_json(r) for r in rows]
 
