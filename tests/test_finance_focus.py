@@ -226,6 +226,20 @@ def test_focus_export_refuses_bad_arguments(bad: list[str], tmp_path: Path) -> N
     assert not out.exists()
 
 
+# From specification/attributes/unit_format.md's own examples and rules.
+@pytest.mark.parametrize(
+    ("unit", "valid"),
+    [("GB", True), ("Seconds", True), ("GB-Hours", True), ("GB/Hour", True), ("1000 Tokens", True),
+     ("Units/3 Months", True), ("Request-Tokens", True), ("Core-Hours/Day", True), ("Input Tokens", True),
+     ("One Hour Cache Write Tokens", True), ("TBs", False), ("terabyte", False), ("tokens", False),
+     ("1M Tokens", False), ("0 Tokens", False), ("Tokens-", False), ("Input tokens", False), ("GB Hours", False)],
+)  # fmt: skip
+def test_the_unit_format_check_follows_the_spec(unit: str, valid: bool) -> None:
+    header = ["PricingUnit", "PricingQuantity"]
+    found = focus_spec.problems(header, [{"PricingUnit": unit, "PricingQuantity": "1"}])
+    assert ([f for f in found if "UnitFormat" in f] == []) is valid, found
+
+
 def _site() -> Path:
     # Found, not imported: importing pandera here trips the suite's warnings-as-errors.
     spec = importlib.util.find_spec("focus_validator")
