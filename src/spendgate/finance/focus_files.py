@@ -48,19 +48,22 @@ def pyarrow_modules() -> tuple[ModuleType, ModuleType]:
     return pyarrow, pyarrow.parquet
 
 
-def _csv_cell(value: Any) -> Any:
-    """Instants as FOCUS Date/Time text; the rest as SafeWriter writes it (Decimals bare)."""
-    return focus_time(value) if isinstance(value, datetime) else value
-
-
 def write_csv(rows: Iterable[Mapping[str, Any]], out: Path) -> Written:
     count, total = 0, Decimal(0)
+    instants = [i for i, name in enumerate(COLUMNS) if name in DATETIME_COLUMNS]
+    # A file has few distinct days and months: each instant is formatted once.
+    texts: dict[datetime, str] = {}
     with out.open("w", newline="", encoding="utf-8") as f:
         # Through the exports' one CSV writer: names from requests cannot run as formulas.
         writer = SafeWriter(f)
         writer.writerow(COLUMNS)
         for row in rows:
-            writer.writerow(_csv_cell(row.get(name)) for name in COLUMNS)
+            values = [row.get(name) for name in COLUMNS]
+            for i in instants:
+                at = values[i]
+                if at is not None:
+                    values[i] = texts.get(at) or texts.setdefault(at, focus_time(at))
+            writer.writerow(values)
             count += 1
             total += row["BilledCost"]
     return Written(count, total)
