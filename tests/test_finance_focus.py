@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -18,18 +19,19 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from spendgate.cli.main import main
-from spendgate.finance.focus import DATETIME_COLUMNS, DECIMAL_COLUMNS, focus_time
+from spendgate.finance.focus import COLUMNS, DATETIME_COLUMNS, DECIMAL_COLUMNS, focus_time
 from spendgate.pricing.book import PriceBook
 from spendgate.pricing.overrides import PriceOverride
 from spendgate.reports.spec import ReportQuery
 from tests import focus_spec
 from tests.conftest import open_test_store
-from tests.finance_support import cli
+from tests.finance_support import cli, ledger  # noqa: F401  (ledger: a fixture)
 
 # 1.2 renamed these; the validator (1.0) knows them by their old names.
 TO_1_0 = {"InvoiceIssuerName": "InvoiceIssuer", "ProviderName": "Provider", "PublisherName": "Publisher",
@@ -66,7 +68,7 @@ def _drive(make_gateway) -> tuple[object, str]:
     return gateway, month
 
 
-def _export(gateway, month: str, out: Path, fmt: str) -> str:
+def _export(gateway, month: str, out: Path, fmt: str) -> Any:
     today = datetime.now(UTC).date()
     return cli("export", "focus", "--since", f"{month}-01", "--until", today.isoformat(), "--format", fmt,
                "--out", str(out), "--db", gateway.db_url, "--json")  # fmt: skip
@@ -85,15 +87,19 @@ def _count(row: dict[str, str], column: str) -> int:
 def test_focus_export_is_exact_and_valid(make_gateway, tmp_path: Path) -> None:
     gateway, month = _drive(make_gateway)
     out = tmp_path / "focus.csv"
-    _export(gateway, month, out, "csv")
+    summary = json.loads(_export(gateway, month, out, "csv").output)
     header, rows = _read_csv(out)
+    assert (summary["rows"], Decimal(summary["billed_cost_usd"])) == (
+        len(rows),
+        sum(Decimal(r["BilledCost"]) for r in rows),
+    )
 
     today = datetime.now(UTC).date()
     since = datetime.fromisoformat(f"{month}-01").date()
-    ledger = gateway.store.report(ReportQuery(since=since, until=today))
-    assert sum(Decimal(r["BilledCost"]) for r in rows) == ledger.total_cost_usd
-    assert sum(_count(r, "x_Requests") for r in rows) == ledger.total_requests == 10
-    assert sum(_count(r, "x_InputTokens") for r in rows) == sum(r.input_tokens for r in ledger.rows)
+    totals = gateway.store.report(ReportQuery(since=since, until=today))
+    assert sum(Decimal(r["BilledCost"]) for r in rows) == totals.total_cost_usd
+    assert sum(_count(r, "x_Requests") for r in rows) == totals.total_requests == 10
+    assert sum(_count(r, "x_InputTokens") for r in rows) == sum(r.input_tokens for r in totals.rows)
     # Each (model, owner)'s rows sum to the ledger's figure for it, exactly.
     by_owner = gateway.store.report(ReportQuery(by=("model", "project"), since=since, until=today))
     billed: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
@@ -107,7 +113,7 @@ def test_focus_export_is_exact_and_valid(make_gateway, tmp_path: Path) -> None:
         groups[tuple(r[c] for c in GROUP)].append(r)
     kinds = [(*key, r["x_TokenKind"]) for key, members in groups.items() for r in members]
     assert len(kinds) == len(set(kinds))
-    assert len(groups) < ledger.total_requests
+    assert len(groups) < totals.total_requests
     for members in groups.values():
         assert members[0]["x_Requests"] != "" and all(r["x_Requests"] == "" for r in members[1:])
     by_model = {(key[2], key[3]): {r["x_TokenKind"]: r for r in members} for key, members in groups.items()}
@@ -192,6 +198,20 @@ def test_focus_parquet_holds_the_csv_rows_typed(make_gateway, tmp_path: Path) ->
                 assert value == Decimal(cell), column
             else:
                 assert as_csv(value, column) == cell, column
+
+
+def test_an_empty_period_writes_the_columns_and_no_row(ledger: str, tmp_path: Path) -> None:  # noqa: F811
+    import pyarrow.parquet as pq
+
+    for fmt in ("csv", "parquet"):
+        out = tmp_path / f"empty.{fmt}"
+        result = cli("export", "focus", "--since", "2001-01-01", "--until", "2001-01-31", "--format", fmt,
+                     "--out", str(out), "--db", ledger, "--json")  # fmt: skip
+        assert json.loads(result.output) == {"out": str(out), "format": fmt, "rows": 0, "billed_cost_usd": "0"}
+    header, rows = _read_csv(tmp_path / "empty.csv")
+    assert (header, rows) == (list(COLUMNS), [])
+    table = pq.read_table(tmp_path / "empty.parquet")
+    assert (table.num_rows, table.schema.names) == (0, list(COLUMNS))
 
 
 def test_parquet_without_pyarrow_says_what_to_install(tmp_path: Path) -> None:
