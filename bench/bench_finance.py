@@ -69,7 +69,7 @@ def timed(call: Callable[[], Any]) -> tuple[float, float]:
 
 def export(store: Any, out: Path, fmt: str) -> Decimal:
     """The command's path: the query, the list prices, the rows, the file."""
-    rows = focus_rows(store.focus_groups(*JANUARY), store.ledger_id(), list_rates())  # type: ignore[arg-type]
+    rows = focus_rows(store.focus_groups(*JANUARY), store.ledger_id(), list_rates())
     return write_focus(rows, out, fmt).billed_cost_usd
 
 

@@ -232,7 +232,11 @@ def test_parquet_without_pyarrow_says_what_to_install(tmp_path: Path) -> None:
     assert not (tmp_path / "f.parquet").exists()
 
 
-@pytest.mark.parametrize("bad", [["--format", "xlsx"], ["--since", "2025-13-01"], ["--until", "2024-12-31"]])
+@pytest.mark.parametrize(
+    "bad",
+    [["--format", "xlsx"], ["--since", "2025-13-01"], ["--until", "2024-12-31"], ["--until", "9999-12-31"],
+     ["--since", "0001-01-01"], ["--since", "x" * 10_000]],
+)  # fmt: skip
 def test_focus_export_refuses_bad_arguments(bad: list[str], tmp_path: Path) -> None:
     args = {"--since": "2025-01-01", "--until": "2025-01-31", "--format": "csv"}
     args.update(zip(bad[::2], bad[1::2], strict=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,15 +13,25 @@ from spendgate.ledger.store import Store
 from spendgate.money import format_usd
 from spendgate.pricing.rates import Rates
 
+if TYPE_CHECKING:
+    from spendgate.finance.focus import ListRates
+
+
+# The days an export may span: the store's day arithmetic needs the day after --until.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
+
 
 def _day(value: str, option: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"expected YYYY-MM-DD, got {value[:40]!r}", param_hint=option) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise click.BadParameter(f"expected a day from {FIRST_DAY} to {LAST_DAY}, got {value}", param_hint=option)
+    return day
 
 
-def list_rates() -> object:
+def list_rates() -> ListRates:
     """List prices (genai-prices with spendgate's supplement, no overrides): ListCost,
     ListUnitPrice and how a group's cost is shared among its token kinds."""
     from spendgate.pricing.book import PriceBook
@@ -61,7 +72,7 @@ def export_focus(store: Store, since: str, until: str, fmt: str, out: Path, as_j
         except ParquetUnavailable as e:
             raise click.ClickException(str(e)) from None
     groups = store.focus_groups(first, last)
-    written = write_focus(focus_rows(groups, store.ledger_id(), list_rates()), out, fmt)  # type: ignore[arg-type]
+    written = write_focus(focus_rows(groups, store.ledger_id(), list_rates()), out, fmt)
     total = format_usd(written.billed_cost_usd)
     if as_json:
         print_json({"out": str(out), "format": fmt, "rows": written.rows, "billed_cost_usd": total})
