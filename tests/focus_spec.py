@@ -87,6 +87,21 @@ _DECIMAL = re.compile(r"^-?\d+(\.\d+)?([eE]-?\d+)?$")
 # Date/Time Format: extended ISO 8601 in UTC, 'YYYY-MM-DDTHH:mm:ssZ'.
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# UnitFormat (specification/attributes/unit_format.md): an optional unit quantity (a positive
+# integer and a space), then a simple unit, a compound unit (two base units joined by "-") or a
+# ratio unit ("/", its denominator optionally with a quantity). A base unit is one of the data
+# size abbreviations (the same for singular and plural) or a capitalized noun: the time units
+# and recommended count units (Tokens, Requests...) are such nouns, and a count unit the lists
+# lack "may be used as long as it is capitalized" ("Input Tokens": every word capitalized).
+_DATA_SIZE = "|".join(f"{p}{b}" for p in ("", "K", "M", "G", "T", "P", "E") for b in ("b", "B"))
+_DATA_SIZE += "|" + "|".join(f"{p}i{b}" for p in ("K", "M", "G", "T", "P", "E") for b in ("b", "B"))
+_NOUN = r"[A-Z][a-z]*(?: [A-Z][a-z]*)*"
+_BASE_UNIT = rf"(?:{_DATA_SIZE}|{_NOUN})"
+_UNITS = rf"{_BASE_UNIT}(?:-{_BASE_UNIT})?"
+_QUANTITY = r"[1-9][0-9]* "
+UNIT_FORMAT = re.compile(rf"^(?:{_QUANTITY})?{_UNITS}(?:/(?:{_QUANTITY})?{_UNITS})?$")
+# The FOCUS columns whose values follow UnitFormat.
+UNIT_COLUMNS = ("PricingUnit", "ConsumedUnit", "CommitmentDiscountUnit")
 
 
 def problems(header: list[str], rows: list[dict[str, str]]) -> list[str]:
@@ -117,6 +132,8 @@ def problems(header: list[str], rows: list[dict[str, str]]) -> list[str]:
                 found.append(f"row {i}: {name}={value!r} is not an allowed value")
             if name.endswith("Currency") and not _CURRENCY.match(value):
                 found.append(f"row {i}: {name}={value!r} is not a currency code")
+            if name in UNIT_COLUMNS and not UNIT_FORMAT.match(value):
+                found.append(f"row {i}: {name}={value!r} breaks UnitFormat")
         # Cross-column rules of 1.2 (those spendgate's rows can break).
         if (row.get("PricingQuantity") == "") != (row.get("PricingUnit") == ""):
             found.append(f"row {i}: PricingUnit must be null exactly when PricingQuantity is")

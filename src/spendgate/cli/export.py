@@ -2,39 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from spendgate.cli.support import db_options, json_option, print_json
 from spendgate.ledger.store import Store
 from spendgate.money import format_usd
-from spendgate.reports.csv_export import SafeWriter
+from spendgate.pricing.rates import Rates
+
+if TYPE_CHECKING:
+    from spendgate.finance.focus import ListRates
+
+
+# The days an export may span: the store's day arithmetic needs the day after --until.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
 
 
 def _day(value: str, option: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"expected YYYY-MM-DD, got {value[:40]!r}", param_hint=option) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise click.BadParameter(f"expected a day from {FIRST_DAY} to {LAST_DAY}, got {value}", param_hint=option)
+    return day
 
 
-def list_pricer() -> object:
-    """List prices (genai-prices with spendgate's supplement, no overrides), for ListCost."""
+def list_rates() -> ListRates:
+    """List prices (genai-prices with spendgate's supplement, no overrides): ListCost,
+    ListUnitPrice and how a group's cost is shared among its token kinds."""
     from spendgate.pricing.book import PriceBook
-    from spendgate.pricing.rates import cost
-    from spendgate.usage.model import Usage
 
     book = PriceBook()
 
-    def price(provider: str, model: str, usage: Mapping[str, int], at: datetime, tier: str | None) -> Decimal | None:
+    def rates(provider: str, model: str, at: datetime, tier: str | None) -> Rates | None:
         sheet = book.sheet(provider, model, at, tier)
-        return None if sheet is None else cost(Usage(**usage), sheet.base)
+        return None if sheet is None else sheet.base
 
-    return price
+    return rates
 
 
 @click.group("export")
@@ -45,29 +53,28 @@ def export_group() -> None:
 @export_group.command("focus")
 @click.option("--since", required=True, help="First day, YYYY-MM-DD (UTC).")
 @click.option("--until", required=True, help="Last day, inclusive, YYYY-MM-DD (UTC).")
-@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True,
+              help="parquet needs the extra: pip install 'spendgate[parquet]'.")  # fmt: skip
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
 @json_option
 @db_options
 def export_focus(store: Store, since: str, until: str, fmt: str, out: Path, as_json: bool) -> None:
-    """FOCUS 1.2: one row per charge day x provider x model x owner x price."""
-    from spendgate.finance.focus import COLUMNS, focus_rows
+    """FOCUS 1.2: one row per charge day x provider x model x owner x price x token kind."""
+    from spendgate.finance.focus import focus_rows
+    from spendgate.finance.focus_files import ParquetUnavailable, pyarrow_modules, write_focus
 
     first, last = _day(since, "--since"), _day(until, "--until")
     if last < first:
         raise click.BadParameter("--until is before --since", param_hint="--until")
+    if fmt == "parquet":
+        try:
+            pyarrow_modules()  # before the query: say what is missing at once
+        except ParquetUnavailable as e:
+            raise click.ClickException(str(e)) from None
     groups = store.focus_groups(first, last)
-    written = 0
-    total = Decimal(0)
-    with out.open("w", newline="", encoding="utf-8") as f:
-        # Through the exports' one CSV writer: names from requests cannot run as formulas.
-        writer = SafeWriter(f)
-        writer.writerow(COLUMNS)
-        for row in focus_rows(groups, store.ledger_id(), list_pricer()):  # type: ignore[arg-type]
-            writer.writerow(row.get(name) for name in COLUMNS)
-            total += Decimal(row["BilledCost"] or 0)
-            written += 1
+    written = write_focus(focus_rows(groups, store.ledger_id(), list_rates()), out, fmt)
+    total = format_usd(written.billed_cost_usd)
     if as_json:
-        print_json({"out": str(out), "rows": written, "billed_cost_usd": format_usd(total)})
+        print_json({"out": str(out), "format": fmt, "rows": written.rows, "billed_cost_usd": total})
     else:
-        click.echo(f"wrote {written} FOCUS rows to {out} (BilledCost total {format_usd(total)} USD)", err=True)
+        click.echo(f"wrote {written.rows} FOCUS rows to {out} (BilledCost total {total} USD)", err=True)
