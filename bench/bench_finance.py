@@ -9,7 +9,8 @@ Fills a fresh ledger with ``--events`` events (``synthetic_events``: 36 projects
 ``--days`` days from 2025-01-01) through ``store.append_events``, adds an allocation rule, then
 times (once, then the median of 3 warm runs) for January 2025: ``build_monthly`` (the JSON
 report's figures), the FOCUS export (its query and writing the CSV, then the Parquet file when
-pyarrow is installed) and ``report --allocated --by team``. Checks the FOCUS BilledCost sum of
+pyarrow is installed), ``report --allocated --by team``, and the PDFs (the finance report; a
+statement per team). Checks the FOCUS BilledCost sum of
 both files against the month's report total.
 
 ``--keep`` leaves the ledger (the SQLite file, the PostgreSQL schema) in place at the end;
@@ -38,6 +39,9 @@ from spendgate.finance.allocation import Pool, Rule
 from spendgate.finance.focus import focus_rows
 from spendgate.finance.focus_files import ParquetUnavailable, pyarrow_modules, write_focus
 from spendgate.finance.monthly import build_monthly
+from spendgate.finance.monthly_document import monthly_document
+from spendgate.finance.pdf import document_pdf
+from spendgate.finance.statements import build_statements, statement_document
 from spendgate.reports.spec import ReportQuery
 from synthetic_events import Synthetic
 
@@ -82,6 +86,7 @@ def fill(store: Any, args: argparse.Namespace, label: str) -> None:
             print(f"{label}: migrations applied: {', '.join(applied)}", flush=True)
         if held == args.events:
             print(f"{label}: reusing the ledger's {held:,} events", flush=True)
+            ensure_allocation_rule(store)
             return
         if held:
             raise SystemExit(
@@ -92,7 +97,24 @@ def fill(store: Any, args: argparse.Namespace, label: str) -> None:
     for batch in synthetic.batches(args.events, 2000):
         store.append_events(batch)
     print(f"{label}: {args.events:,} events stored in {time.perf_counter() - start:,.1f} s", flush=True)
-    store.create_allocation_rule(Rule("shared", Pool.parse("unallocated"), "proportional", "team"))
+    ensure_allocation_rule(store)
+
+
+def ensure_allocation_rule(store: Any) -> None:
+    """The rule ``report --allocated`` applies (a kept ledger filled elsewhere may lack it)."""
+    if not any(rule.name == "shared" for rule in store.list_allocation_rules()):
+        store.create_allocation_rule(Rule("shared", Pool.parse("unallocated"), "proportional", "team"))
+
+
+def monthly_pdf(store: Any) -> int:
+    """``finance report --format pdf``: the figures, the document, the PDF."""
+    return len(document_pdf(monthly_document(build_monthly(store, "2025-01"))))
+
+
+def team_statement_pdfs(store: Any) -> int:
+    """``statements --by team --format pdf``: one PDF per team."""
+    ledger_id = store.ledger_id()
+    return sum(len(document_pdf(statement_document(s, ledger_id))) for s in build_statements(store, "2025-01", "team"))
 
 
 def formats() -> list[str]:
@@ -122,6 +144,8 @@ def bench(store: Any, args: argparse.Namespace, label: str) -> None:
                 )
             )
         calls.append(("report --allocated --by team", lambda: allocated_report(store, by_team)))
+        calls.append(("finance report as PDF", lambda: monthly_pdf(store)))
+        calls.append(("statements --by team as PDF", lambda: team_statement_pdfs(store)))
         rows = sum(1 for _ in (Path(tmp) / "focus.csv").open()) - 1
         print(f"  FOCUS rows for 2025-01: {rows:,}", flush=True)
         for name, call in calls:
