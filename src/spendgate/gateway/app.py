@@ -27,6 +27,8 @@ from spendgate.budgets.counters import InProcessCounters
 from spendgate.budgets.enforcer import BudgetExceeded, Enforcer, counter_key
 from spendgate.budgets.gate import InProcessGate
 from spendgate.budgets.model import Scope as BudgetScope
+from spendgate.budgets.output_model import OutputModelParams
+from spendgate.budgets.reservations import LearnedReservations
 from spendgate.budgets.resync import CounterResync, ShipFence
 from spendgate.budgets.rules import Rules
 from spendgate.budgets.status import budget_status
@@ -109,6 +111,14 @@ class SpendgateApp:
             reservation_ttl=settings.reservation_ttl,
         )
         self.gateway.enforcer = self.enforcer
+        # Learned mode: what requests without max_tokens reserve, refreshed from the ledger.
+        self.reservations = LearnedReservations(
+            store.recent_output_tokens,  # type: ignore[attr-defined]  # store/output_samples.py
+            clock,
+            mode=settings.reservation,
+            params=OutputModelParams(percentile=Decimal(str(settings.reservation_percentile))),
+        )
+        self.gateway.reservations = lambda: self.reservations.table
         # The doors for spend made outside the proxy: the same writer, prices, rules, budgets.
         self.recorder = Recorder(self.writer.store_now, self.enforcer, clock)
         self.usage_api = UsageAPI(self.gateway, self.recorder)
@@ -251,6 +261,7 @@ class SpendgateApp:
         self.refresher.start()
         self.enforcer.start()
         self.resync.start()
+        self.reservations.start()
         self.alerts.start()
         if self.settings.anomaly_interval > 0:
             self.anomalies.start()
@@ -267,6 +278,7 @@ class SpendgateApp:
         await self.refresher.aclose()
         await self.anomalies.aclose()
         await self.resync.aclose()
+        await self.reservations.aclose()
         if self.gateway.session is not None:
             await self.gateway.session.close()
         await self.writer.aclose()

@@ -6,7 +6,8 @@ budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``ale
 users, roles, sessions and personal tokens (``users.py``), provider batches and their creators
 (``batches.py``), anomalies, their rules and suspensions (``anomalies.py``), budget approvals
 (``approvals.py``), jobs one replica runs (``jobs.py``), shared-cost allocation rules
-(``allocations.py``), the FOCUS export's query (``focus.py``).
+(``allocations.py``), the FOCUS export's query (``focus.py``), recent output-token samples for learned
+reservations (``output_samples.py``).
 A new area adds a part here and its tables as one migration (``migrations/``).
 """
 
@@ -25,6 +26,7 @@ from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.events import EventsMixin
 from spendgate.ledger.store.focus import FocusMixin
 from spendgate.ledger.store.jobs import JobsMixin
+from spendgate.ledger.store.output_samples import OutputSamplesMixin
 from spendgate.ledger.store.reports import ReportsMixin
 from spendgate.ledger.store.teams import TeamsMixin
 from spendgate.ledger.store.users import UsersMixin
@@ -43,6 +45,7 @@ class SQLStore(
     JobsMixin,
     AllocationsMixin,
     FocusMixin,
+    OutputSamplesMixin,
 ):
     """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
     that has some, for deployments that run ``spendgate migrate`` on their own)."""
