@@ -25,6 +25,7 @@ from spendgate.anomalies.params import AnomalyParams
 from spendgate.attribution import Directory
 from spendgate.budgets.counters import InProcessCounters
 from spendgate.budgets.enforcer import BudgetExceeded, Enforcer, counter_key
+from spendgate.budgets.forecasts import budget_history
 from spendgate.budgets.gate import InProcessGate
 from spendgate.budgets.model import Scope as BudgetScope
 from spendgate.budgets.output_model import OutputModelParams
@@ -103,7 +104,15 @@ class SpendgateApp:
         # Alerts are evaluated and delivered in the background, never on the request path.
         self.secrets = SecretBox(settings.encryption_key)
         self.dispatcher = AlertDispatcher(store, clock=clock, secrets=self.secrets)
-        self.alerts = AlertCenter(store, self.dispatcher, clock=clock)
+        # Alerts count against the effective limit (approved extra spend, from the rules) and
+        # forecast overruns from the scope's daily history (read once a day per budget).
+        self.alerts = AlertCenter(
+            store,
+            self.dispatcher,
+            clock=clock,
+            approved_extra=lambda budget, window_key: self.enforcer.rules.approved_extra(budget, window_key),
+            history=functools.partial(budget_history, store),
+        )
         self.enforcer = Enforcer(
             InProcessGate(),
             self._ledger_spend,
@@ -212,14 +221,16 @@ class SpendgateApp:
 
     async def _budget_statuses(self) -> list[dict]:
         """Each budget's window as this gateway sees it: spent from the ledger (exact),
-        reserved from the live counters (in-flight requests included)."""
+        reserved from the live counters (in-flight requests included), the limit raised by any
+        extra spend approved for the window."""
         now = self.gateway.clock()
         rows = []
         for budget in self.enforcer.rules.budgets:
             window = window_for(budget.period, budget.timezone, now)
             spent = await self._ledger_spend(budget.scope, window)
             state = (await self.enforcer.counters.states([counter_key(budget, window)]))[counter_key(budget, window)]
-            rows.append(budget_status(budget, window, spent, state.reserved, now))
+            extra = self.enforcer.rules.approved_extra(budget, window.key)
+            rows.append(budget_status(budget, window, spent, state.reserved, now, approved_extra=extra))
         return rows
 
     def _check_webhook_secrets(self) -> None:
