@@ -4,6 +4,8 @@ window, an approver grants extra spend with a reason (CLI), and requests pass ag
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from click.testing import CliRunner
 
 from spendgate.cli.main import main
 from spendgate.ledger.events import UsageEvent
+from tests.access_support import add_user, logged_in
 from tests.conftest import Gateway
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -190,3 +193,11 @@ def test_approved_extra_spend_shows_everywhere_and_is_spent_to_the_new_limit(
         [live] = admin.get("/admin/budgets").json()
     assert (live["approved_extra_usd"], live["effective_limit_usd"]) == ("0.5", "1.5")
     assert Decimal(live["remaining_usd"]) == Decimal("1.5") - spent
+
+    # The dashboard's budgets page: its table (and its CSV) show both figures.
+    add_user(gateway, "finance-admin", admin=True)
+    with logged_in(gateway, "finance-admin") as browser:
+        page = browser.get("/ui/budgets")
+        assert page.status_code == 200 and "effective limit (USD)" in page.text
+        [csv_row] = list(csv.DictReader(io.StringIO(browser.get("/ui/budgets", params={"csv": "budgets"}).text)))
+    assert (csv_row["limit_usd"], csv_row["approved_extra_usd"], csv_row["effective_limit_usd"]) == ("1", "0.5", "1.5")
