@@ -8,15 +8,17 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
-from spendgate.alerts.center import Observation, alerts_due
+from spendgate.alerts.center import AlertCenter, Observation, alerts_due
+from spendgate.alerts.dispatcher import AlertDispatcher
 from spendgate.alerts.rules import FORECAST_OVERRUN
 from spendgate.budgets.model import Budget, Scope
 from spendgate.budgets.projection import projected_spend
 from spendgate.budgets.windows import window_for
 from spendgate.ledger.events import UsageEvent
 from tests.conftest import Gateway
-from tests.test_alerts_support import Clock, budget
+from tests.test_alerts_support import Clock, Store, budget
 
 D = Decimal
 # Three and a half days into December: the linear projection is judged (past 5% of the month).
@@ -99,3 +101,28 @@ def test_gateway_fires_the_forecast_overrun_from_ledger_history(make_gateway: Ca
     assert D(payload["projected_usd"]) > D(100) > projected_spend(D(payload["spent_usd"]), DEC, NOW)
     assert D(payload["spent_usd"]) > SPENT  # the request just made counts too
     assert payload["budget"]["effective_limit_usd"] == "100"
+
+
+async def test_a_budgets_forecast_is_judged_again_after_a_minute_or_a_move(tmp_path: Path) -> None:
+    """Forecasts cost far more than thresholds: under steady traffic one budget's is judged at
+    most once a minute, unless its spend moved by 1% of the limit since."""
+    store = Store(tmp_path / "alerts.db")
+    clock = Clock(datetime(2026, 11, 10, tzinfo=UTC))  # 9 of November's 30 days gone, no history
+    center = AlertCenter(store, AlertDispatcher(store, poll_interval=0.02, clock=clock), clock=clock)
+    center.start()
+    monthly = budget(limit="100", alert_at=())
+    window = window_for("month", "UTC", clock())
+
+    async def spend(amount: str) -> list[str]:
+        center.budget_spent(monthly, window, D(amount))
+        await center.flush()
+        return [a["kind"] for a in store.list_alerts()]
+
+    try:
+        assert await spend("30") == []  # projects to exactly 100: no overrun
+        assert await spend("30.5") == []  # 101.67, but judged a moment ago and moved under $1
+        clock.now += timedelta(seconds=61)
+        assert await spend("30.5") == [FORECAST_OVERRUN]
+    finally:
+        await center.aclose()
+        store.close()

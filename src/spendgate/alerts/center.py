@@ -46,6 +46,10 @@ log = logging.getLogger("spendgate.alerts")
 
 # Alerts are news within a fraction of a second; evaluating more often only costs CPU.
 EVALUATE_INTERVAL_S = 0.05
+# A forecast costs ~0.4 ms (thresholds cost microseconds): under steady traffic a budget's is
+# judged again after a minute, or sooner once its spend has moved by 1% of its limit.
+FORECAST_EVERY_S = 60.0
+FORECAST_MOVE = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,7 @@ class Observation:
     # spend before today (UTC days) for the forecast.
     approved_extra: Decimal = Decimal(0)
     history: Mapping[date, Decimal] = field(default_factory=dict)
+    forecast: bool = True  # False: the forecast was judged lately (see FORECAST_EVERY_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +109,7 @@ def alerts_due(
         reserved = seen.reserved or Decimal(0)
         payload = exhausted_payload(budget, window, spent, reserved, at=at, alert_id=new_id(at), approved_extra=extra)
         due.append(NewAlert(EXHAUSTED, 0, payload))
-    if seen.reserved is None and (FORECAST_OVERRUN, 0) not in done:
+    if seen.reserved is None and seen.forecast and (FORECAST_OVERRUN, 0) not in done:
         forecast = forecast_overrun(budget, window, spent, at, seen.history, approved_extra=extra)
         if forecast is not None:
             payload = forecast_payload(
@@ -141,6 +146,8 @@ class AlertCenter:
         self._approved_extra = approved_extra
         self._history = history
         self._histories: dict[str, tuple[date, Mapping[date, Decimal]]] = {}  # budget -> (day, history)
+        # (budget, window) -> (instant, spent) of its last forecast judgement
+        self._forecast_judged: dict[tuple[str, str], tuple[datetime, Decimal]] = {}
         self._store = store
         self._interval = evaluate_interval
         self._dispatcher = dispatcher
@@ -240,9 +247,21 @@ class AlertCenter:
     async def _with_context(self, seen: Observation, done: Collection[tuple[str, int]], now: datetime) -> Observation:
         extra = self._approved_extra(seen.budget, seen.window.key) if self._approved_extra else Decimal(0)
         history: Mapping[date, Decimal] = {}
-        if self._history is not None and seen.reserved is None and (FORECAST_OVERRUN, 0) not in done:
+        forecast = seen.reserved is None and (FORECAST_OVERRUN, 0) not in done and self._forecast_due(seen, now)
+        if forecast and self._history is not None:
             history = await self._daily_history(seen.budget, now)
-        return replace(seen, approved_extra=extra, history=history)
+        return replace(seen, approved_extra=extra, history=history, forecast=forecast)
+
+    def _forecast_due(self, seen: Observation, now: datetime) -> bool:
+        key = (seen.budget.name, seen.window.key)
+        last = self._forecast_judged.get(key)
+        moved = seen.budget.limit_usd * FORECAST_MOVE
+        if last is not None and (now - last[0]).total_seconds() < FORECAST_EVERY_S and seen.spent - last[1] < moved:
+            return False
+        if len(self._forecast_judged) > 4096:  # windows long past
+            self._forecast_judged.clear()
+        self._forecast_judged[key] = (now, seen.spent)
+        return True
 
     async def _daily_history(self, budget: Budget, now: datetime) -> Mapping[date, Decimal]:
         assert self._history is not None
