@@ -5,9 +5,10 @@ mode, on both ledger backends and with in-process or Redis counters."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -21,7 +22,7 @@ from spendgate.budgets.windows import window_for
 from spendgate.ledger.events import UsageEvent
 from spendgate.settings import SettingsError, load_settings
 from spendgate.usage import Usage
-from tests.conftest import Gateway
+from tests.conftest import BACKENDS, Gateway, open_test_store
 
 MODEL = "gpt-4o"
 GPT4O_MAX_OUTPUT = 16_384
@@ -76,6 +77,51 @@ def test_reservation_settings_load() -> None:
     settings = load_settings({}, {"SPENDGATE_RESERVATION": "learned", "SPENDGATE_RESERVATION_PERCENTILE": "0.95"})
     assert (settings.reservation, settings.reservation_percentile) == ("learned", 0.95)
     assert load_settings({}, {}).reservation == "strict"
+
+
+# --- the ledger's samples, on both backends ----------------------------------------------------
+@pytest.fixture(params=BACKENDS)
+def empty_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    url = (
+        request.getfixturevalue("postgres_db")() if request.param == "postgresql" else f"sqlite:///{tmp_path / 'l.db'}"
+    )
+    store = open_test_store(url)
+    yield store
+    store.close()
+
+
+def test_samples_are_the_latest_successful_answers_per_model_and_project(empty_ledger: Any) -> None:
+    now = datetime.now(UTC)
+
+    def event(i: int, ago: timedelta, output: int, **fields: Any) -> UsageEvent:
+        values: dict[str, Any] = {"model": "gpt-4o", "project": "support", "status": "ok", **fields}
+        return UsageEvent(
+            id=f"e{i}",
+            ts=now - ago,
+            provider="openai",
+            endpoint="/v1/chat/completions",
+            stream=False,
+            http_status=200,
+            output_tokens=output,
+            cost_usd=Decimal("0.001"),
+            **values,
+        )
+
+    events = [event(i, timedelta(minutes=i), 100 + i) for i in range(6)]  # newest: 100, 101, …
+    events += [
+        event(10, timedelta(minutes=1), 7, project=None),  # unallocated: its own group
+        event(11, timedelta(minutes=1), 9, model="gpt-4o-mini"),
+        event(12, timedelta(minutes=1), 5000, status="error"),  # failed: says nothing
+        event(13, timedelta(minutes=1), 0),  # wrote nothing (an embedding, a refusal)
+        event(14, timedelta(days=9), 6000),  # before the lookback
+    ]
+    empty_ledger.append_events(events)
+    samples = empty_ledger.recent_output_tokens(now - timedelta(days=7), 4)
+    assert {group: sorted(counts) for group, counts in samples.items()} == {
+        ("gpt-4o", "support"): [100, 101, 102, 103],  # the latest four of six
+        ("gpt-4o", None): [7],
+        ("gpt-4o-mini", "support"): [9],
+    }
 
 
 # --- through the gateway --------------------------------------------------------------------
