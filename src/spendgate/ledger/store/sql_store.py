@@ -6,8 +6,7 @@ budgets, limits, policies and spend (``budgets.py``), webhooks and alerts (``ale
 users, roles, sessions and personal tokens (``users.py``), provider batches and their creators
 (``batches.py``), anomalies, their rules and suspensions (``anomalies.py``), budget approvals
 (``approvals.py``), jobs one replica runs (``jobs.py``), shared-cost allocation rules
-(``allocations.py``), the FOCUS export's query (``focus.py``), recent output-token samples for learned
-reservations (``output_samples.py``).
+(``allocations.py``), the FOCUS export's query (``focus.py``).
 A new area adds a part here and its tables as one migration (``migrations/``).
 """
 
@@ -37,6 +36,7 @@ class SQLStore(
     EventsMixin,
     ReportsMixin,
     BudgetsMixin,
+    OutputSamplesMixin,  # recent output tokens, for learned reservations (output_samples.py)
     AlertsMixin,
     UsersMixin,
     BatchesMixin,
@@ -45,7 +45,6 @@ class SQLStore(
     JobsMixin,
     AllocationsMixin,
     FocusMixin,
-    OutputSamplesMixin,
 ):
     """Opening one applies pending migrations (``auto_migrate=False``: refuses a database
     that has some, for deployments that run ``spendgate migrate`` on their own)."""
