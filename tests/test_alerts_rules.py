@@ -107,7 +107,8 @@ def test_forecast_only_when_the_projection_passes_the_limit() -> None:
     assert DAY.start is not None
     noon = DAY.start + timedelta(hours=12)
     assert forecast_overrun(daily, DAY, D("50"), noon) is None  # lands exactly on the limit
-    assert forecast_overrun(daily, DAY, D("50.000001"), noon) == D("100.000002")
+    overrun = forecast_overrun(daily, DAY, D("50.000001"), noon)
+    assert overrun is not None and overrun.projected_usd == D("100.000002")
     assert forecast_overrun(daily, DAY, D("10"), noon) is None
     assert forecast_overrun(daily, DAY, D("10"), DAY.start + timedelta(minutes=10)) is None  # too early
 
@@ -125,6 +126,8 @@ def test_threshold_payload_has_what_the_contract_requires() -> None:
             "name": "eng-monthly",
             "scope": "team:eng",
             "limit_usd": "100",
+            "approved_extra_usd": "0",
+            "effective_limit_usd": "100",
             "period": "month",
             "window": "2026-11",
             "period_start": "2026-10-31T23:00:00Z",  # local midnight in Paris, in UTC

@@ -4,6 +4,8 @@ window, an approver grants extra spend with a reason (CLI), and requests pass ag
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from click.testing import CliRunner
 
 from spendgate.cli.main import main
 from spendgate.ledger.events import UsageEvent
+from tests.access_support import add_user, logged_in
 from tests.conftest import Gateway
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -100,3 +103,101 @@ def test_an_exhausted_budget_asks_for_approval(make_gateway: Callable[..., Gatew
     plain = _refused(client)
     assert plain.code != "approval_required"
     assert len(json.loads(_cli(gateway, "approvals", "list", "--json"))) == 1
+
+
+GPT4O_FULL = [{"role": "user", "content": f"[[sim output={16_384}]] write at length"}]
+
+
+def test_approved_extra_spend_shows_everywhere_and_is_spent_to_the_new_limit(
+    make_gateway: Callable[..., Gateway],
+) -> None:
+    """402 approval_required → approve $0.50 extra → requests pass → budgets status, the admin
+    API and forecast show the extra and the effective limit → exhausted again at $1.50."""
+    gateway = make_gateway(admin_key=ADMIN)
+    gateway.team("cx")
+    gateway.project("support", "cx")
+    secret = gateway.key("bot", project="support")
+    gateway.store.append_events(
+        [
+            UsageEvent(
+                id="spent-earlier",
+                ts=datetime.now(UTC),
+                provider="openai",
+                model="gpt-4o",
+                endpoint="/v1/chat/completions",
+                stream=False,
+                status="ok",
+                http_status=200,
+                team="cx",
+                project="support",
+                key="bot",
+                cost_usd=Decimal("1"),
+            )
+        ]
+    )
+    _cli(
+        gateway, "budgets", "create", "--scope", "team:cx", "--limit", "1", "--on-exhausted", "approve", "--name", "cx"
+    )
+    gateway.wait_for_directory()
+    client = gateway.openai(secret)
+    first = _refused(client)
+    assert first.code == "approval_required"
+    first_id = first.body["approval"]["id"]  # type: ignore[index]
+    assert first.body["budget"]["effective_limit_usd"] == "1"  # type: ignore[index]
+
+    _cli(gateway, "approvals", "approve", first_id, "--extra", "0.5", "--reason", "launch week")
+    gateway.wait_for_directory()
+    # gpt-4o without max_tokens, each writing its whole 16,384 tokens (about $0.164): the extra
+    # $0.50 takes three, then what is left is less than the cheapest request.
+    passed = 0
+    for _ in range(10):
+        try:
+            client.chat.completions.create(model="gpt-4o", messages=GPT4O_FULL)
+        except openai.APIStatusError as refused:
+            assert refused.status_code == 402
+            again = refused
+            break
+        passed += 1
+    else:
+        pytest.fail("the budget was never exhausted again")
+    assert passed == 3
+    assert again.code == "approval_required"
+    body: dict = again.body  # type: ignore[assignment]
+    assert body["approval"]["id"] != first_id  # a new request, for more
+    assert body["budget"]["reason"] == "exhausted"
+    assert (body["budget"]["limit_usd"], body["budget"]["approved_extra_usd"]) == ("1", "0.5")
+    assert body["budget"]["effective_limit_usd"] == "1.5"
+    assert "$1.5 limit ($1 + $0.5 approved)" in again.message
+    gateway.flush()
+    spent = Decimal(body["budget"]["spent_usd"])
+    assert Decimal("1.4") < spent <= Decimal("1.5")
+
+    [status] = json.loads(_cli(gateway, "budgets", "status", "--json"))
+    assert (status["limit_usd"], status["approved_extra_usd"], status["effective_limit_usd"]) == ("1", "0.5", "1.5")
+    assert Decimal(status["spent_usd"]) == spent
+    assert Decimal(status["remaining_usd"]) == Decimal("1.5") - spent
+    forecast = status["forecast"]
+    assert Decimal(forecast["low_usd"]) <= Decimal(forecast["projected_usd"]) <= Decimal(forecast["high_usd"])
+    assert Decimal(forecast["projected_usd"]) >= spent
+    table = _cli(gateway, "budgets", "status", "cx")
+    assert "effective" in table and "1.5" in table
+    unknown = CliRunner().invoke(main, ["budgets", "status", "nope", "--db", gateway.db_url])
+    assert unknown.exit_code != 0 and "unknown budget 'nope'" in unknown.output
+
+    [listed] = json.loads(_cli(gateway, "budgets", "list", "--json"))
+    assert (listed["approved_extra_usd"], listed["effective_limit_usd"]) == ("0.5", "1.5")
+    [row] = json.loads(_cli(gateway, "forecast", "--json"))
+    assert (row["limit_usd"], row["approved_extra_usd"], row["effective_limit_usd"]) == ("1", "0.5", "1.5")
+    assert Decimal(row["spent_usd"]) == spent
+    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+        [live] = admin.get("/admin/budgets").json()
+    assert (live["approved_extra_usd"], live["effective_limit_usd"]) == ("0.5", "1.5")
+    assert Decimal(live["remaining_usd"]) == Decimal("1.5") - spent
+
+    # The dashboard's budgets page: its table (and its CSV) show both figures.
+    add_user(gateway, "finance-admin", admin=True)
+    with logged_in(gateway, "finance-admin") as browser:
+        page = browser.get("/ui/budgets")
+        assert page.status_code == 200 and "effective limit (USD)" in page.text
+        [csv_row] = list(csv.DictReader(io.StringIO(browser.get("/ui/budgets", params={"csv": "budgets"}).text)))
+    assert (csv_row["limit_usd"], csv_row["approved_extra_usd"], csv_row["effective_limit_usd"]) == ("1", "0.5", "1.5")

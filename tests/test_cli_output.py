@@ -85,6 +85,7 @@ READ_ONLY = [
     ("report",),
     ("events",),
     ("budgets", "list"),
+    ("budgets", "status"),
     ("teams", "list"),
     ("projects", "list"),
     ("keys", "list"),

@@ -183,6 +183,21 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds before the budget reservation of a request that never settled is released",
     ),
     Setting(
+        "reservation",
+        "SPENDGATE_RESERVATION",
+        "strict",
+        str,
+        "what a request without max_tokens reserves against budgets: `strict` (the model's whole output bound)"
+        " or `learned` (the `reservation_percentile` of what the model wrote for the project lately)",
+    ),
+    Setting(
+        "reservation_percentile",
+        "SPENDGATE_RESERVATION_PERCENTILE",
+        0.99,
+        float,
+        "learned mode's percentile of recent output tokens (0.5 to 0.9999)",
+    ),
+    Setting(
         "spool_dir",
         "SPENDGATE_SPOOL_DIR",
         None,
@@ -244,6 +259,8 @@ class Settings:
     refresh_interval: float = 1.0
     anomaly_interval: float = 30.0
     reservation_ttl: float = 3600.0
+    reservation: str = "strict"
+    reservation_percentile: float = 0.99
     spool_dir: str | None = None
     spool_fsync: str = "interval"
     spool_memory_events: int = 10_000
@@ -316,6 +333,12 @@ def _check_ranges(values: Mapping[str, Any]) -> None:
     interval = values.get("counter_resync_interval")
     if interval is not None and not 0 <= interval < math.inf:
         raise SettingsError(f"counter_resync_interval must be 0 (never) or a positive number, got {interval}")
+    reservation = values.get("reservation")
+    if reservation is not None and reservation not in ("strict", "learned"):
+        raise SettingsError(f"reservation must be strict or learned, got {reservation!r}")
+    percentile = values.get("reservation_percentile")
+    if percentile is not None and not 0.5 <= percentile <= 0.9999:
+        raise SettingsError(f"reservation_percentile must be between 0.5 and 0.9999, got {percentile}")
     namespace = values.get("redis_namespace")
     if namespace is not None and (not namespace or any(ch in namespace for ch in "{}")):
         raise SettingsError(f"redis_namespace must be non-empty and without braces, got {namespace!r}")

@@ -21,8 +21,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -46,6 +46,10 @@ log = logging.getLogger("spendgate.alerts")
 
 # Alerts are news within a fraction of a second; evaluating more often only costs CPU.
 EVALUATE_INTERVAL_S = 0.05
+# A forecast costs ~0.4 ms (thresholds cost microseconds): under steady traffic a budget's is
+# judged again after a minute, or sooner once its spend has moved by 1% of its limit.
+FORECAST_EVERY_S = 60.0
+FORECAST_MOVE = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,11 @@ class Observation:
     exhausted: bool = False  # a refusal because the budget is spent (see BudgetExceeded)
     # When each threshold was first seen crossed, among the observations this one sums up.
     crossed_at: Mapping[int, datetime] = field(default_factory=dict)
+    # Filled in at evaluation: extra spend approved for the window, and the scope's daily
+    # spend before today (UTC days) for the forecast.
+    approved_extra: Decimal = Decimal(0)
+    history: Mapping[date, Decimal] = field(default_factory=dict)
+    forecast: bool = True  # False: the forecast was judged lately (see FORECAST_EVERY_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,28 +89,39 @@ def alerts_due(
     because what is left is less than any request costs (``seen.exhausted``): reservations stop
     spend just below the limit, so the 100% threshold (and every lower one not yet sent) is
     crossed then too. A refusal of one request's worst case, with room left for others, is not."""
-    budget, window, spent = seen.budget, seen.window, seen.spent
+    budget, window, spent, extra = seen.budget, seen.window, seen.spent, seen.approved_extra
     if seen.reserved is not None and (budget.soft or not seen.exhausted):
         return []  # a soft budget never refuses; a request too large for what is left is no news
     at = seen.at or now
-    exhausted = not budget.soft and (seen.exhausted or spent >= budget.limit_usd)
+    # Spent once it reaches the effective limit: extra spend approved for the window moves it.
+    exhausted = not budget.soft and (seen.exhausted or spent >= budget.limit_usd + extra)
     due = [
         NewAlert(
             THRESHOLD_CROSSED,
             pct,
-            threshold_payload(budget, window, pct, spent, at=when, alert_id=new_id(when)),
+            threshold_payload(budget, window, pct, spent, at=when, alert_id=new_id(when), approved_extra=extra),
         )
         for pct in crossed_thresholds(budget, spent, exhausted=exhausted)
         if (THRESHOLD_CROSSED, pct) not in done
         for when in (seen.crossed_at.get(pct, at),)
     ]
     if exhausted and (EXHAUSTED, 0) not in done:
-        payload = exhausted_payload(budget, window, spent, seen.reserved or Decimal(0), at=at, alert_id=new_id(at))
+        reserved = seen.reserved or Decimal(0)
+        payload = exhausted_payload(budget, window, spent, reserved, at=at, alert_id=new_id(at), approved_extra=extra)
         due.append(NewAlert(EXHAUSTED, 0, payload))
-    if seen.reserved is None and (FORECAST_OVERRUN, 0) not in done:
-        projected = forecast_overrun(budget, window, spent, at)
-        if projected is not None:
-            payload = forecast_payload(budget, window, spent, projected, at=at, alert_id=new_id(at))
+    if seen.reserved is None and seen.forecast and (FORECAST_OVERRUN, 0) not in done:
+        forecast = forecast_overrun(budget, window, spent, at, seen.history, approved_extra=extra)
+        if forecast is not None:
+            payload = forecast_payload(
+                budget,
+                window,
+                spent,
+                forecast.projected_usd,
+                at=at,
+                alert_id=new_id(at),
+                approved_extra=extra,
+                forecast=forecast,
+            )
             due.append(NewAlert(FORECAST_OVERRUN, 0, payload))
     return due
 
@@ -116,7 +136,18 @@ class AlertCenter:
         *,
         clock: Callable[[], datetime] = utc_now,
         evaluate_interval: float = EVALUATE_INTERVAL_S,
+        approved_extra: Callable[[Budget, str], Decimal] | None = None,
+        history: Callable[[Budget, datetime], Mapping[date, Decimal]] | None = None,
     ) -> None:
+        """``approved_extra(budget, window key)``: extra spend approved for the window (the
+        gateway's rules); ``history(budget, now)``: the scope's daily spend before today, read
+        from the ledger in a worker thread, once per budget and UTC day (it holds only
+        complete days), for the forecast overrun."""
+        self._approved_extra = approved_extra
+        self._history = history
+        self._histories: dict[str, tuple[date, Mapping[date, Decimal]]] = {}  # budget -> (day, history)
+        # (budget, window) -> (instant, spent) of its last forecast judgement
+        self._forecast_judged: dict[tuple[str, str], tuple[datetime, Decimal]] = {}
         self._store = store
         self._interval = evaluate_interval
         self._dispatcher = dispatcher
@@ -213,11 +244,46 @@ class AlertCenter:
                 if self._closing:
                     return
 
+    async def _with_context(self, seen: Observation, done: Collection[tuple[str, int]], now: datetime) -> Observation:
+        extra = self._approved_extra(seen.budget, seen.window.key) if self._approved_extra else Decimal(0)
+        history: Mapping[date, Decimal] = {}
+        forecast = seen.reserved is None and (FORECAST_OVERRUN, 0) not in done and self._forecast_due(seen, now)
+        if forecast and self._history is not None:
+            history = await self._daily_history(seen.budget, now)
+        return replace(seen, approved_extra=extra, history=history, forecast=forecast)
+
+    def _forecast_due(self, seen: Observation, now: datetime) -> bool:
+        key = (seen.budget.name, seen.window.key)
+        last = self._forecast_judged.get(key)
+        moved = seen.budget.limit_usd * FORECAST_MOVE
+        if last is not None and (now - last[0]).total_seconds() < FORECAST_EVERY_S and seen.spent - last[1] < moved:
+            return False
+        if len(self._forecast_judged) > 4096:  # windows long past
+            self._forecast_judged.clear()
+        self._forecast_judged[key] = (now, seen.spent)
+        return True
+
+    async def _daily_history(self, budget: Budget, now: datetime) -> Mapping[date, Decimal]:
+        assert self._history is not None
+        today = now.astimezone(UTC).date()
+        cached = self._histories.get(budget.name)
+        if cached is None or cached[0] != today:
+            if len(self._histories) > 1024:  # budgets deleted long ago
+                self._histories.clear()
+            try:
+                cached = (today, await asyncio.to_thread(self._history, budget, now))
+            except Exception:
+                log.exception("could not read the spend history of budget %s", budget.name)
+                return {}
+            self._histories[budget.name] = cached
+        return cached[1]
+
     async def _evaluate(self, batch: Sequence[Observation]) -> None:
         now = self._clock()
         todo: list[tuple[set[tuple[str, int]], NewAlert, Observation]] = []
         for seen in batch:
             done = self._done(seen.budget.name, seen.window.key)
+            seen = await self._with_context(seen, done, now)
             todo.extend((done, alert, seen) for alert in alerts_due(seen, now, done))
         if not todo:
             return

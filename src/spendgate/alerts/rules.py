@@ -3,7 +3,9 @@
 Three alert kinds come from budgets:
 
 - ``budget.threshold_crossed``: spend reached one of the budget's ``alert_at`` percentages;
-- ``budget.forecast_overrun``: at the current burn rate the window will end over the limit;
+- ``budget.forecast_overrun``: the weekday-aware forecast (``budgets/forecast.py``) says the
+  window will end over its effective limit (the budget's plus extra spend approved for the
+  window);
 - ``budget.exhausted``: a blocking budget is spent: its spend reached the limit, or it refused a
   request because what is left is less than any request costs (see ``crossed_thresholds``).
 
@@ -23,11 +25,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from spendgate.budgets.forecast import Forecast, forecast_window
 from spendgate.budgets.model import Budget
 from spendgate.budgets.projection import projected_spend
 from spendgate.budgets.windows import Window, iso_utc
@@ -39,6 +43,7 @@ FORECAST_OVERRUN = "budget.forecast_overrun"
 EXHAUSTED = "budget.exhausted"
 WEBHOOK_TEST = "webhook.test"
 WEBHOOK_FORMATS = ("json", "slack")
+ZERO = Decimal(0)
 SIGNATURE_HEADER = "x-spendgate-signature"
 # How far a signature's timestamp may be from the receiver's clock (the replay window).
 SIGNATURE_TOLERANCE_S = 300
@@ -59,10 +64,27 @@ def crossed_thresholds(budget: Budget, spent: Decimal, *, exhausted: bool = Fals
     ]
 
 
-def forecast_overrun(budget: Budget, window: Window, spent: Decimal, now: datetime) -> Decimal | None:
-    """The projected spend when it passes the budget's limit, else None."""
-    projected = projected_spend(spent, window, now)
-    return projected if projected is not None and projected > budget.limit_usd else None
+def forecast_overrun(
+    budget: Budget,
+    window: Window,
+    spent: Decimal,
+    now: datetime,
+    history: Mapping[date, Decimal] | None = None,
+    *,
+    approved_extra: Decimal = ZERO,
+) -> Forecast | None:
+    """The window's weekday-aware forecast when its projection passes the effective limit
+    (``budget.limit_usd + approved_extra``), else None. ``history``: the scope's daily spend
+    (UTC days) before today. Without any, the forecast is the window's own burn rate, which
+    says nothing before both 5% of the window and an hour of it have gone by (the linear
+    projection's rule: an hour into a month, $10 would "project" to $7,200)."""
+    today = now.astimezone(UTC).date()
+    known = any(cost for day, cost in (history or {}).items() if day < today)
+    if not known and projected_spend(spent, window, now) is None:
+        return None
+    limit = budget.limit_usd + approved_extra
+    forecast = forecast_window(history or {}, spent, window, "UTC", now, limit=limit)
+    return forecast if forecast is not None and forecast.overrun(limit) is not None else None
 
 
 # --- what alerts say --------------------------------------------------------------------
@@ -71,11 +93,14 @@ def new_alert_id(now: datetime) -> str:
     return f"alrt_{int(now.timestamp() * 1000):012x}{os.urandom(8).hex()}"
 
 
-def budget_json(budget: Budget, window: Window) -> dict[str, Any]:
+def budget_json(budget: Budget, window: Window, approved_extra: Decimal = ZERO) -> dict[str, Any]:
     return {
         "name": budget.name,
         "scope": str(budget.scope),
         "limit_usd": format_usd(budget.limit_usd),
+        # Extra spend an approver granted this window (store/approvals.py), and the limit it makes.
+        "approved_extra_usd": format_usd(approved_extra),
+        "effective_limit_usd": format_usd(budget.limit_usd + approved_extra),
         "period": budget.period,
         "window": window.key,
         "period_start": iso_utc(window.start),
@@ -90,11 +115,18 @@ def _envelope(event: str, alert_id: str, at: datetime) -> dict[str, Any]:
 
 
 def threshold_payload(
-    budget: Budget, window: Window, threshold: int, spent: Decimal, *, at: datetime, alert_id: str
+    budget: Budget,
+    window: Window,
+    threshold: int,
+    spent: Decimal,
+    *,
+    at: datetime,
+    alert_id: str,
+    approved_extra: Decimal = ZERO,
 ) -> dict[str, Any]:
     return {
         **_envelope(THRESHOLD_CROSSED, alert_id, at),
-        "budget": budget_json(budget, window),
+        "budget": budget_json(budget, window, approved_extra),
         "threshold": threshold,
         "threshold_usd": format_usd(budget.limit_usd * threshold / 100),
         "spent_usd": format_usd(spent),
@@ -102,22 +134,44 @@ def threshold_payload(
 
 
 def forecast_payload(
-    budget: Budget, window: Window, spent: Decimal, projected: Decimal, *, at: datetime, alert_id: str
+    budget: Budget,
+    window: Window,
+    spent: Decimal,
+    projected: Decimal,
+    *,
+    at: datetime,
+    alert_id: str,
+    approved_extra: Decimal = ZERO,
+    forecast: Forecast | None = None,
 ) -> dict[str, Any]:
-    return {
+    """``forecast``: the weekday-aware forecast behind ``projected``, for its interval and
+    run-out day."""
+    payload = {
         **_envelope(FORECAST_OVERRUN, alert_id, at),
-        "budget": budget_json(budget, window),
+        "budget": budget_json(budget, window, approved_extra),
         "spent_usd": format_usd(spent),
         "projected_usd": format_usd(projected),
     }
+    if forecast is not None:
+        payload["low_usd"] = format_usd(forecast.low_usd)
+        payload["high_usd"] = format_usd(forecast.high_usd)
+        payload["runs_out_on"] = forecast.runs_out_on.isoformat() if forecast.runs_out_on else None
+    return payload
 
 
 def exhausted_payload(
-    budget: Budget, window: Window, spent: Decimal, reserved: Decimal, *, at: datetime, alert_id: str
+    budget: Budget,
+    window: Window,
+    spent: Decimal,
+    reserved: Decimal,
+    *,
+    at: datetime,
+    alert_id: str,
+    approved_extra: Decimal = ZERO,
 ) -> dict[str, Any]:
     return {
         **_envelope(EXHAUSTED, alert_id, at),
-        "budget": budget_json(budget, window),
+        "budget": budget_json(budget, window, approved_extra),
         "spent_usd": format_usd(spent),
         "reserved_usd": format_usd(reserved),
     }
@@ -144,7 +198,7 @@ def summary(payload: dict[str, Any]) -> str:
         )
     budget = payload.get("budget", {})
     who = f"Budget {budget.get('name')} ({budget.get('scope')})"
-    limit = f"${budget.get('limit_usd')}"
+    limit = f"${budget.get('effective_limit_usd') or budget.get('limit_usd')}"
     period = budget.get("period")
     since = f" since {budget['period_start']}" if budget.get("period_start") else ""
     if event == THRESHOLD_CROSSED:

@@ -69,10 +69,20 @@ class BudgetExceeded(Refusal):
     reserved: Decimal
     requested: Decimal
     exhausted: bool = False
+    # The window's effective limit: the budget's plus any extra spend approved for the window.
+    limit: Decimal | None = None
+
+    @property
+    def effective_limit(self) -> Decimal:
+        return self.budget.limit_usd if self.limit is None else self.limit
+
+    @property
+    def approved_extra(self) -> Decimal:
+        return self.effective_limit - self.budget.limit_usd
 
     @property
     def remaining(self) -> Decimal:
-        return max(self.budget.limit_usd - self.spent - self.reserved, ZERO)
+        return max(self.effective_limit - self.spent - self.reserved, ZERO)
 
 
 @dataclass
@@ -189,7 +199,9 @@ class Enforcer:
                 self.observer.budget_refused(
                     budget, window, refused.spent, refused.reserved, exhausted=exhausted, at=now
                 )
-            raise BudgetExceeded(budget, window, refused.spent, refused.reserved, worst_cost, exhausted)
+            raise BudgetExceeded(
+                budget, window, refused.spent, refused.reserved, worst_cost, exhausted, limit=charge.limit
+            )
         if charged:
             admission.charged = charged
             admission.nearest = self._nearest(charged, worst_cost)
@@ -226,11 +238,7 @@ class Enforcer:
     def _charge(self, budget: Budget, now: datetime) -> tuple[Budget, Window, Charge]:
         window = self._windows.get(budget.period, budget.timezone, now)
         # An approver may have granted this window extra spend (an on_exhausted=approve budget).
-        limit = (
-            budget.limit_usd + self.rules.extras.get(f"{budget.name}@{window.key}", ZERO)
-            if self.rules.extras
-            else budget.limit_usd
-        )
+        limit = budget.limit_usd + self.rules.approved_extra(budget, window.key)
         return budget, window, Charge(counter_key(budget, window), limit, budget.blocking)
 
     async def _admit(
@@ -275,7 +283,7 @@ class Enforcer:
         for budget, _, charge in charged:
             known = self._known.get(charge.counter)
             spent, reserved = (known.spent, known.reserved) if known else (ZERO, ZERO)
-            remaining.append((budget.limit_usd - spent - reserved - amount, not budget.blocking, budget.name))
+            remaining.append((charge.limit - spent - reserved - amount, not budget.blocking, budget.name))
         value, _, name = min(remaining)
         return name, value
 

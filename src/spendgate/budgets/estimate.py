@@ -21,7 +21,8 @@ Input tokens are estimated from what the request carries:
 
 Text is capped at the context window too (a provider refuses more). Output is the
 request's own cap (max_tokens and its aliases) or, when it sets none, the model's maximum
-output, times the answers it asks for (``n``, or ``best_of`` of a legacy completion). A
+output (in learned mode, what the model usually writes: budgets/reservations.py), times the
+answers it asks for (``n``, or ``best_of`` of a legacy completion). A
 reservation that errs high only holds money until the request settles.
 """
 
@@ -104,12 +105,18 @@ def _by_prefix(table: dict[str, int], model: str, default: int) -> int:
     return table[best] if best is not None else default
 
 
-def max_output_tokens(model: str, body: dict[str, Any]) -> int:
+def output_cap(body: dict[str, Any]) -> int | None:
+    """The request's own output cap (max_tokens and its aliases), None when it sets none."""
     for field in OUTPUT_CAP_FIELDS:
         value = body.get(field)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value
-    return _by_prefix(MAX_OUTPUT_BY_PREFIX, model, DEFAULT_MAX_OUTPUT)
+    return None
+
+
+def max_output_tokens(model: str, body: dict[str, Any]) -> int:
+    cap = output_cap(body)
+    return cap if cap is not None else _by_prefix(MAX_OUTPUT_BY_PREFIX, model, DEFAULT_MAX_OUTPUT)
 
 
 def context_window(model: str) -> int:
@@ -199,8 +206,13 @@ def answers(kind: str, body: dict[str, Any]) -> int:
     return count
 
 
-def reservation_tokens(kind: str, model: str, body: dict[str, Any]) -> tuple[int, int]:
-    """(input, output) tokens to reserve for a request of this endpoint kind."""
+def reservation_tokens(
+    kind: str, model: str, body: dict[str, Any], learned_output: int | None = None
+) -> tuple[int, int]:
+    """(input, output) tokens to reserve for a request of this endpoint kind. ``learned_output``
+    (learned mode, budgets/reservations.py) replaces the model's maximum output per answer for a
+    request that sets no cap of its own, never above that maximum; a cap is a real bound and
+    is reserved as it is."""
     shape = input_shape(body)
     window = context_window(model)
     if shape.opaque:
@@ -208,5 +220,11 @@ def reservation_tokens(kind: str, model: str, body: dict[str, Any]) -> tuple[int
     else:
         text = -(-shape.text_units // RESERVE_CHARS_PER_TOKEN)
         input_tokens = min(window, text + framing_tokens(body) + shape.images * IMAGE_RESERVE_TOKENS)
-    output_tokens = 0 if kind == "embeddings" else max_output_tokens(model, body) * answers(kind, body)
+    if kind == "embeddings":
+        output_tokens = 0
+    else:
+        per_answer = max_output_tokens(model, body)
+        if learned_output is not None and output_cap(body) is None:
+            per_answer = min(learned_output, per_answer)
+        output_tokens = per_answer * answers(kind, body)
     return input_tokens, output_tokens

@@ -1,5 +1,6 @@
 """``spendgate forecast``: the weekday-aware forecast (``forecast``, pure) fed from the
-ledger, per budget (its own window, limit and run-out day) or per value of a dimension
+ledger, per budget (its own window, effective limit — its own plus extra spend approved for the
+window — and run-out day) or per value of a dimension
 (this UTC month).
 
 Daily history comes from the daily rollups in UTC days; a budget in another timezone is
@@ -14,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from spendgate.budgets.forecast import Forecast, ForecastParams, forecast_window
+from spendgate.budgets.model import Budget
 from spendgate.budgets.windows import window_for
 from spendgate.ledger.store.anomalies import scope_where
 from spendgate.money import format_usd
@@ -41,34 +43,60 @@ def _json(forecast: Forecast, limit: Decimal | None) -> dict[str, Any]:
     }
 
 
-def budget_forecasts(store: Any, now: datetime, params: ForecastParams | None = None) -> list[dict[str, Any]]:
-    """Each budget with a period: where its window will end, and the day it runs out."""
+def budget_history(
+    store: Any, budget: Budget, now: datetime, params: ForecastParams | None = None
+) -> dict[date, Decimal]:
+    """The budget scope's daily spend (UTC days) over the forecast's lookback, up to today."""
     params = params or ForecastParams()
-    rows = []
     today = now.astimezone(UTC).date()
+    since = today - timedelta(days=params.lookback_days + 1)
+    return _daily(store, since, today, None, scope_where(budget.scope)).get(None, {})
+
+
+def budget_forecast(
+    store: Any,
+    budget: Budget,
+    now: datetime,
+    *,
+    approved_extra: Decimal = Decimal(0),
+    params: ForecastParams | None = None,
+) -> dict[str, Any] | None:
+    """Where the budget's current window will end, against its effective limit (its own
+    plus ``approved_extra``, the extra spend approved for the window); None for a lifetime
+    budget, which has no period end."""
+    params = params or ForecastParams()
+    window = window_for(budget.period, budget.timezone, now)
+    if window.start is None:
+        return None
+    effective = budget.limit_usd + approved_extra
+    spent = store.spend(budget.scope, window.start, now)
+    history = budget_history(store, budget, now, params)
+    forecast = forecast_window(history, spent, window, "UTC", now, limit=effective, params=params)
+    if forecast is None:
+        return None
+    return {
+        "budget": budget.name,
+        "scope": str(budget.scope),
+        "period": budget.period,
+        "window": window.key,
+        "limit_usd": format_usd(budget.limit_usd),
+        "approved_extra_usd": format_usd(approved_extra),
+        "effective_limit_usd": format_usd(effective),
+        **_json(forecast, effective),
+    }
+
+
+def budget_forecasts(store: Any, now: datetime, params: ForecastParams | None = None) -> list[dict[str, Any]]:
+    """Each budget with a period: where its window will end, and the day it runs out, against
+    its effective limit."""
+    extras = store.approved_extras()
+    rows = []
     for budget in store.list_budgets():
         window = window_for(budget.period, budget.timezone, now)
-        if window.start is None:
-            continue  # a lifetime budget has no period end to forecast
-        history = _daily(
-            store, today - timedelta(days=params.lookback_days + 1), today, None, scope_where(budget.scope)
-        )
-        spent = store.spend(budget.scope, window.start, now)
-        forecast = forecast_window(
-            history.get(None, {}), spent, window, "UTC", now, limit=budget.limit_usd, params=params
-        )
-        if forecast is None:
-            continue
-        rows.append(
-            {
-                "budget": budget.name,
-                "scope": str(budget.scope),
-                "period": budget.period,
-                "window": window.key,
-                "limit_usd": format_usd(budget.limit_usd),
-                **_json(forecast, budget.limit_usd),
-            }
-        )
+        extra = extras.get(f"{budget.name}@{window.key}", Decimal(0))
+        row = budget_forecast(store, budget, now, approved_extra=extra, params=params)
+        if row is not None:
+            rows.append(row)
     return rows
 
 

@@ -1,5 +1,6 @@
 """Learned output reservations: reserve what a model (and project) usually writes, not the
-most it could (pure; the ledger supplies the samples, the enforcer would call it).
+most it could (pure; ``reservations.py`` feeds it the ledger's samples and keeps its table
+for the request path, ``reservation = "learned"``).
 
 Today a request without ``max_tokens`` reserves the model's whole output: gpt-4o's 16,384
 tokens at $10/MTok hold $0.16 per request, so a $2 budget refuses its 13th concurrent

@@ -27,6 +27,10 @@ class Rules:
     # Extra spend approved for a budget window, by "budget@window" (store/approvals.py).
     extras: dict[str, Decimal] = field(default_factory=dict)
 
+    def approved_extra(self, budget: Budget, window_key: str) -> Decimal:
+        """Extra spend approved for this budget window (zero when none)."""
+        return self.extras.get(f"{budget.name}@{window_key}", Decimal(0)) if self.extras else Decimal(0)
+
     def suspension_for(self, owner: Attribution) -> Suspension | None:
         # Usually empty: the request path pays one truthiness test (bench/bench_suspension.py).
         for suspension in self.suspensions:

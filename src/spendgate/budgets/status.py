@@ -1,4 +1,5 @@
-"""A budget's state in its current window, for `budgets list` and the admin API (pure)."""
+"""A budget's state in its current window, for `budgets list`, `budgets status` and the admin
+API (pure)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,20 @@ from spendgate.budgets.windows import Window, iso_utc
 from spendgate.money import format_usd
 
 
-def budget_status(budget: Budget, window: Window, spent: Decimal, reserved: Decimal, now: datetime) -> dict[str, Any]:
+def budget_status(
+    budget: Budget,
+    window: Window,
+    spent: Decimal,
+    reserved: Decimal,
+    now: datetime,
+    *,
+    approved_extra: Decimal = Decimal(0),
+) -> dict[str, Any]:
+    """``approved_extra``: extra spend approved for this window (store/approvals.py); the
+    effective limit is the budget's plus it, and what remains is counted against that."""
     projected = projected_spend(spent, window, now)
-    remaining = budget.limit_usd - spent - reserved
+    effective = budget.limit_usd + approved_extra
+    remaining = effective - spent - reserved
     return {
         "name": budget.name,
         "scope": str(budget.scope),
@@ -24,6 +36,8 @@ def budget_status(budget: Budget, window: Window, spent: Decimal, reserved: Deci
         "period_start": iso_utc(window.start),
         "period_end": iso_utc(window.end),
         "limit_usd": format_usd(budget.limit_usd),
+        "approved_extra_usd": format_usd(approved_extra),
+        "effective_limit_usd": format_usd(effective),
         "spent_usd": format_usd(spent),
         "reserved_usd": format_usd(reserved),
         "remaining_usd": format_usd(max(remaining, Decimal(0))),

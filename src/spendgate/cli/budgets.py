@@ -102,41 +102,49 @@ def _reserved(settings_redis: str | None, namespace: str, keys: list[str]) -> di
     return asyncio.run(read())
 
 
-@budgets.command("list")
-@json_option
-@click.option("--redis-url", default=None, envvar="SPENDGATE_REDIS_URL", help="To show in-flight reservations")
-@db_options(with_settings=True)
-def budgets_list(store: Store, as_json: bool, redis_url: str | None, settings: Settings) -> None:
-    """Each budget's current window: spent (from the ledger), reserved, remaining, projected."""
+def _statuses(store: Store, redis_url: str | None, settings: Settings, now: datetime) -> list[dict]:
+    """Each budget's current window: spent from the ledger, reserved from Redis when shared,
+    and the extra spend approved for the window (its effective limit)."""
     from spendgate.budgets.redis_counters import ledger_namespace
 
-    now = datetime.now(UTC)
     items = store.list_budgets()
     windows = {b.name: window_for(b.period, b.timezone, now) for b in items}
     redis_url = redis_url or settings.redis_url
     namespace = ledger_namespace(settings.redis_namespace, store.ledger_id()) if redis_url and items else ""
     reserved = _reserved(redis_url, namespace, [counter_key(b, windows[b.name]) for b in items])
-    rows = [
+    extras = store.approved_extras() if items else {}
+    return [
         budget_status(
             b,
             windows[b.name],
             store.spend(b.scope, windows[b.name].start, windows[b.name].end),
             reserved.get(counter_key(b, windows[b.name]), Decimal(0)),
             now,
+            approved_extra=extras.get(f"{b.name}@{windows[b.name].key}", Decimal(0)),
         )
         for b in items
     ]
+
+
+@budgets.command("list")
+@json_option
+@click.option("--redis-url", default=None, envvar="SPENDGATE_REDIS_URL", help="To show in-flight reservations")
+@db_options(with_settings=True)
+def budgets_list(store: Store, as_json: bool, redis_url: str | None, settings: Settings) -> None:
+    """Each budget's current window: spent (from the ledger), reserved, remaining, projected."""
+    rows = _statuses(store, redis_url, settings, datetime.now(UTC))
     if as_json:
         print_json(rows)
         return
     print_table(
-        ["budget", "scope", "window", "limit", "spent", "reserved", "remaining", "projected", "kind"],
+        ["budget", "scope", "window", "limit", "extra", "spent", "reserved", "remaining", "projected", "kind"],
         [
             [
                 r["name"],
                 r["scope"],
                 r["window"],
                 r["limit_usd"],
+                r["approved_extra_usd"],
                 r["spent_usd"],
                 r["reserved_usd"],
                 r["remaining_usd"],
@@ -146,6 +154,63 @@ def budgets_list(store: Store, as_json: bool, redis_url: str | None, settings: S
             for r in rows
         ],
     )
+
+
+_FORECAST_FIELDS = ("projected_usd", "low_usd", "high_usd", "runs_out_on", "overrun")
+
+
+@budgets.command("status")
+@click.argument("name", required=False)
+@json_option
+@click.option("--redis-url", default=None, envvar="SPENDGATE_REDIS_URL", help="To show in-flight reservations")
+@db_options(with_settings=True)
+def budgets_status(store: Store, name: str | None, as_json: bool, redis_url: str | None, settings: Settings) -> None:
+    """Each budget (or NAME): limit, approved extra, effective limit, spent, reserved, remaining,
+    and the weekday-aware forecast of its window's end (80% interval, run-out day)."""
+    from spendgate.budgets.forecasts import budget_forecast
+
+    now = datetime.now(UTC)
+    statuses = _statuses(store, redis_url, settings, now)
+    if name is not None:
+        statuses = [s for s in statuses if s["name"] == name]
+        if not statuses:
+            raise click.ClickException(f"unknown budget {name!r}; see `spendgate budgets list`")
+    by_name = {b.name: b for b in store.list_budgets()}
+    rows = []
+    for status in statuses:
+        budget = by_name.get(status["name"])
+        extra = Decimal(status["approved_extra_usd"])
+        forecast = budget_forecast(store, budget, now, approved_extra=extra) if budget is not None else None
+        # The linear projection is `budgets list`'s; here the forecast takes its place.
+        row = {k: v for k, v in status.items() if k != "projected_usd"}
+        rows.append({**row, "forecast": {k: forecast[k] for k in _FORECAST_FIELDS} if forecast else None})
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        ["budget", "window", "limit", "extra", "effective", "spent", "reserved", "remaining", "forecast", "runs out"],
+        [
+            [
+                r["name"],
+                r["window"],
+                r["limit_usd"],
+                r["approved_extra_usd"],
+                r["effective_limit_usd"],
+                r["spent_usd"],
+                r["reserved_usd"],
+                r["remaining_usd"],
+                _forecast_text(r["forecast"]),
+                (r["forecast"] or {}).get("runs_out_on"),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _forecast_text(forecast: dict | None) -> str | None:
+    if forecast is None:
+        return None
+    return f"{forecast['projected_usd']} ({forecast['low_usd']}-{forecast['high_usd']})"
 
 
 @budgets.command("delete")

@@ -23,7 +23,7 @@ def forecast_command(store: Any, by: str | None, as_json: bool) -> None:
     now = datetime.now(UTC)
     if by is None:
         rows = budget_forecasts(store, now)
-        columns = ["budget", "scope", "window", "limit_usd", *_FIGURES]
+        columns = ["budget", "scope", "window", "limit_usd", "approved_extra_usd", "effective_limit_usd", *_FIGURES]
     else:
         if by != "org":
             check_dimension(by)

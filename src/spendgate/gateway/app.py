@@ -25,8 +25,11 @@ from spendgate.anomalies.params import AnomalyParams
 from spendgate.attribution import Directory
 from spendgate.budgets.counters import InProcessCounters
 from spendgate.budgets.enforcer import BudgetExceeded, Enforcer, counter_key
+from spendgate.budgets.forecasts import budget_history
 from spendgate.budgets.gate import InProcessGate
 from spendgate.budgets.model import Scope as BudgetScope
+from spendgate.budgets.output_model import OutputModelParams
+from spendgate.budgets.reservations import LearnedReservations
 from spendgate.budgets.resync import CounterResync, ShipFence
 from spendgate.budgets.rules import Rules
 from spendgate.budgets.status import budget_status
@@ -101,7 +104,15 @@ class SpendgateApp:
         # Alerts are evaluated and delivered in the background, never on the request path.
         self.secrets = SecretBox(settings.encryption_key)
         self.dispatcher = AlertDispatcher(store, clock=clock, secrets=self.secrets)
-        self.alerts = AlertCenter(store, self.dispatcher, clock=clock)
+        # Alerts count against the effective limit (approved extra spend, from the rules) and
+        # forecast overruns from the scope's daily history (read once a day per budget).
+        self.alerts = AlertCenter(
+            store,
+            self.dispatcher,
+            clock=clock,
+            approved_extra=lambda budget, window_key: self.enforcer.rules.approved_extra(budget, window_key),
+            history=functools.partial(budget_history, store),
+        )
         self.enforcer = Enforcer(
             InProcessGate(),
             self._ledger_spend,
@@ -109,6 +120,14 @@ class SpendgateApp:
             reservation_ttl=settings.reservation_ttl,
         )
         self.gateway.enforcer = self.enforcer
+        # Learned mode: what requests without max_tokens reserve, refreshed from the ledger.
+        self.reservations = LearnedReservations(
+            store.recent_output_tokens,  # type: ignore[attr-defined]  # store/output_samples.py
+            clock,
+            mode=settings.reservation,
+            params=OutputModelParams(percentile=Decimal(str(settings.reservation_percentile))),
+        )
+        self.gateway.reservations = lambda: self.reservations.table
         # The doors for spend made outside the proxy: the same writer, prices, rules, budgets.
         self.recorder = Recorder(self.writer.store_now, self.enforcer, clock)
         self.usage_api = UsageAPI(self.gateway, self.recorder)
@@ -202,14 +221,16 @@ class SpendgateApp:
 
     async def _budget_statuses(self) -> list[dict]:
         """Each budget's window as this gateway sees it: spent from the ledger (exact),
-        reserved from the live counters (in-flight requests included)."""
+        reserved from the live counters (in-flight requests included), the limit raised by any
+        extra spend approved for the window."""
         now = self.gateway.clock()
         rows = []
         for budget in self.enforcer.rules.budgets:
             window = window_for(budget.period, budget.timezone, now)
             spent = await self._ledger_spend(budget.scope, window)
             state = (await self.enforcer.counters.states([counter_key(budget, window)]))[counter_key(budget, window)]
-            rows.append(budget_status(budget, window, spent, state.reserved, now))
+            extra = self.enforcer.rules.approved_extra(budget, window.key)
+            rows.append(budget_status(budget, window, spent, state.reserved, now, approved_extra=extra))
         return rows
 
     def _check_webhook_secrets(self) -> None:
@@ -251,6 +272,7 @@ class SpendgateApp:
         self.refresher.start()
         self.enforcer.start()
         self.resync.start()
+        self.reservations.start()
         self.alerts.start()
         if self.settings.anomaly_interval > 0:
             self.anomalies.start()
@@ -267,6 +289,7 @@ class SpendgateApp:
         await self.refresher.aclose()
         await self.anomalies.aclose()
         await self.resync.aclose()
+        await self.reservations.aclose()
         if self.gateway.session is not None:
             await self.gateway.session.close()
         await self.writer.aclose()

@@ -239,15 +239,18 @@ def _budget_exceeded(refusal: BudgetExceeded) -> GatewayError:
     name = f"budget {budget.name!r} ({budget.scope}, {budget.period})"
     limit, spent, reserved = format_usd(budget.limit_usd), format_usd(refusal.spent), format_usd(refusal.reserved)
     remaining, requested = format_usd(refusal.remaining), format_usd(refusal.requested)
+    extra, effective = format_usd(refusal.approved_extra), format_usd(refusal.effective_limit)
+    # With extra spend approved for the window, the limit that counts is the effective one.
+    of_limit = f"${limit} limit" if not refusal.approved_extra else f"${effective} limit (${limit} + ${extra} approved)"
     if refusal.exhausted:
         message = (
-            f"{name} is exhausted: spent ${spent} of its ${limit} limit, with ${reserved} in flight; "
+            f"{name} is exhausted: spent ${spent} of its {of_limit}, with ${reserved} in flight; "
             f"what is left is less than a request costs; {when}"
         )
     else:
         in_flight = f", ${reserved} of it held by requests in flight," if refusal.reserved else ""
         message = (
-            f"{name} has ${remaining} left of its ${limit} limit (spent ${spent}{in_flight}) and this request "
+            f"{name} has ${remaining} left of its {of_limit} (spent ${spent}{in_flight}) and this request "
             f"could cost up to ${requested}: lower max_tokens (max_completion_tokens, max_output_tokens) or n "
             f"so its worst case fits"
             + (", or retry when the requests in flight have finished" if refusal.reserved else "")
@@ -259,6 +262,8 @@ def _budget_exceeded(refusal: BudgetExceeded) -> GatewayError:
             "scope": str(budget.scope),
             "period": budget.period,
             "limit_usd": limit,
+            "approved_extra_usd": extra,
+            "effective_limit_usd": effective,
             "spent_usd": spent,
             "reserved_usd": reserved,
             "remaining_usd": remaining,

@@ -33,6 +33,7 @@ from spendgate.attribution import (
 )
 from spendgate.budgets.enforcer import Admission, BudgetExceeded, Enforcer, Refusal
 from spendgate.budgets.estimate import reservation_tokens
+from spendgate.budgets.reservations import ReservationTable
 from spendgate.gateway.accounting import Outcome, RequestContext, begin_record, settle
 from spendgate.gateway.asgi import (
     JSON_HEADERS,
@@ -125,6 +126,8 @@ class Gateway:
     # Opens (or finds) an exhausted window's approval request: its id (store/approvals.py).
     request_approval: Callable[[BudgetExceeded], Awaitable[str]] | None = None
     enforcer: Enforcer | None = None
+    # What requests without max_tokens reserve (strict: nothing learned); swapped whole on refresh.
+    reservations: Callable[[], ReservationTable] | None = None
     new_event_id: EventIds = field(default_factory=EventIds)
     body_rules: tuple[BodyRule, ...] = ()  # [[attribution.body]]: dimensions read from bodies
 
@@ -293,7 +296,8 @@ class Gateway:
             return None
         # A Gemini request is read as a chat (its estimation body has messages, and n answers).
         kind = "chat" if route.family == GEMINI else route.kind
-        input_tokens, output_tokens = reservation_tokens(kind, target.price_model, body)
+        learned = self.reservations().output_tokens(target.price_model, owner.project) if self.reservations else None
+        input_tokens, output_tokens = reservation_tokens(kind, target.price_model, body, learned)
         provider, model = target.upstream.name, target.price_model
         service_tier = request_service_tier(body)  # a priority request reserves at the priority price
         worst = self.prices.price(

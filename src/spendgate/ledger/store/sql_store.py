@@ -27,6 +27,7 @@ from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.events import EventsMixin
 from spendgate.ledger.store.focus import FocusMixin
 from spendgate.ledger.store.jobs import JobsMixin
+from spendgate.ledger.store.output_samples import OutputSamplesMixin
 from spendgate.ledger.store.reports import ReportsMixin
 from spendgate.ledger.store.teams import TeamsMixin
 from spendgate.ledger.store.users import UsersMixin
@@ -37,6 +38,7 @@ class SQLStore(
     EventsMixin,
     ReportsMixin,
     BudgetsMixin,
+    OutputSamplesMixin,  # recent output tokens, for learned reservations (output_samples.py)
     AlertsMixin,
     UsersMixin,
     BatchesMixin,

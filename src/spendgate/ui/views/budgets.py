@@ -29,7 +29,7 @@ _SCOPE_DIMENSION = {"team": "team", "project": "project", "key": "key", "custome
 
 def at_risk(status: dict[str, Any]) -> bool:
     """Whether a budget's window is close to its limit or on course to pass it (pure)."""
-    limit = Decimal(status["limit_usd"])
+    limit = Decimal(status.get("effective_limit_usd") or status["limit_usd"])  # approved extra included
     used = Decimal(status["spent_usd"]) + Decimal(status["reserved_usd"])
     projected = status.get("projected_usd")
     return used >= limit * AT_RISK_USED or (projected is not None and Decimal(projected) >= limit)
@@ -111,6 +111,8 @@ def budgets_table(name: str, title: str, statuses: list[dict[str, Any]]) -> Tabl
             Column("scope", "scope"),
             Column("period", "period"),
             Column("limit_usd", "limit (USD)", "money"),
+            Column("approved_extra_usd", "approved extra (USD)", "money"),
+            Column("effective_limit_usd", "effective limit (USD)", "money"),
             Column("spent_usd", "spent (USD)", "money"),
             Column("reserved_usd", "reserved (USD)", "money"),
             Column("remaining_usd", "remaining (USD)", "money"),
@@ -121,14 +123,22 @@ def budgets_table(name: str, title: str, statuses: list[dict[str, Any]]) -> Tabl
         empty="No budget here.",
     )
     for status in statuses:
-        limit = Decimal(status["limit_usd"])
+        limit = Decimal(status.get("effective_limit_usd") or status["limit_usd"])  # approved extra included
         used = (Decimal(status["spent_usd"]) + Decimal(status["reserved_usd"])) / limit if limit else None
         table.rows.append(
             {
                 **{k: status[k] for k in ("name", "scope", "period")},
                 **{
                     k: None if status[k] is None else Decimal(status[k])
-                    for k in ("limit_usd", "spent_usd", "reserved_usd", "remaining_usd", "projected_usd")
+                    for k in (
+                        "limit_usd",
+                        "approved_extra_usd",
+                        "effective_limit_usd",
+                        "spent_usd",
+                        "reserved_usd",
+                        "remaining_usd",
+                        "projected_usd",
+                    )
                 },
                 "used": used,
                 "_link_name": f"/ui/budgets?budget={status['name']}",
