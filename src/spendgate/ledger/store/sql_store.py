@@ -23,6 +23,7 @@ from spendgate.ledger.store.batches import BatchesMixin
 from spendgate.ledger.store.budgets import BudgetsMixin
 from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.events import EventsMixin
+from spendgate.ledger.store.finance_deliveries import FinanceDeliveriesMixin
 from spendgate.ledger.store.focus import FocusMixin
 from spendgate.ledger.store.jobs import JobsMixin
 from spendgate.ledger.store.reports import ReportsMixin
@@ -41,6 +42,7 @@ class SQLStore(
     AnomaliesMixin,
     ApprovalsMixin,
     JobsMixin,
+    FinanceDeliveriesMixin,
     AllocationsMixin,
     FocusMixin,
 ):
