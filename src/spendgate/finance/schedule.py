@@ -17,7 +17,7 @@ MONTHLY = "finance.monthly_report"
 WEEKLY = "finance.weekly_summary"
 KINDS = (MONTHLY, WEEKLY)
 
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_WEEK = re.compile(r"^(\d{4})-[Ww](\d{2})$")  # "2026-w48" too: normalized by week_key
 
 
 class ScheduleError(ValueError):
