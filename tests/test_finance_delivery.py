@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from spendgate.finance.delivery_config import FinanceConfig
 from spendgate.finance.delivery_job import LEASE_S, FinanceDeliveryJob
 from spendgate.finance.schedule import MONTHLY
+from spendgate.reports.spec import ReportQuery
 from tests.conftest import open_test_store
 from tests.finance_support import cli, event, ledger, write  # noqa: F401  (ledger: a fixture)
 from tests.test_alerts_support import Clock, Receiver, running_receiver, verified
@@ -95,8 +97,8 @@ def _files(root: Path) -> dict[str, bytes]:
 
 async def test_two_replicas_write_the_month_once_to_a_directory(
     replicas: list[Any],
-    ledger: str,
-    tmp_path: Path,  # noqa: F811
+    ledger: str,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "finance"
     config = FinanceConfig(deliver_to=str(out), formats=("json", "csv", "html"), statements_by=("team",))
@@ -235,3 +237,36 @@ async def test_a_crashed_replicas_claim_runs_out(replicas: list[Any], tmp_path: 
     assert (out / "2026-11" / "finance-report-2026-11.json").is_file()
     [row] = replicas[0].finance_deliveries()
     assert (row["status"], row["attempts"]) == ("delivered", 2)
+
+
+def test_serve_delivers_the_month_its_replicas_recorded(make_gateway: Any, tmp_path: Path) -> None:
+    """Two gateway replicas on one ledger: spend made through one with the OpenAI SDK on 30
+    November is in the report the other writes when it starts on 1 December, delivered once."""
+    out = tmp_path / "finance"
+    finance = FinanceConfig(deliver_to=str(out), formats=("json", "csv"), statements_by=("team",))
+    clock = Clock(datetime(2026, 11, 30, 22, 0, tzinfo=UTC))
+    first = make_gateway(clock=clock, finance=finance)
+    first.team("payments")
+    first.project("checkout", team="payments")
+    key = first.key("checkout-key", project="checkout")
+    first.wait_for_directory()
+    client = first.openai(key)
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    first.flush()
+    clock.now = FIRST_OF_DECEMBER
+    second = make_gateway(clock=clock, finance=finance, db=first.db_url)
+    november = out / "2026-11" / "finance-report-2026-11.json"
+
+    def delivered() -> dict[str, tuple[str, int]]:
+        return {r["period"]: (r["status"], r["attempts"]) for r in second.store.finance_deliveries(MONTHLY)}
+
+    deadline = time.monotonic() + 10
+    while delivered().get("2026-11") != ("delivered", 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert delivered() == {"2026-10": ("delivered", 1), "2026-11": ("delivered", 1)}
+    report = json.loads(november.read_text())
+    spent = first.store.report(ReportQuery(by=("team",), since=date(2026, 11, 1), until=date(2026, 11, 30)))
+    assert Decimal(report["total_cost_usd"]) == spent.rows[0].cost_usd > 0
+    assert (out / "2026-11" / "statements" / "team" / "2026-11-team-payments.csv").is_file()
+    assert (out / "2026-10" / "finance-report-2026-10.json").is_file()  # what the first one found due on the 30th

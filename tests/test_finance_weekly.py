@@ -166,3 +166,16 @@ def test_webhook_team_and_deliver_by_hand(ledger: str, receiver: tuple[Receiver,
     assert [r.json()["week"] for r in rx.requests] == ["2026-W48", "2026-W48"]  # once, then once more by --force
     bad = runner.invoke(main, [*args, "--weekly", "2026-W54"])
     assert bad.exit_code == 2 and "2026 has no week 54" in bad.output
+
+
+def test_slack_webhooks_get_a_line_with_the_figures() -> None:
+    from spendgate.alerts.rules import slack_body
+
+    payload = {
+        "event": WEEKLY, "id": "alrt_1", "at": "2026-11-30T00:00:00Z", "team": "alpha", "week": "2026-W48",
+        "cost_usd": "10.75", "previous_week_cost_usd": "15",
+        "top_changes": [{"dimension": "feature", "value": None, "change_usd": "-8"}],
+    }  # fmt: skip
+    assert slack_body(payload)["text"] == (
+        "Team alpha spent $10.75 in 2026-W48 (week before: $15). Largest changes: feature (none) -8."
+    )
