@@ -55,31 +55,40 @@ class TeamWeek:
         }
 
 
-def _spend(store: Store, team: str, since: date, until: date, dim: str | None) -> dict[Any, Decimal]:
+def _spend_by_team(store: Store, since: date, until: date, dim: str | None) -> dict[tuple[Any, Any], Decimal]:
+    """(team, value of ``dim``) -> spend; one query for every team at once (value None without ``dim``)."""
     by = ("team",) if dim is None else ("team", dim)
-    query = ReportQuery(by=by, since=since, until=until, where=(("team", (team,)),))
-    return {row.dims.get(dim) if dim else None: row.cost_usd for row in store.report(query).rows}
-
-
-def build_team_week(store: Store, team: str, week: str) -> TeamWeek:
-    since, until = week_days(parse_week(week))
-    before_since, before_until = since - timedelta(days=7), until - timedelta(days=7)
-    current: dict[tuple[str, str | None], Decimal] = {}
-    previous: dict[tuple[str, str | None], Decimal] = {}
-    for dim in CHANGE_DIMENSIONS:
-        current.update({(dim, v): c for v, c in _spend(store, team, since, until, dim).items()})
-        previous.update({(dim, v): c for v, c in _spend(store, team, before_since, before_until, dim).items()})
-    return TeamWeek(
-        team=team,
-        week=week,
-        since=since,
-        until=until,
-        cost=sum(_spend(store, team, since, until, None).values(), Decimal(0)),
-        previous=sum(_spend(store, team, before_since, before_until, None).values(), Decimal(0)),
-        changes=top_changes(current, previous),
-    )
+    rows = store.report(ReportQuery(by=by, since=since, until=until)).rows
+    return {(row.dims["team"], row.dims[dim] if dim else None): row.cost_usd for row in rows}
 
 
 def build_weekly(store: Store, week: str, teams: Collection[str]) -> list[TeamWeek]:
-    week = week_key(parse_week(week))  # normalized: the key the delivery is recorded under
-    return [build_team_week(store, team, week) for team in sorted(set(teams))]
+    """The summary of ``week`` of each of ``teams``: eight report queries whatever their number."""
+    since, until = week_days(parse_week(week))
+    week = week_key(since)  # normalized: the key the delivery is recorded under
+    weeks = {"current": (since, until), "previous": (since - timedelta(days=7), until - timedelta(days=7))}
+    totals = {name: _spend_by_team(store, *days, None) for name, days in weeks.items()}
+    by_dim = {
+        (name, dim): _spend_by_team(store, *days, dim) for name, days in weeks.items() for dim in CHANGE_DIMENSIONS
+    }
+
+    def of_team(name: str, team: str) -> dict[tuple[str, str | None], Decimal]:
+        return {
+            (dim, value): cost
+            for dim in CHANGE_DIMENSIONS
+            for (owner, value), cost in by_dim[name, dim].items()
+            if owner == team
+        }
+
+    return [
+        TeamWeek(
+            team=team,
+            week=week,
+            since=since,
+            until=until,
+            cost=totals["current"].get((team, None), Decimal(0)),
+            previous=totals["previous"].get((team, None), Decimal(0)),
+            changes=top_changes(of_team("current", team), of_team("previous", team)),
+        )
+        for team in sorted(set(teams))
+    ]
