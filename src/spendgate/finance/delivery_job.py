@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,6 +60,7 @@ class FinanceDeliveryJob:
         clock: Callable[[], datetime],
         *,
         on_alerts: Callable[[], None] = lambda: None,
+        before_check: Callable[[], Awaitable[None]] | None = None,
         interval: float = CHECK_INTERVAL_S,
         lease_seconds: float = LEASE_S,
         timeout: float = SEND_TIMEOUT_S,
@@ -71,6 +72,9 @@ class FinanceDeliveryJob:
         self.config = config
         self.clock = clock
         self.on_alerts = on_alerts  # weekly summaries recorded: the dispatcher may send them now
+        # serve: this replica's buffered events written first, so a report made at 00:00 on the 1st
+        # holds the month's last seconds (other replicas write theirs within a flush interval).
+        self.before_check = before_check
         self.interval = interval
         self.lease_seconds = lease_seconds
         self.timeout = timeout
@@ -89,7 +93,10 @@ class FinanceDeliveryJob:
             return []
         rows = await asyncio.to_thread(self.store.finance_deliveries)
         completed = [Due(r["kind"], r["period"]) for r in rows if r["status"] != "pending"]
-        return [await self.deliver(d.kind, d.period) for d in due_deliveries(self.clock(), kinds, completed)]
+        due = due_deliveries(self.clock(), kinds, completed)
+        if due and self.before_check is not None:
+            await self.before_check()
+        return [await self.deliver(d.kind, d.period) for d in due]
 
     async def deliver(self, kind: str, period: str, *, force: bool = False) -> Outcome:
         """Deliver ``period`` of ``kind`` if this caller can claim it (``force``: even if it was

@@ -172,7 +172,9 @@ class SpendgateApp:
         # Scheduled finance deliveries: every replica checks; the ledger makes each period's
         # delivery happen once (store/finance_deliveries.py).
         self.finance = (
-            FinanceDeliveryJob(store, settings.finance, clock, on_alerts=self.dispatcher.wake)
+            FinanceDeliveryJob(
+                store, settings.finance, clock, on_alerts=self.dispatcher.wake, before_check=self.writer.flush
+            )
             if settings.finance.monthly or settings.finance.weekly_summary
             else None
         )
