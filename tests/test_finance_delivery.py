@@ -157,7 +157,6 @@ async def test_two_replicas_post_the_month_once_signed(
     assert sorted(d["name"] for d in body["documents"]) == [
         f"finance-report-2026-11.{f}" for f in ("csv", "html", "json")
     ]
-    assert base64  # binary documents (PDF) travel as base64: see test_binary_documents_travel_as_base64
 
 
 def test_binary_documents_travel_as_base64() -> None:

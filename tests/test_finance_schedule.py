@@ -16,7 +16,7 @@ BOTH = (MONTHLY, WEEKLY)
 @pytest.mark.parametrize(
     "now, expected",
     [
-        # The first check after 00:00 UTC on the 1st: October's report; Tuesday 1 December: week 48.
+        # The first check after 00:00 UTC on the 1st: November's report; Tuesday 1 December: week 48.
         (datetime(2026, 12, 1, 0, 0, tzinfo=UTC), [Due(MONTHLY, "2026-11"), Due(WEEKLY, "2026-W48")]),
         (datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC), [Due(MONTHLY, "2026-10"), Due(WEEKLY, "2026-W48")]),
         # A Monday: the week that ended at midnight; across a year with 53 ISO weeks.
