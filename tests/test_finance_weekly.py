@@ -166,6 +166,15 @@ def test_webhook_team_and_deliver_by_hand(ledger: str, receiver: tuple[Receiver,
     assert [r.json()["week"] for r in rx.requests] == ["2026-W48", "2026-W48"]  # once, then once more by --force
     bad = runner.invoke(main, [*args, "--weekly", "2026-W54"])
     assert bad.exit_code == 2 and "2026 has no week 54" in bad.output
+    bare = tmp_path / "bare.toml"
+    bare.write_text("")
+    for refused_args, message in (
+        (["--month", "2026-11"], "--month needs [finance] deliver_to"),
+        (["--force"], "--force needs --month or --weekly"),
+        ([], "nothing scheduled"),
+    ):
+        result = runner.invoke(main, ["finance", "deliver", "--db", ledger, "--config", str(bare), *refused_args])
+        assert result.exit_code == 2 and message in result.output, result.output
 
 
 def test_slack_webhooks_get_a_line_with_the_figures() -> None:
