@@ -10,19 +10,18 @@ from typing import Any
 import click
 
 from spendgate.cli.support import db_options, json_option, print_json
-from spendgate.finance.formats import MONTHLY_FORMATS, render_monthly
 from spendgate.ledger.store import Store
 from spendgate.settings import Settings
 
 
 @click.group()
 def finance() -> None:
-    """Finance deliverables: the monthly report, and its scheduled delivery."""
+    """Finance deliverables: the monthly report."""
 
 
 @finance.command("report")
 @click.option("--month", required=True, help="The month, YYYY-MM (UTC).")
-@click.option("--format", "fmt", type=click.Choice(list(MONTHLY_FORMATS)), default="html", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "html"]), default="html", show_default=True)
 @click.option(
     "--out", "out", default=None, type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
 )
@@ -32,13 +31,15 @@ def finance_report(store: Store, month: str, fmt: str, out: Path | None, as_json
     """Executive summary, cost centers (budget vs actual, year to date), teams, projects, other
     costs, allocation and coverage, anomalies and next month's forecast."""
     from spendgate.finance.monthly import build_monthly
+    from spendgate.finance.monthly_render import monthly_csv, monthly_html, monthly_json
 
     fmt = "json" if as_json else fmt
-    document = render_monthly(build_monthly(store, month), fmt)
+    report = build_monthly(store, month)
+    text = {"json": monthly_json, "csv": monthly_csv, "html": monthly_html}[fmt](report)
     if out is None:
-        click.echo(document, nl=False)
+        click.echo(text, nl=False)
     else:
-        out.write_bytes(document)
+        out.write_text(text, encoding="utf-8")
         click.echo(f"wrote the {month} finance report to {out}", err=True)
 
 

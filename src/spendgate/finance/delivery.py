@@ -62,6 +62,7 @@ def monthly_documents(store: Store, month: str, config: FinanceConfig) -> list[D
         Document(f"finance-report-{month}.{fmt}", MONTHLY_FORMATS[fmt].media_type, render_monthly(report, fmt))
         for fmt in config.formats
     ]
+    ledger_id = store.ledger_id()
     for by in config.statements_by:
         for statement in build_statements(store, month, by):
             for fmt in config.statement_formats:
@@ -69,7 +70,7 @@ def monthly_documents(store: Store, month: str, config: FinanceConfig) -> list[D
                     Document(
                         f"statements/{by}/{statement.file_stem()}.{fmt}",
                         STATEMENT_FORMATS[fmt].media_type,
-                        render_statement(statement, fmt),
+                        render_statement(statement, fmt, ledger_id),
                     )
                 )
     return documents

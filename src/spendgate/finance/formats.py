@@ -1,5 +1,5 @@
-"""The formats finance documents are written in, each a name -> renderer entry: the CLI
-(`finance report`, `statements`) and the scheduled delivery read these tables, so a new format
+"""The formats finance documents are written in, each a name -> renderer entry: the scheduled
+delivery reads these tables (and the CLI's `finance report` / `statements` may), so a new format
 (PDF) plugs in by adding one entry. A renderer returns text (written UTF-8) or bytes."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
 from spendgate.finance.monthly import MonthlyReport
 from spendgate.finance.monthly_render import monthly_csv, monthly_html, monthly_json
@@ -16,7 +15,8 @@ from spendgate.finance.statements import Statement, statement_text
 
 @dataclass(frozen=True)
 class Format:
-    render: Callable[[Any], str | bytes]
+    # Monthly: render(report); statements: render(statement, ledger_id) (a PDF names its ledger).
+    render: Callable[..., str | bytes]
     media_type: str
 
 
@@ -30,8 +30,8 @@ MONTHLY_FORMATS: Mapping[str, Format] = MappingProxyType(
 
 STATEMENT_FORMATS: Mapping[str, Format] = MappingProxyType(
     {
-        "csv": Format(lambda statement: statement_text(statement, "csv"), "text/csv"),
-        "json": Format(lambda statement: statement_text(statement, "json"), "application/json"),
+        "csv": Format(lambda statement, ledger_id: statement_text(statement, "csv"), "text/csv"),
+        "json": Format(lambda statement, ledger_id: statement_text(statement, "json"), "application/json"),
     }
 )
 
@@ -41,8 +41,8 @@ def render_monthly(report: MonthlyReport, fmt: str) -> bytes:
     return as_bytes(MONTHLY_FORMATS[fmt].render(report))
 
 
-def render_statement(statement: Statement, fmt: str) -> bytes:
-    return as_bytes(STATEMENT_FORMATS[fmt].render(statement))
+def render_statement(statement: Statement, fmt: str, ledger_id: str) -> bytes:
+    return as_bytes(STATEMENT_FORMATS[fmt].render(statement, ledger_id))
 
 
 def as_bytes(document: str | bytes) -> bytes:
