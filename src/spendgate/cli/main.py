@@ -16,6 +16,7 @@ from spendgate.cli.costs import costs
 from spendgate.cli.dead_letters import dead_letters
 from spendgate.cli.export import export_group
 from spendgate.cli.finance import finance
+from spendgate.cli.finance_deliver import finance_deliver
 from spendgate.cli.forecast import forecast_command
 from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
@@ -382,3 +383,4 @@ for command in (
     statements_command,
 ):
     main.add_command(command)
+finance.add_command(finance_deliver)  # `spendgate finance deliver`: its own module (cli/finance_deliver.py)
