@@ -84,7 +84,10 @@ class FinanceDeliveryJob:
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        return (MONTHLY,) * self.config.monthly + (WEEKLY,) * self.config.weekly_summary
+        """The kinds of delivery switched on: the monthly report with a destination, the weekly
+        summary when asked for."""
+        wanted = {MONTHLY: self.config.monthly, WEEKLY: self.config.weekly_summary}
+        return tuple(kind for kind, on in wanted.items() if on)
 
     async def run_once(self) -> list[Outcome]:
         """Every delivery due now that this replica claims; what became of each."""
