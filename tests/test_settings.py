@@ -285,7 +285,7 @@ def test_every_setting_has_a_field_and_every_field_a_setting() -> None:
     from spendgate.settings import SETTINGS, Settings
 
     table = {s.name: s for s in SETTINGS}
-    structured = {"providers", "credentials", "body_attribution", "reconcile"}
+    structured = {"providers", "credentials", "body_attribution", "reconcile", "finance"}
     assert set(table) == {f.name for f in fields(Settings)} - structured
     defaults = Settings()
     for name, setting in table.items():

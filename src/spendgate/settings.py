@@ -270,6 +270,9 @@ class Settings:
     body_attribution: tuple[BodyRule, ...] = ()
     # [reconcile]: drift threshold, the gateway's provider keys, import mappings (reconcile/mapping.py).
     reconcile: Any = field(default_factory=lambda: _reconcile(None, "defaults"))
+    # [finance]: scheduled delivery of the monthly report, statements, weekly summaries
+    # (finance/delivery_config.py).
+    finance: Any = field(default_factory=lambda: _finance(None, "defaults", {}))
     # Provider credentials stay in the environment they came from; the gateway reads them
     # through this mapping only to put them on upstream requests.
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -415,6 +418,16 @@ def _reconcile(raw: Any, origin: str) -> Any:
         raise SettingsError(str(exc)) from exc
 
 
+def _finance(raw: Any, origin: str, environ: Mapping[str, str]) -> Any:
+    # Imported here: settings must not pull the finance reports (and the ledger) in at import time.
+    from spendgate.finance.delivery_config import FinanceConfigError, parse_finance_config
+
+    try:
+        return parse_finance_config(raw, origin, environ)
+    except FinanceConfigError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -435,7 +448,7 @@ def load_settings(
     if path.is_file():
         origin = str(path)
         file_values = _read_config_file(path)
-        known = {s.name for s in SETTINGS} | {"providers", "attribution", "reconcile"}
+        known = {s.name for s in SETTINGS} | {"providers", "attribution", "reconcile", "finance"}
         unknown = set(file_values) - known
         if unknown:
             raise SettingsError(f"{origin}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
@@ -455,6 +468,7 @@ def load_settings(
     providers = _providers(file_values.get("providers"), origin)
     body_attribution = _body_attribution(file_values.get("attribution"), origin)
     reconcile = _reconcile(file_values.get("reconcile"), origin)
+    finance = _finance(file_values.get("finance"), origin, environ)
     # The admin keys too: serve's daily drift check reads the providers' usage reports with them.
     credential_names = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_ADMIN_KEY", "ANTHROPIC_ADMIN_KEY"} | {
         p.api_key_env for p in providers.values() if p.api_key_env
@@ -466,4 +480,5 @@ def load_settings(
         body_attribution=body_attribution,
         credentials=credentials,
         reconcile=reconcile,
+        finance=finance,
     )

@@ -26,7 +26,9 @@ class Delivery:
 
 
 class AlertStore(Protocol):
-    def add_webhook(self, url: str, secret: str | None = None, fmt: str = "json") -> dict[str, Any]: ...
+    def add_webhook(
+        self, url: str, secret: str | None = None, fmt: str = "json", team: str | None = None
+    ) -> dict[str, Any]: ...
     def list_webhooks(self) -> list[dict[str, Any]]:
         """Without secrets: each has ``has_secret`` instead."""
         ...
@@ -54,9 +56,10 @@ class AlertStore(Protocol):
         payload: dict[str, Any],
         *,
         now: datetime | None = None,
+        team: str | None = None,
     ) -> bool:
         """Store the alert unless (kind, budget, window_key, threshold) already is, with one
-        pending delivery per webhook; True only when it was new."""
+        pending delivery per webhook (per webhook of ``team`` when given); True only when it was new."""
         ...
 
     def claim_deliveries(self, now: datetime, limit: int, lease_seconds: float) -> list[Delivery]:

@@ -196,6 +196,15 @@ def summary(payload: dict[str, Any]) -> str:
             f" the ledger holds ${payload.get('total_ledger_usd')}: drift {payload.get('drift_percent')}%"
             f" (threshold {payload.get('threshold_percent')}%, unseen by the gateway ${payload.get('unseen_usd')})."
         )
+    if event == "finance.weekly_summary":  # finance/weekly.py
+        changes = "; ".join(
+            f"{c.get('dimension')} {c.get('value') or '(none)'} {c.get('change_usd')}"
+            for c in payload.get("top_changes", [])
+        )
+        return (
+            f"Team {payload.get('team')} spent ${payload.get('cost_usd')} in {payload.get('week')}"
+            f" (week before: ${payload.get('previous_week_cost_usd')}). Largest changes: {changes or 'none'}."
+        )
     budget = payload.get("budget", {})
     who = f"Budget {budget.get('name')} ({budget.get('scope')})"
     limit = f"${budget.get('effective_limit_usd') or budget.get('limit_usd')}"

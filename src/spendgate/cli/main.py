@@ -17,6 +17,7 @@ from spendgate.cli.customers import customers
 from spendgate.cli.dead_letters import dead_letters
 from spendgate.cli.export import export_group
 from spendgate.cli.finance import finance
+from spendgate.cli.finance_deliver import finance_deliver
 from spendgate.cli.forecast import forecast_command
 from spendgate.cli.ingest import ingest_command
 from spendgate.cli.ledger import prune_command
@@ -399,3 +400,4 @@ for command in (
     customers,
 ):
     main.add_command(command)
+finance.add_command(finance_deliver)  # `spendgate finance deliver`: its own module (cli/finance_deliver.py)

@@ -41,21 +41,25 @@ def webhooks() -> None:
     help="Sign each body with HMAC-SHA256 (x-spendgate-signature); stored encrypted under SPENDGATE_ENCRYPTION_KEY.",
 )
 @click.option("--format", "fmt", type=click.Choice(["json", "slack"]), default="json", show_default=True)
+@click.option("--team", default=None, help="The team it belongs to: it also receives that team's weekly summary.")
 @json_option
 @db_options(creates=True, with_settings=True)
-def webhooks_add(store: AlertStore, url: str, secret: str | None, fmt: str, as_json: bool, settings: Settings) -> None:
+def webhooks_add(
+    store: AlertStore, url: str, secret: str | None, fmt: str, team: str | None, as_json: bool, settings: Settings
+) -> None:
     sealed = None
     if secret:
         try:
             sealed = _box(settings).seal(secret)  # refused, with what to do, when there is no key
         except SecretBoxError as exc:
             raise click.ClickException(str(exc)) from exc
-    hook = _shown(store.add_webhook(url, sealed, fmt))
+    hook = _shown(store.add_webhook(url, sealed, fmt, team))
     if as_json:
         print_json(hook)
     else:
         signed = "signed" if hook["has_secret"] else "unsigned"
-        click.echo(f"webhook {hook['id']} added: {hook['url']} ({hook['format']}, {signed})")
+        owner = f", team {hook['team']}" if hook["team"] else ""
+        click.echo(f"webhook {hook['id']} added: {hook['url']} ({hook['format']}, {signed}{owner})")
 
 
 @webhooks.command("list")
@@ -67,8 +71,8 @@ def webhooks_list(store: AlertStore, as_json: bool) -> None:
         print_json(hooks)
     else:
         print_table(
-            ["id", "url", "format", "signed", "created"],
-            [[h["id"], h["url"], h["format"], h["has_secret"], h["created_at"]] for h in hooks],
+            ["id", "url", "format", "signed", "team", "created"],
+            [[h["id"], h["url"], h["format"], h["has_secret"], h["team"], h["created_at"]] for h in hooks],
         )
 
 

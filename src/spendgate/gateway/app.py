@@ -34,6 +34,7 @@ from spendgate.budgets.resync import CounterResync, ShipFence
 from spendgate.budgets.rules import Rules
 from spendgate.budgets.status import budget_status
 from spendgate.budgets.windows import Window, window_for
+from spendgate.finance.delivery_job import FinanceDeliveryJob
 from spendgate.gateway.accounting import unfinished_event
 from spendgate.gateway.admin import AdminAPI
 from spendgate.gateway.asgi import JSON_HEADERS, ClientGone, Receive, Scope, Send, send_error, send_response
@@ -187,6 +188,15 @@ class SpendgateApp:
             if settings.reconcile.drift_threshold_percent is not None
             else None
         )
+        # Scheduled finance deliveries: every replica checks; the ledger makes each period's
+        # delivery happen once (store/finance_deliveries.py).
+        self.finance = (
+            FinanceDeliveryJob(
+                store, settings.finance, clock, on_alerts=self.dispatcher.wake, before_check=self.writer.flush
+            )
+            if settings.finance.monthly or settings.finance.weekly_summary
+            else None
+        )
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def _apply_config(self, directory: Directory, rules: Rules) -> None:
@@ -280,12 +290,16 @@ class SpendgateApp:
             self.retention.start()
         if self.drift is not None:
             self.drift.start()
+        if self.finance is not None:
+            self.finance.start()
 
     async def shutdown(self) -> None:
         if self.retention is not None:
             await self.retention.aclose()
         if self.drift is not None:
             await self.drift.aclose()
+        if self.finance is not None:
+            await self.finance.aclose()
         await self.refresher.aclose()
         await self.anomalies.aclose()
         await self.resync.aclose()

@@ -57,6 +57,7 @@ class AlertsMixin(StoreBase):
             "id": row["id"],
             "url": row["url"],
             "format": row["format"],
+            "team": row["team"],  # its team's weekly summary goes to it (finance/weekly.py)
             "has_secret": row["secret"] is not None,
             "created_at": self._dialect.ts_text(row["created_at"]),
         }
@@ -65,11 +66,15 @@ class AlertsMixin(StoreBase):
         return hook
 
     # --- webhooks (configuration) ------------------------------------------------------
-    def add_webhook(self, url: str, secret: str | None = None, fmt: str = "json") -> dict[str, Any]:
+    def add_webhook(
+        self, url: str, secret: str | None = None, fmt: str = "json", team: str | None = None
+    ) -> dict[str, Any]:
         try:
             check_webhook(url, fmt)
         except WebhookError as exc:
             raise StoreError(str(exc)) from exc
+        if team is not None and not self._exists("teams", team):
+            raise StoreError(f"unknown team {team!r}; see `spendgate teams list`")
         duplicate = f"a webhook for {url} already exists"
         if self._exists("webhooks", url, column="url"):
             raise StoreError(duplicate)
@@ -77,8 +82,8 @@ class AlertsMixin(StoreBase):
         self._write(
             [
                 (
-                    "INSERT INTO webhooks (id, url, secret, format, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (hook_id, url, secret or None, fmt, self._now()),
+                    "INSERT INTO webhooks (id, url, secret, format, team, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (hook_id, url, secret or None, fmt, team, self._now()),
                 )
             ],
             duplicate=duplicate,
@@ -126,7 +131,9 @@ class AlertsMixin(StoreBase):
         payload: dict[str, Any],
         *,
         now: datetime | None = None,
+        team: str | None = None,
     ) -> bool:
+        """``team``: delivered to that team's webhooks only (else to every webhook)."""
         at = self._dialect.ts(now or datetime.now(UTC))
         # The payload is kept byte for byte (PostgreSQL: json, not jsonb), keys in their order.
         row = (payload["id"], kind, budget, window_key, threshold, orjson.dumps(payload).decode(), at)
@@ -134,7 +141,10 @@ class AlertsMixin(StoreBase):
             if session.execute(_INSERT_ALERT, row).rowcount != 1:
                 return False  # another process (or an earlier call) recorded it first
             # Same transaction: an alert never exists without its deliveries.
-            session.execute(_FAN_OUT, (payload["id"], at))
+            if team is None:
+                session.execute(_FAN_OUT, (payload["id"], at))
+            else:
+                session.execute(_FAN_OUT + " WHERE team = ?", (payload["id"], at, team))
             return True
 
     def claim_deliveries(self, now: datetime, limit: int, lease_seconds: float) -> list[Delivery]:

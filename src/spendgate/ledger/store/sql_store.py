@@ -25,6 +25,7 @@ from spendgate.ledger.store.budgets import BudgetsMixin
 from spendgate.ledger.store.customers import CustomersMixin
 from spendgate.ledger.store.dialect import Dialect
 from spendgate.ledger.store.events import EventsMixin
+from spendgate.ledger.store.finance_deliveries import FinanceDeliveriesMixin
 from spendgate.ledger.store.focus import FocusMixin
 from spendgate.ledger.store.jobs import JobsMixin
 from spendgate.ledger.store.output_samples import OutputSamplesMixin
@@ -45,6 +46,7 @@ class SQLStore(
     AnomaliesMixin,
     ApprovalsMixin,
     JobsMixin,
+    FinanceDeliveriesMixin,
     AllocationsMixin,
     FocusMixin,
     CustomersMixin,
