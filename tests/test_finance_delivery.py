@@ -78,12 +78,12 @@ def _cli_documents(ledger: str, tmp_path: Path) -> dict[str, bytes]:  # noqa: F8
     """What the CLI writes for November: the report in each format and the team statements."""
     out = tmp_path / "by-hand"
     documents = {}
-    for fmt in ("json", "csv", "html"):
+    for fmt in ("json", "csv", "html", "pdf"):
         path = out / f"report.{fmt}"
         out.mkdir(exist_ok=True)
         cli("finance", "report", "--month", "2026-11", "--format", fmt, "--out", str(path), "--db", ledger)
         documents[f"finance-report-2026-11.{fmt}"] = path.read_bytes()
-    for fmt in ("csv", "json"):
+    for fmt in ("csv", "json", "pdf"):
         folder = out / f"statements-{fmt}"
         cli("statements", "--month", "2026-11", "--by", "team", "--format", fmt, "--out", str(folder), "--db", ledger)
         for path in folder.iterdir():
@@ -101,7 +101,7 @@ async def test_two_replicas_write_the_month_once_to_a_directory(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "finance"
-    config = FinanceConfig(deliver_to=str(out), formats=("json", "csv", "html"), statements_by=("team",))
+    config = FinanceConfig(deliver_to=str(out), formats=("json", "csv", "html", "pdf"), statements_by=("team",))
     clock = Clock(FIRST_OF_DECEMBER)
     jobs = _jobs(replicas, config, clock)
     try:
@@ -134,7 +134,7 @@ async def test_two_replicas_post_the_month_once_signed(
     receiver: tuple[Receiver, str],
 ) -> None:
     rx, url = receiver
-    config = FinanceConfig(deliver_to=f"{url}/finance", formats=("json", "csv", "html"), secret=SECRET)
+    config = FinanceConfig(deliver_to=f"{url}/finance", formats=("json", "csv", "html", "pdf"), secret=SECRET)
     clock = Clock(FIRST_OF_DECEMBER)
     jobs = _jobs(replicas, config, clock)
     try:
@@ -152,10 +152,12 @@ async def test_two_replicas_post_the_month_once_signed(
     assert (body["event"], body["id"], body["month"]) == (MONTHLY, f"{MONTHLY}:2026-11", "2026-11")
     expected = _cli_documents(ledger, tmp_path)
     for document in body["documents"]:
-        assert document["encoding"] == "utf-8"
-        assert document["content"].encode() == expected[document["name"]]
+        binary = document["name"].endswith(".pdf")
+        assert document["encoding"] == ("base64" if binary else "utf-8")
+        content = base64.b64decode(document["content"]) if binary else document["content"].encode()
+        assert content == expected[document["name"]]
     assert sorted(d["name"] for d in body["documents"]) == [
-        f"finance-report-2026-11.{f}" for f in ("csv", "html", "json")
+        f"finance-report-2026-11.{f}" for f in ("csv", "html", "json", "pdf")
     ]
 
 

@@ -30,16 +30,14 @@ def finance() -> None:
 def finance_report(store: Store, month: str, fmt: str, out: Path | None, as_json: bool) -> None:
     """Executive summary, cost centers (budget vs actual, year to date), teams, projects, other
     costs, allocation and coverage, anomalies and next month's forecast."""
+    from spendgate.finance.formats import MONTHLY_FORMATS
     from spendgate.finance.monthly import build_monthly
-    from spendgate.finance.monthly_render import monthly_csv, monthly_html, monthly_json, monthly_pdf
 
     fmt = "json" if as_json else fmt
     report = build_monthly(store, month)
-    if fmt == "pdf":  # binary: never to a terminal
+    content = MONTHLY_FORMATS[fmt].render(report)
+    if isinstance(content, bytes):  # PDF: never to a terminal
         out = out or Path(f"finance-report-{report.month}.pdf")
-        content: str | bytes = monthly_pdf(report)
-    else:
-        content = {"json": monthly_json, "csv": monthly_csv, "html": monthly_html}[fmt](report)
     if out is None:
         click.echo(content, nl=False)
         return

@@ -20,8 +20,8 @@ from spendgate.money import format_usd
 @db_options
 def statements_command(store: Store, month: str, by: str, fmt: str, out: Path, as_json: bool) -> None:
     """Write one statement per owner of the month's spend (lines by project, model, feature)."""
-    from spendgate.finance.pdf import document_pdf
-    from spendgate.finance.statements import build_statements, statement_document, statement_text
+    from spendgate.finance.formats import render_statement
+    from spendgate.finance.statements import build_statements
 
     statements = build_statements(store, month, by)
     out.mkdir(parents=True, exist_ok=True)
@@ -29,10 +29,7 @@ def statements_command(store: Store, month: str, by: str, fmt: str, out: Path, a
     written = []
     for statement in statements:
         path = out / f"{statement.file_stem()}.{fmt}"
-        if fmt == "pdf":
-            path.write_bytes(document_pdf(statement_document(statement, ledger_id)))
-        else:
-            path.write_text(statement_text(statement, fmt), encoding="utf-8")
+        path.write_bytes(render_statement(statement, fmt, ledger_id))
         written.append({"owner": statement.owner, "file": str(path), "total_cost_usd": format_usd(statement.total)})
     if as_json:
         print_json(written)

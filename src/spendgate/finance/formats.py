@@ -1,6 +1,6 @@
 """The formats finance documents are written in, each a name -> renderer entry: the scheduled
-delivery reads these tables (and the CLI's `finance report` / `statements` may), so a new format
-(PDF) plugs in by adding one entry. A renderer returns text (written UTF-8) or bytes."""
+delivery and the CLI's `finance report` / `statements` read these tables, so a new format plugs in
+by adding one entry. A renderer returns text (written UTF-8) or bytes (PDF)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from spendgate.finance.monthly import MonthlyReport
-from spendgate.finance.monthly_render import monthly_csv, monthly_html, monthly_json
-from spendgate.finance.statements import Statement, statement_text
+from spendgate.finance.monthly_render import monthly_csv, monthly_html, monthly_json, monthly_pdf
+from spendgate.finance.pdf import document_pdf
+from spendgate.finance.statements import Statement, statement_document, statement_text
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ MONTHLY_FORMATS: Mapping[str, Format] = MappingProxyType(
         "json": Format(monthly_json, "application/json"),
         "csv": Format(monthly_csv, "text/csv"),
         "html": Format(monthly_html, "text/html"),
+        "pdf": Format(monthly_pdf, "application/pdf"),
     }
 )
 
@@ -32,6 +34,9 @@ STATEMENT_FORMATS: Mapping[str, Format] = MappingProxyType(
     {
         "csv": Format(lambda statement, ledger_id: statement_text(statement, "csv"), "text/csv"),
         "json": Format(lambda statement, ledger_id: statement_text(statement, "json"), "application/json"),
+        "pdf": Format(
+            lambda statement, ledger_id: document_pdf(statement_document(statement, ledger_id)), "application/pdf"
+        ),
     }
 )
 

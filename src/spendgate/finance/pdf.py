@@ -11,6 +11,7 @@ exact names)."""
 from __future__ import annotations
 
 import unicodedata
+from datetime import UTC, datetime
 
 from fpdf import FPDF, FontFace
 from fpdf.enums import TableBordersLayout
@@ -95,10 +96,19 @@ class _Pages(FPDF):
         self.set_text_color(0)
 
 
+def month_close(month: str) -> datetime:
+    """The first instant after a ``YYYY-MM`` month (UTC)."""
+    year, number = (int(part) for part in month.split("-"))
+    return datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+
+
 def document_pdf(document: Document) -> bytes:
     pdf = _Pages(document.running_header)
     pdf.set_title(latin1_text(document.title))
     pdf.set_creator("spendgate")
+    # Dated by its month, not by the clock: the same ledger gives the same bytes (a delivered
+    # file equals `finance report --format pdf`, and a rerun is recognisably the same document).
+    pdf.set_creation_date(month_close(document.month))
     pdf.add_page()
     pdf.set_font(_FONT, "B", 16)
     pdf.multi_cell(pdf.epw, 8, latin1_text(document.title), new_x="LMARGIN", new_y="NEXT")
