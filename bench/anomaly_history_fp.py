@@ -3,10 +3,12 @@
     PYTHONPATH=. python bench/anomaly_history_fp.py [--seed 7] [--days 45]
 
 The same synthetic history (seed, shape, start) the test writes through the store, judged
-per watched scope (org and each key) two ways: as `serve` judges it live (a check at the end
-of every minute, from day 8: ``episodes.scan`` with minute costs) and as `spendgate
-anomalies scan` judges it from the hourly rollups. Every anomaly here is a false positive:
-the history has no loop. Pure: no database (the test checks the wiring on both backends).
+per watched scope (org, each key, feature and customer) two ways: as `serve` judges it live
+(a check at the end of every minute, from day 8: ``episodes.scan`` with minute costs) and as
+`spendgate anomalies scan` judges it from the hourly rollups; and every trace from day 8 by
+the runaway-trace rule (``anomalies.traces``) against the traces of the 7 days before its
+day. Every anomaly here is a false positive: the history has no loop. Pure: no database (the
+test checks the wiring on both backends).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from tests.test_anomalies_live import NOW0, SHAPE, START
 
 from spendgate.anomalies import synthetic as syn
 from spendgate.anomalies.episodes import scan
-from spendgate.anomalies.params import AnomalyParams
+from spendgate.anomalies.params import AnomalyParams, TraceParams
+from spendgate.anomalies.traces import TraceReference, build_reference, judge_trace
 
 
 def main(seed: int, days: int) -> None:
@@ -29,6 +33,10 @@ def main(seed: int, days: int) -> None:
     scopes: dict[str, Callable[[syn.SyntheticRequest], bool]] = {"org": lambda r: True}
     for key in SHAPE.keys:
         scopes[f"key:{key}"] = lambda r, key=key: r.key == key
+    for feature in SHAPE.features:
+        scopes[f"feature:{feature}"] = lambda r, feature=feature: r.feature == feature
+    for customer in SHAPE.customers:
+        scopes[f"customer:{customer}"] = lambda r, customer=customer: r.customer == customer
     since = START + timedelta(days=params.min_history_days + 1)
     print(f"{len(requests)} requests, {days} days, judged from {since:%Y-%m-%d} to {NOW0:%Y-%m-%d %H:%M}; {params}")
     for name, mine in scopes.items():
@@ -45,6 +53,34 @@ def main(seed: int, days: int) -> None:
         )
         for anomaly in live + by_hour:
             print("   ", anomaly.to_json())
+    judge_traces(requests, since, params.traces)
+
+
+def judge_traces(requests: list[syn.SyntheticRequest], since: datetime, params: TraceParams) -> None:
+    """Every trace that began after ``since``, whole, against the week before its day."""
+    by_trace: dict[str, list[syn.SyntheticRequest]] = {}
+    for request in requests:
+        by_trace.setdefault(request.trace, []).append(request)
+    began = time.perf_counter()
+    references: dict[date, TraceReference] = {}
+    judged, flagged = 0, []
+    for trace, calls in by_trace.items():
+        day = calls[0].at.date()
+        if calls[0].at < since:
+            continue
+        if day not in references:
+            week = [c for c in by_trace.values() if day - timedelta(days=params.reference_days) <= c[0].at.date() < day]
+            totals = [(c[0].feature, "support", sum((r.cost for r in c), Decimal(0))) for c in week]
+            references[day] = build_reference(totals, params)
+        typical = references[day].for_trace(calls[0].feature, "support")
+        verdict = judge_trace(trace, [(r.at, r.cost) for r in calls], typical, params)
+        judged += 1
+        if verdict.flagged:
+            flagged.append(verdict)
+    took = time.perf_counter() - began
+    print(f"{'traces':<18} {judged} judged: {len(flagged)} false positives  ({took:.1f} s)")
+    for verdict in flagged:
+        print("   ", verdict)
 
 
 if __name__ == "__main__":

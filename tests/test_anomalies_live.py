@@ -47,7 +47,8 @@ def _events(requests: Sequence[syn.SyntheticRequest], prefix: str) -> list[Usage
             team="cx",
             key=r.key,
             feature=r.feature,
-            trace_id=r.trace,
+            customer=r.customer or None,
+            trace_id=r.trace or None,
             cost_usd=r.cost,
         )
         for n, r in enumerate(requests)

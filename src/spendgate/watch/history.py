@@ -19,13 +19,12 @@ from spendgate.anomalies.episodes import scan
 from spendgate.anomalies.params import AnomalyParams
 from spendgate.budgets.model import Scope
 from spendgate.reports.spec import ReportQuery
-from spendgate.watch.scopes import WATCHED_DIMENSIONS
+from spendgate.watch.scopes import WATCHED_DIMENSIONS, baseline_rule_scopes
 
 
 def scopes_with_spend(store: Any, since: date, until: date, rule_scopes: list[str]) -> list[Scope]:
     found: dict[str, Scope] = {"org": Scope("org")}
-    for text in rule_scopes:
-        scope = Scope.parse(text)
+    for scope in baseline_rule_scopes(rule_scopes):
         found.setdefault(str(scope), scope)
     for dim in WATCHED_DIMENSIONS:
         for row in store.report(ReportQuery(by=(dim,), since=since, until=until)).rows:
