@@ -27,7 +27,7 @@ from spendgate.anomalies.params import AnomalyParams, TraceParams
 from spendgate.anomalies.traces import TraceReference, build_reference, judge_trace
 
 
-def main(seed: int, days: int) -> None:
+def main(seed: int, days: int, only: str = "") -> None:
     params = AnomalyParams()
     requests = [r for r in syn.synthetic_requests(seed, START, days + 1, SHAPE) if r.at < NOW0]
     scopes: dict[str, Callable[[syn.SyntheticRequest], bool]] = {"org": lambda r: True}
@@ -38,13 +38,24 @@ def main(seed: int, days: int) -> None:
     for customer in SHAPE.customers:
         scopes[f"customer:{customer}"] = lambda r, customer=customer: r.customer == customer
     since = START + timedelta(days=params.min_history_days + 1)
+    # Features and customers: the floor of their runs (serve reads the last week's traces).
+    totals: dict[str, Decimal] = {}
+    for r in requests:
+        if NOW0 - timedelta(days=params.traces.reference_days) <= r.at:
+            totals[r.trace] = totals.get(r.trace, Decimal(0)) + r.cost
+    typical_run = build_reference([(None, None, t) for t in totals.values()], params.traces).for_trace(None, None)
+    run_params = params.for_runs(typical_run)
+    print(f"runs: 99th percentile of a trace's cost ${typical_run}, floor ${run_params.min_impact_usd}")
     print(f"{len(requests)} requests, {days} days, judged from {since:%Y-%m-%d} to {NOW0:%Y-%m-%d %H:%M}; {params}")
     for name, mine in scopes.items():
+        if not name.startswith(only):
+            continue
         own = [r for r in requests if mine(r)]
         hourly, minutes = syn.per_hour(own), syn.per_minute(own)
         began = time.perf_counter()
-        live = scan(name, hourly, since, NOW0, params, minute_costs=minutes)
-        by_hour = scan(name, hourly, since, NOW0, params)
+        judged = run_params if name.startswith(("feature:", "customer:")) else params
+        live = scan(name, hourly, since, NOW0, judged, minute_costs=minutes)
+        by_hour = scan(name, hourly, since, NOW0, judged)
         took = time.perf_counter() - began
         mean_hour = sum(hourly.values()) / (days * 24)
         print(
@@ -87,5 +98,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--days", type=int, default=45)
+    parser.add_argument("--only", default="", help="judge only the scopes starting with this (e.g. customer:)")
     args = parser.parse_args()
-    main(args.seed, args.days)
+    main(args.seed, args.days, args.only)

@@ -136,15 +136,16 @@ def test_a_feature_spike_is_flagged_and_suspended_by_its_rule(make_gateway: Call
     first.store.create_anomaly_rule(Scope.parse("feature:summarize"), True)
     hourly = first.store.hourly_costs(Scope.parse("feature:summarize"), START.date(), NOW0.date())
     expected_hour = build_baseline(hourly, NOW0, AnomalyParams()).for_hour(NOW0).expected
-    # Ten times the feature's rate, spread over many short runs (no one trace stands out).
+    # Twenty times the feature's rate, spread over many short runs (no one trace stands out):
+    # a feature's floor is twice what an unusual run costs (AnomalyParams.for_runs).
     spike = [
         syn.SyntheticRequest(r.at, r.cost, "batch", r.model, "summarize", f"doc-{n // 3}")
-        for n, r in enumerate(syn.runaway_loop(3, NOW0, 60, expected_hour * 10))
+        for n, r in enumerate(syn.runaway_loop(3, NOW0, 60, expected_hour * 20))
     ]
     normal_now = [r for r in requests if r.at >= NOW0]
     flagged: list[str] = []
     # The feature's hours swing widely (a robust sigma of ~85% of its hour): minutes, not seconds.
-    for minute in range(1, 21):
+    for minute in range(1, 31):
         clock.now = NOW0 + timedelta(minutes=minute)
         window = [r for r in normal_now + spike if clock.now - timedelta(minutes=1) <= r.at < clock.now]
         _append(first.store, _events(window, f"m{minute}"))

@@ -27,7 +27,7 @@ from spendgate.anomalies.episodes import follow
 from spendgate.anomalies.params import AnomalyParams
 from spendgate.anomalies.record import Anomaly
 from spendgate.budgets.model import Scope
-from spendgate.watch.scopes import DRIVER_DIMENSIONS, owner_of, watched_scopes
+from spendgate.watch.scopes import DRIVER_DIMENSIONS, RUN_SCOPE_KINDS, owner_of, watched_scopes
 from spendgate.watch.traces import TraceWatch
 
 log = logging.getLogger("spendgate.anomalies")
@@ -79,7 +79,6 @@ class LiveDetector:
         """Check every watched scope at ``now``; the (anomaly id, newly recorded) of each
         anomaly recorded or grown."""
         now = now or self.clock()
-        params = self.params
         since = now - HOUR - timedelta(minutes=1)
         for current in self._current.values():
             since = min(since, max(current.start, now - MAX_FOLLOW))
@@ -90,15 +89,16 @@ class LiveDetector:
         for scope in watched_scopes([r["scope"] for r in rules], (e for e in events if e["ts"] >= hour_ago)):
             mine = [e for e in events if scope.matches(owner_of(e))]
             key = str(scope)
+            judged = self._params_for(scope, now)
             last_hour = sum((e["cost"] for e in mine if e["ts"] >= hour_ago), Decimal(0))
-            if last_hour < params.min_impact_usd and key not in self._current:
+            if last_hour < judged.min_impact_usd and key not in self._current:
                 continue  # cannot reach the absolute floor: no baseline needed
             minutes = minute_series([(e["ts"], e["cost"]) for e in mine])
             baseline, hourly = self._baseline(scope, now)
-            levelled = baseline.at_level(recent_level(baseline, hourly, now, params))
-            check = check_live(levelled, minutes, now, params)
+            levelled = baseline.at_level(recent_level(baseline, hourly, now, judged))
+            check = check_live(levelled, minutes, now, judged)
             current = self._current.get(key)
-            updated = follow(current, check, scope=key, costs=minutes, baseline=levelled, params=params)
+            updated = follow(current, check, scope=key, costs=minutes, baseline=levelled, params=judged)
             if updated is None or updated == current:
                 continue
             drivers = rank_drivers(
@@ -123,6 +123,11 @@ class LiveDetector:
                 del self._current[key]
         self.store.expire_suspensions(now)
         return recorded
+
+    def _params_for(self, scope: Scope, now: datetime) -> AnomalyParams:
+        if scope.kind not in RUN_SCOPE_KINDS:
+            return self.params
+        return self.params.for_runs(self.traces.reference(now).for_trace(None, None))
 
     def _record(self, anomaly: Anomaly, now: datetime) -> tuple[str, bool]:
         self._current[anomaly.scope] = anomaly

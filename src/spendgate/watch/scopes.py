@@ -12,6 +12,9 @@ from spendgate.budgets.model import ANOMALY_SCOPE_KINDS, Scope
 # and any scope an anomaly rule names (tag:K=V …). Traces are judged apart (``traces``):
 # a trace has no weekday history to build a baseline from.
 WATCHED_DIMENSIONS = ("team", "project", "key", "feature", "customer")
+# Scopes whose spend comes in runs (a trace serves one customer through one feature): their
+# floor is raised to what unusual runs cost (``AnomalyParams.for_runs``).
+RUN_SCOPE_KINDS = ("feature", "customer")
 # What the drivers of an anomaly are broken down by.
 DRIVER_DIMENSIONS = ("model", "key", "feature", "trace")
 
