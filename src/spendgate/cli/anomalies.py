@@ -143,7 +143,7 @@ def suspensions_list(store: Any, as_json: bool) -> None:
     if as_json:
         print_json(found)
     else:
-        rows = [[s["scope"], s["anomaly_id"], s["since"], s["until"] or "resumed by hand"] for s in found]
+        rows = [[s["scope"], s["anomaly_id"], s["since"], s["until"] or "when resumed"] for s in found]
         print_table(["scope", "anomaly_id", "since", "until"], rows)
 
 
