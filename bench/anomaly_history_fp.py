@@ -1,13 +1,15 @@
 """False positives of the detector on the end-to-end test's history (tests/test_anomalies_live.py).
 
-    PYTHONPATH=. python bench/anomaly_history_fp.py [--seed 7] [--days 45]
+    PYTHONPATH=. python bench/anomaly_history_fp.py [--seed 7] [--days 45] [--only customer:]
 
 The same synthetic history (seed, shape, start) the test writes through the store, judged
 per watched scope (org, each key, feature and customer) two ways: as `serve` judges it live
 (a check at the end of every minute, from day 8: ``episodes.scan`` with minute costs) and as
 `spendgate anomalies scan` judges it from the hourly rollups; and every trace from day 8 by
 the runaway-trace rule (``anomalies.traces``) against the traces of the 7 days before its
-day. Every anomaly here is a false positive: the history has no loop. Pure: no database (the
+day. Features and customers are judged with the floor of their runs
+(``AnomalyParams.for_runs``: twice the 99th percentile of a trace's cost over the last week),
+as serve judges them. Every anomaly here is a false positive: the history has no loop. Pure: no database (the
 test checks the wiring on both backends).
 """
 

@@ -129,38 +129,47 @@ def test_a_lapsed_trace_suspension_refuses_nothing_before_it_is_deleted(make_gat
     client.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_headers=traced)
 
 
-def test_a_feature_spike_is_flagged_and_suspended_by_its_rule(make_gateway: Callable[..., Gateway]) -> None:
+@pytest.mark.parametrize(("scope", "other"), [("feature:summarize", "chat"), ("customer:globex", "acme")])
+def test_a_feature_or_customer_spike_is_flagged_and_suspended_by_its_rule(
+    make_gateway: Callable[..., Gateway], scope: str, other: str
+) -> None:
     clock = Clock(NOW0)
     first, _, requests = _set_up(make_gateway, clock)
     secret = first.key("web", project="support")
-    first.store.create_anomaly_rule(Scope.parse("feature:summarize"), True)
-    hourly = first.store.hourly_costs(Scope.parse("feature:summarize"), START.date(), NOW0.date())
+    kind, name = scope.split(":")
+    first.store.create_anomaly_rule(Scope.parse(scope), True)
+    hourly = first.store.hourly_costs(Scope.parse(scope), START.date(), NOW0.date())
     expected_hour = build_baseline(hourly, NOW0, AnomalyParams()).for_hour(NOW0).expected
-    # Twenty times the feature's rate, spread over many short runs (no one trace stands out):
-    # a feature's floor is twice what an unusual run costs (AnomalyParams.for_runs).
+    # Twenty times the scope's rate, spread over many short runs (no one trace stands out):
+    # a feature's or customer's floor is twice what an unusual run costs (AnomalyParams.for_runs).
     spike = [
-        syn.SyntheticRequest(r.at, r.cost, "batch", r.model, "summarize", f"doc-{n // 3}")
+        syn.SyntheticRequest(
+            r.at,
+            r.cost,
+            "batch",
+            r.model,
+            name if kind == "feature" else "summarize",
+            f"doc-{n // 3}",
+            name if kind == "customer" else "",
+        )
         for n, r in enumerate(syn.runaway_loop(3, NOW0, 60, expected_hour * 20))
     ]
     normal_now = [r for r in requests if r.at >= NOW0]
     flagged: list[str] = []
-    # The feature's hours swing widely (a robust sigma of ~85% of its hour): minutes, not seconds.
     for minute in range(1, 31):
         clock.now = NOW0 + timedelta(minutes=minute)
         window = [r for r in normal_now + spike if clock.now - timedelta(minutes=1) <= r.at < clock.now]
         _append(first.store, _events(window, f"m{minute}"))
         if _check(first):
             flagged = [a["scope"] for a in first.store.list_anomalies()]
-            if "feature:summarize" in flagged:
+            if scope in flagged:
                 break
-    assert "feature:summarize" in flagged, flagged
-    assert not [scope for scope in flagged if scope.startswith("trace:")]
-    assert [s["scope"] for s in first.store.list_suspensions()] == ["feature:summarize"]
+    assert scope in flagged and minute <= 15, (flagged, minute)
+    assert not [found for found in flagged if found.startswith("trace:")]
+    assert [s["scope"] for s in first.store.list_suspensions()] == [scope]
     first.wait_for_directory()
     client = first.openai(secret)
     with pytest.raises(openai.PermissionDeniedError) as refused:
-        client.chat.completions.create(
-            model="gpt-4o-mini", messages=HI, extra_headers={"x-spendgate-feature": "summarize"}
-        )
+        client.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_headers={f"x-spendgate-{kind}": name})
     assert refused.value.code == "scope_suspended"
-    client.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_headers={"x-spendgate-feature": "chat"})
+    client.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_headers={f"x-spendgate-{kind}": other})

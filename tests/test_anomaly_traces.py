@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from spendgate.anomalies import synthetic as syn
-from spendgate.anomalies.params import TraceParams
+from spendgate.anomalies.params import AnomalyParams, TraceParams
 from spendgate.anomalies.traces import (
     build_reference,
     judge_trace,
@@ -155,3 +155,12 @@ def test_trace_suspension_hours_is_bounded(hours: str) -> None:
     with pytest.raises(SettingsError, match="trace_suspension_hours"):
         load_settings(environ={"SPENDGATE_TRACE_SUSPENSION_HOURS": hours})
     assert load_settings(environ={"SPENDGATE_TRACE_SUSPENSION_HOURS": "1.5"}).trace_suspension_hours == 1.5
+
+
+def test_features_and_customers_are_floored_at_twice_an_unusual_run() -> None:
+    params = AnomalyParams()
+    assert params.for_runs(Decimal("1.9")).min_impact_usd == Decimal("3.8")
+    assert params.for_runs(Decimal("0.2")).min_impact_usd == Decimal(1)  # never below the $1 floor
+    assert params.for_runs(None) is params
+    with pytest.raises(ValueError):
+        AnomalyParams(run_impact_multiple=Decimal(-1))
