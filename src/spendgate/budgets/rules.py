@@ -49,10 +49,6 @@ class Rules:
     # Extra spend approved for a budget window, by "budget@window" (store/approvals.py).
     extras: dict[str, Decimal] = field(default_factory=dict)
 
-    @property
-    def any_suspended(self) -> bool:
-        return bool(self.suspensions or self.trace_suspensions)
-
     def suspension_for(self, owner: Attribution, now: datetime | None = None) -> Suspension | None:
         # Usually empty: the request path pays one truthiness test (bench/bench_suspension.py).
         if self.trace_suspensions and owner.trace_id is not None:

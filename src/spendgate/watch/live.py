@@ -101,6 +101,7 @@ class LiveDetector:
             updated = follow(current, check, scope=key, costs=minutes, baseline=levelled, params=judged)
             if updated is None or updated == current:
                 continue
+            self._current[key] = updated  # followed without its drivers: they are derived each time
             drivers = rank_drivers(
                 actual_breakdown(mine, updated.start, updated.end), self._usual_of(scope, now), updated.expected_usd
             )
@@ -112,6 +113,7 @@ class LiveDetector:
                     continue  # nothing spent since (suspended, or stopped): nothing to grow
                 # The same run, followed: it began when it was first flagged, or earlier.
                 runaway = replace(runaway, start=min(current.start, runaway.start))
+            self._current[runaway.scope] = runaway
             recorded.append(self._record(runaway, now))
         # Anomalies no longer followable are forgotten (the store keeps them); a trace once
         # its last spend is out of the hour read (a run that stopped does not start again, and
@@ -130,7 +132,6 @@ class LiveDetector:
         return self.params.for_runs(self.traces.reference(now).for_trace(None, None))
 
     def _record(self, anomaly: Anomaly, now: datetime) -> tuple[str, bool]:
-        self._current[anomaly.scope] = anomaly
         anomaly_id, new, suspended = self.store.record_anomaly(
             anomaly,
             merge_gap=timedelta(minutes=self.params.merge_gap_minutes),
