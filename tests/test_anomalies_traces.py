@@ -69,6 +69,8 @@ def test_a_runaway_trace_is_flagged_and_suspended_while_other_traces_pass(make_g
             flagged_at = minute
             break
     assert flagged_at is not None and flagged_at <= 5, flagged_at
+    # Checked again with nothing new: nothing is recorded again (nor grown).
+    assert _check(first) == [] and _check(second) == []
 
     [anomaly] = [a for a in first.store.list_anomalies() if a["scope"].startswith("trace:")]
     assert anomaly["scope"] == f"trace:{RUN}"
