@@ -7,6 +7,7 @@ spike of one feature flagged (and suspended by a ``feature:NAME`` rule)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -120,6 +121,8 @@ def test_a_lapsed_trace_suspension_refuses_nothing_before_it_is_deleted(make_gat
         trace_suspension=timedelta(hours=2),
     )
     assert new and suspended
+    [listed] = json.loads(_cli(gateway, "suspensions", "list", "--json"))
+    assert listed["scope"] == f"trace:{RUN}" and listed["until"].startswith("2026-11-17T16:03:00")
     gateway.wait_for_directory()
     client = gateway.openai(secret)
     traced = {"x-spendgate-trace-id": RUN}
