@@ -47,7 +47,8 @@ def _events(requests: Sequence[syn.SyntheticRequest], prefix: str) -> list[Usage
             team="cx",
             key=r.key,
             feature=r.feature,
-            trace_id=r.trace,
+            customer=r.customer or None,
+            trace_id=r.trace or None,
             cost_usd=r.cost,
         )
         for n, r in enumerate(requests)
@@ -101,8 +102,9 @@ def test_a_runaway_loop_is_flagged_suspended_and_sent_once(make_gateway: Callabl
         assert flagged_at is not None and flagged_at <= 5, flagged_at
 
         anomalies = first.store.list_anomalies()
-        assert [a["scope"] for a in anomalies] == [SCOPE]
-        [anomaly] = anomalies
+        # The key's anomaly; and the loop's trace, by the runaway-trace rule (no rule suspends it).
+        assert sorted(a["scope"] for a in anomalies) == [SCOPE, "trace:trace-runaway"]
+        [anomaly] = [a for a in anomalies if a["scope"] == SCOPE]
         assert Decimal(anomaly["cost_usd"]) > 10 * Decimal(anomaly["expected_usd"])
         assert anomaly["drivers"][0]["value"] in ("trace-runaway", "support-bot")
         assert first.store.list_suspensions()[0]["scope"] == SCOPE
@@ -119,13 +121,14 @@ def test_a_runaway_loop_is_flagged_suspended_and_sent_once(make_gateway: Callabl
         second.openai(web).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
 
         deadline = time.monotonic() + 10
-        while not receiver.delivered() and time.monotonic() < deadline:
+        while len(receiver.delivered()) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)  # a second send would have happened by now
-        [sent] = receiver.requests
-        body = sent.json()
+        bodies = {body["anomaly"]["scope"]: body for body in (sent.json() for sent in receiver.requests)}
+        assert len(receiver.requests) == len(bodies) == 2  # each anomaly sent once
+        body = bodies[SCOPE]
         assert body["event"] == "spend.anomaly" and body["anomaly"]["id"] == anomaly["id"]
-        assert body["suspended"] is True
+        assert body["suspended"] is True and bodies["trace:trace-runaway"]["suspended"] is False
 
     # Resumed: the key passes again.
     result = CliRunner().invoke(main, ["suspensions", "resume", SCOPE, "--db", first.db_url])

@@ -176,6 +176,13 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds between live spend-anomaly checks (0: no live detection)",
     ),
     Setting(
+        "trace_suspension_hours",
+        "SPENDGATE_TRACE_SUSPENSION_HOURS",
+        24.0,
+        float,
+        "hours a runaway trace suspended by a `trace:*` rule stays suspended (0 < h <= 720)",
+    ),
+    Setting(
         "reservation_ttl",
         "SPENDGATE_RESERVATION_TTL",
         3600.0,
@@ -258,6 +265,7 @@ class Settings:
     flush_interval: float = 0.2
     refresh_interval: float = 1.0
     anomaly_interval: float = 30.0
+    trace_suspension_hours: float = 24.0
     reservation_ttl: float = 3600.0
     reservation: str = "strict"
     reservation_percentile: float = 0.99
@@ -345,6 +353,10 @@ def _check_ranges(values: Mapping[str, Any]) -> None:
     namespace = values.get("redis_namespace")
     if namespace is not None and (not namespace or any(ch in namespace for ch in "{}")):
         raise SettingsError(f"redis_namespace must be non-empty and without braces, got {namespace!r}")
+    # A trace suspension must lapse (its id never comes back) and live long enough to stop the run.
+    hours = values.get("trace_suspension_hours")
+    if hours is not None and not 0 < hours <= 720:
+        raise SettingsError(f"trace_suspension_hours must be more than 0 and at most 720 (30 days), got {hours}")
     days = values.get("retention_days")
     if days is not None and days < MIN_RETENTION_DAYS:
         raise SettingsError(

@@ -10,7 +10,9 @@ One scope's requests over N days, shaped like an office's LLM traffic:
   (5% of days at 1.6x);
 - requests per minute drawn from a Poisson law, each priced log-normally (sigma 1: the
   dearest request in a day is ~20x the median, as long prompts and long answers are);
-- each request owned by one of a few keys, models and features, in traces of ~3 calls.
+- each request owned by one of a few keys, models and features, in traces of ~3 calls,
+  each trace for one customer (a long tail of them; drawn from a generator of its own, so
+  adding customers changed no other draw of a seed's history).
 
 ``runaway_loop`` adds what an agent stuck in a loop sends: calls at a steady rate, all in
 one trace on one key, until stopped. Costs are exact Decimals (whole micro-dollars).
@@ -52,6 +54,9 @@ class ScopeShape:
     keys: Mapping[str, float] = field(default_factory=lambda: {"web": 5.0, "support-bot": 3.0, "batch": 2.0})
     models: Mapping[str, float] = field(default_factory=lambda: {"gpt-4o": 4.0, "gpt-4o-mini": 3.0, "claude": 3.0})
     features: Mapping[str, float] = field(default_factory=lambda: {"chat": 5.0, "triage": 3.0, "summarize": 2.0})
+    customers: Mapping[str, float] = field(
+        default_factory=lambda: {"acme": 6.0, "globex": 3.0, "initech": 2.0, "umbrella": 1.0, "hooli": 0.5}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class SyntheticRequest:
     model: str
     feature: str
     trace: str
+    customer: str = ""
 
 
 class _Picker:
@@ -111,6 +117,9 @@ def synthetic_requests(seed: int, start: datetime, days: int, shape: ScopeShape)
     """``days`` days of requests from ``start`` (a local midnight), in time order."""
     rng = random.Random(seed)
     keys, models, features = _Picker(shape.keys), _Picker(shape.models), _Picker(shape.features)
+    customers = _Picker(shape.customers) if shape.customers else None
+    customer_rng = random.Random(f"{seed}:customers")
+    customer = ""
     mu = math.log(shape.request_median_usd)
     requests: list[SyntheticRequest] = []
     trace_number, trace_left = 0, 0
@@ -122,6 +131,7 @@ def synthetic_requests(seed: int, start: datetime, days: int, shape: ScopeShape)
             for _ in range(_poisson(rng, hourly_rate(shape, at) * level / 60)):
                 if trace_left == 0:
                     trace_number, trace_left = trace_number + 1, 1 + int(rng.random() * 5)
+                    customer = customers.pick(customer_rng) if customers else ""
                 trace_left -= 1
                 requests.append(
                     SyntheticRequest(
@@ -131,6 +141,7 @@ def synthetic_requests(seed: int, start: datetime, days: int, shape: ScopeShape)
                         model=models.pick(rng),
                         feature=features.pick(rng),
                         trace=f"trace-{seed}-{trace_number}",
+                        customer=customer,
                     )
                 )
     return requests

@@ -168,8 +168,8 @@ class Enforcer:
         costs at the very least (its input alone; asked only on a budget refusal): a budget that
         cannot take even that, before it has been charged any request this window, is exhausted."""
         rules = self.rules
-        if rules.suspensions:
-            suspended = rules.suspension_for(owner)
+        if rules.suspensions or rules.trace_suspensions:
+            suspended = rules.suspension_for(owner, now)
             if suspended is not None:
                 raise ScopeSuspended(str(suspended.scope), suspended.anomaly_id)
         missing = rules.missing_dimensions(owner)

@@ -10,6 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from spendgate.attribution import Attribution
 
 SCOPE_KINDS = ("org", "team", "project", "key", "customer", "feature", "tag")
+# Anomalies and suspensions also name one agent run: ``trace:ID`` (a budget cannot: a trace
+# has no period), and an anomaly rule ``trace:*`` (every runaway trace).
+ANOMALY_SCOPE_KINDS = (*SCOPE_KINDS, "trace")
+ANY_TRACE = "trace:*"
 PERIODS = ("day", "week", "month", "total")
 POLICY_DIMENSIONS = ("project", "team", "feature", "customer", "trace")
 DEFAULT_ALERTS = (50, 80, 100)
@@ -27,15 +31,16 @@ class Scope:
     value: str | None = None  # None for org; "key=value" for tag
 
     @classmethod
-    def parse(cls, text: str) -> Scope:
+    def parse(cls, text: str, kinds: tuple[str, ...] = SCOPE_KINDS) -> Scope:
         text = text.strip()
         if text == "org":
             return cls("org")
         kind, sep, value = text.partition(":")
-        if not sep or kind not in SCOPE_KINDS or kind == "org" or not value.strip():
+        if not sep or kind not in kinds or kind == "org" or not value.strip():
+            also = " or trace:ID (trace:* in an anomaly rule)" if "trace" in kinds else ""
             raise BudgetError(
                 f"bad scope {text!r}: use org, team:NAME, project:NAME, key:NAME, customer:ID, "
-                "feature:NAME or tag:KEY=VALUE"
+                f"feature:NAME or tag:KEY=VALUE{also}"
             )
         value = value.strip()
         if kind == "tag":
@@ -62,6 +67,8 @@ class Scope:
             return owner.customer == value
         if kind == "feature":
             return owner.feature == value
+        if kind == "trace":
+            return owner.trace_id == value
         tag_key, _, tag_value = (value or "").partition("=")
         return bool(owner.tags) and owner.tags.get(tag_key) == tag_value
 

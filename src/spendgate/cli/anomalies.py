@@ -10,7 +10,7 @@ import click
 
 from spendgate.anomalies.params import AnomalyParams
 from spendgate.anomalies.record import ACKNOWLEDGED, RESOLVED
-from spendgate.budgets.model import Scope
+from spendgate.budgets.model import ANOMALY_SCOPE_KINDS, Scope
 from spendgate.cli.support import db_options, json_option, print_json, print_table
 from spendgate.watch.history import scan_history
 
@@ -88,12 +88,17 @@ def rules() -> None:
 
 
 @rules.command("create")
-@click.option("--scope", "scope_text", required=True, help="org, team:NAME, key:NAME, feature:NAME, tag:K=V …")
+@click.option(
+    "--scope",
+    "scope_text",
+    required=True,
+    help="org, team:NAME, key:NAME, feature:NAME, customer:ID, tag:K=V …, or trace:* (every runaway trace)",
+)
 @click.option("--suspend", is_flag=True, help="Suspend the scope (403 scope_suspended) when it has an anomaly.")
 @json_option
 @db_options(creates=True)
 def rules_create(store: Any, scope_text: str, suspend: bool, as_json: bool) -> None:
-    rule = store.create_anomaly_rule(Scope.parse(scope_text), suspend)
+    rule = store.create_anomaly_rule(Scope.parse(scope_text, ANOMALY_SCOPE_KINDS), suspend)
     if as_json:
         print_json(rule)
     else:
@@ -117,7 +122,7 @@ def rules_list(store: Any, as_json: bool) -> None:
 @json_option
 @db_options
 def rules_delete(store: Any, scope_text: str, as_json: bool) -> None:
-    scope = Scope.parse(scope_text)
+    scope = Scope.parse(scope_text, ANOMALY_SCOPE_KINDS)
     store.delete_anomaly_rule(scope)
     if as_json:
         print_json({"scope": str(scope), "deleted": True})
@@ -138,7 +143,8 @@ def suspensions_list(store: Any, as_json: bool) -> None:
     if as_json:
         print_json(found)
     else:
-        print_table(["scope", "anomaly_id", "since"], [[s["scope"], s["anomaly_id"], s["since"]] for s in found])
+        rows = [[s["scope"], s["anomaly_id"], s["since"], s["until"] or "when resumed"] for s in found]
+        print_table(["scope", "anomaly_id", "since", "until"], rows)
 
 
 @suspensions.command("resume")
@@ -146,7 +152,7 @@ def suspensions_list(store: Any, as_json: bool) -> None:
 @json_option
 @db_options
 def suspensions_resume(store: Any, scope_text: str, as_json: bool) -> None:
-    resumed = store.resume_scope(Scope.parse(scope_text))
+    resumed = store.resume_scope(Scope.parse(scope_text, ANOMALY_SCOPE_KINDS))
     if as_json:
         print_json(resumed)
     else:

@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from spendgate.anomalies.record import ACKNOWLEDGED, RESOLVED
-from spendgate.budgets.model import Scope
+from spendgate.budgets.model import ANOMALY_SCOPE_KINDS, Scope
 from spendgate.gateway import admin_access as access
 from spendgate.gateway.admin_routing import AdminRequest, Route, route
 from spendgate.ledger.store.approvals import APPROVED, DENIED
@@ -37,7 +37,7 @@ def anomaly_routes(store: Any) -> list[Route]:
 
     async def resume(request: AdminRequest) -> tuple[int, Any]:
         access.require_admin(request.viewer, "resuming a scope")
-        return 200, await asyncio.to_thread(store.resume_scope, Scope.parse(request.name))
+        return 200, await asyncio.to_thread(store.resume_scope, Scope.parse(request.name, ANOMALY_SCOPE_KINDS))
 
     async def list_approvals(request: AdminRequest) -> tuple[int, Any]:
         access.require_admin(request.viewer, "approvals")

@@ -179,6 +179,7 @@ class SpendgateApp:
             clock,
             AnomalyParams(),
             interval=settings.anomaly_interval,
+            trace_suspension=timedelta(hours=settings.trace_suspension_hours),
             before_check=self.writer.flush,
             on_recorded=self.dispatcher.wake,
         )

@@ -17,15 +17,15 @@ from spendgate.alerts.rules import new_alert_id
 from spendgate.anomalies.baseline import floor_hour
 from spendgate.anomalies.episodes import scan
 from spendgate.anomalies.params import AnomalyParams
+from spendgate.anomalies.traces import build_reference
 from spendgate.budgets.model import Scope
 from spendgate.reports.spec import ReportQuery
-from spendgate.watch.scopes import WATCHED_DIMENSIONS
+from spendgate.watch.scopes import RUN_SCOPE_KINDS, WATCHED_DIMENSIONS, baseline_rule_scopes
 
 
 def scopes_with_spend(store: Any, since: date, until: date, rule_scopes: list[str]) -> list[Scope]:
     found: dict[str, Scope] = {"org": Scope("org")}
-    for text in rule_scopes:
-        scope = Scope.parse(text)
+    for scope in baseline_rule_scopes(rule_scopes):
         found.setdefault(str(scope), scope)
     for dim in WATCHED_DIMENSIONS:
         for row in store.report(ReportQuery(by=(dim,), since=since, until=until)).rows:
@@ -42,10 +42,15 @@ def scan_history(
     start = datetime.combine(since, time(), UTC)
     end = min(datetime.combine(until + timedelta(days=1), time(), UTC), floor_hour(now))
     rule_scopes = [r["scope"] for r in store.list_anomaly_rules()]
+    # Features and customers are judged with the floor of their runs (``AnomalyParams.for_runs``).
+    traces = params.traces
+    totals = store.trace_totals(start - timedelta(days=traces.reference_days), end, traces.max_reference_traces)
+    run_params = params.for_runs(build_reference(totals, traces).for_trace(None, None))
     found: list[dict[str, Any]] = []
     for scope in scopes_with_spend(store, since, until, rule_scopes):
         hourly = store.hourly_costs(scope, since - timedelta(days=params.lookback_days + 1), until)
-        for anomaly in scan(str(scope), hourly, start, end, params):
+        judged = run_params if scope.kind in RUN_SCOPE_KINDS else params
+        for anomaly in scan(str(scope), hourly, start, end, judged):
             anomaly_id = ""
             if record:
                 anomaly_id, _, _ = store.record_anomaly(

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,8 @@ from spendgate.anomalies.episodes import follow
 from spendgate.anomalies.params import AnomalyParams
 from spendgate.anomalies.record import Anomaly
 from spendgate.budgets.model import Scope
-from spendgate.watch.scopes import DRIVER_DIMENSIONS, owner_of, watched_scopes
+from spendgate.watch.scopes import DRIVER_DIMENSIONS, RUN_SCOPE_KINDS, owner_of, watched_scopes
+from spendgate.watch.traces import TraceWatch
 
 log = logging.getLogger("spendgate.anomalies")
 # An anomaly followed live reads its whole span by minute; a day is the most read at once.
@@ -54,6 +56,7 @@ class LiveDetector:
         params: AnomalyParams,
         *,
         interval: float = 30.0,
+        trace_suspension: timedelta = timedelta(hours=24),
         before_check: Callable[[], Any] | None = None,
         on_recorded: Callable[[], None] | None = None,
     ) -> None:
@@ -61,6 +64,8 @@ class LiveDetector:
         self.clock = clock
         self.params = params
         self.interval = interval
+        self.trace_suspension = trace_suspension  # how long a runaway trace stays suspended
+        self.traces = TraceWatch(store, params.traces)
         self.before_check = before_check  # async: write what this process buffered first
         self.on_recorded = on_recorded  # wake the webhook dispatcher
         self._baselines: dict[str, tuple[date, Baseline]] = {}
@@ -74,7 +79,6 @@ class LiveDetector:
         """Check every watched scope at ``now``; the (anomaly id, newly recorded) of each
         anomaly recorded or grown."""
         now = now or self.clock()
-        params = self.params
         since = now - HOUR - timedelta(minutes=1)
         for current in self._current.values():
             since = min(since, max(current.start, now - MAX_FOLLOW))
@@ -85,42 +89,67 @@ class LiveDetector:
         for scope in watched_scopes([r["scope"] for r in rules], (e for e in events if e["ts"] >= hour_ago)):
             mine = [e for e in events if scope.matches(owner_of(e))]
             key = str(scope)
+            judged = self._params_for(scope, now)
             last_hour = sum((e["cost"] for e in mine if e["ts"] >= hour_ago), Decimal(0))
-            if last_hour < params.min_impact_usd and key not in self._current:
+            if last_hour < judged.min_impact_usd and key not in self._current:
                 continue  # cannot reach the absolute floor: no baseline needed
             minutes = minute_series([(e["ts"], e["cost"]) for e in mine])
             baseline, hourly = self._baseline(scope, now)
-            levelled = baseline.at_level(recent_level(baseline, hourly, now, params))
-            check = check_live(levelled, minutes, now, params)
+            levelled = baseline.at_level(recent_level(baseline, hourly, now, judged))
+            check = check_live(levelled, minutes, now, judged)
             current = self._current.get(key)
-            updated = follow(current, check, scope=key, costs=minutes, baseline=levelled, params=params)
+            updated = follow(current, check, scope=key, costs=minutes, baseline=levelled, params=judged)
             if updated is None or updated == current:
                 continue
-            self._current[key] = updated
+            self._current[key] = updated  # followed without its drivers: they are derived each time
             drivers = rank_drivers(
                 actual_breakdown(mine, updated.start, updated.end), self._usual_of(scope, now), updated.expected_usd
             )
-            anomaly_id, new, suspended = self.store.record_anomaly(
-                updated.with_drivers(drivers),
-                merge_gap=timedelta(minutes=params.merge_gap_minutes),
-                source="live",
-                now=now,
-                alert_id=new_alert_id(now),
-            )
-            if new:
-                log.warning(
-                    "spend anomaly %s on %s: $%s where $%s was expected%s",
-                    anomaly_id,
-                    key,
-                    updated.cost_usd,
-                    updated.expected_usd,
-                    " (scope suspended)" if suspended else "",
-                )
-            recorded.append((anomaly_id, new))
-        # Anomalies no longer followable are forgotten (the store keeps them).
-        for key in [k for k, a in self._current.items() if a.end < now - MAX_FOLLOW]:
-            del self._current[key]
+            recorded.append(self._record(updated.with_drivers(drivers), now))
+        for runaway in self.traces.runaways(events, now):
+            current = self._current.get(runaway.scope)
+            if current is not None:
+                if runaway.cost_usd <= current.cost_usd:
+                    continue  # nothing spent since (suspended, or stopped): nothing to grow
+                # The same run, followed: it began when it was first flagged, or earlier.
+                runaway = replace(runaway, start=min(current.start, runaway.start))
+            self._current[runaway.scope] = runaway
+            recorded.append(self._record(runaway, now))
+        # Anomalies no longer followable are forgotten (the store keeps them); a trace once
+        # its last spend is out of the hour read (a run that stopped does not start again, and
+        # following it would read its whole span every check); lapsed trace suspensions are
+        # deleted (every gateway reloads without them).
+        quiet = now - HOUR - timedelta(minutes=1)
+        for key, anomaly in list(self._current.items()):
+            if anomaly.end < now - MAX_FOLLOW or (key.startswith("trace:") and anomaly.end < quiet):
+                del self._current[key]
+        self.store.expire_suspensions(now)
         return recorded
+
+    def _params_for(self, scope: Scope, now: datetime) -> AnomalyParams:
+        if scope.kind not in RUN_SCOPE_KINDS:
+            return self.params
+        return self.params.for_runs(self.traces.reference(now).for_trace(None, None))
+
+    def _record(self, anomaly: Anomaly, now: datetime) -> tuple[str, bool]:
+        anomaly_id, new, suspended = self.store.record_anomaly(
+            anomaly,
+            merge_gap=timedelta(minutes=self.params.merge_gap_minutes),
+            source="live",
+            now=now,
+            alert_id=new_alert_id(now),
+            trace_suspension=self.trace_suspension,
+        )
+        if new:
+            log.warning(
+                "spend anomaly %s on %s: $%s where $%s was expected%s",
+                anomaly_id,
+                anomaly.scope,
+                anomaly.cost_usd,
+                anomaly.expected_usd,
+                " (scope suspended)" if suspended else "",
+            )
+        return anomaly_id, new
 
     def _baseline(self, scope: Scope, now: datetime) -> tuple[Baseline, dict[datetime, Decimal]]:
         key, hour, today = str(scope), floor_hour(now), now.date()

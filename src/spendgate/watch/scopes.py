@@ -6,11 +6,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from spendgate.attribution import Attribution
-from spendgate.budgets.model import Scope
+from spendgate.budgets.model import ANOMALY_SCOPE_KINDS, Scope
 
 # Every value of these is watched as a scope of its own, as soon as it spends; org always,
-# and any scope an anomaly rule names (customer, feature, tag:K=V …).
-WATCHED_DIMENSIONS = ("team", "project", "key")
+# and any scope an anomaly rule names (tag:K=V …). Traces are judged apart (``traces``):
+# a trace has no weekday history to build a baseline from.
+WATCHED_DIMENSIONS = ("team", "project", "key", "feature", "customer")
+# Scopes whose spend comes in runs (a trace serves one customer through one feature): their
+# floor is raised to what unusual runs cost (``AnomalyParams.for_runs``).
+RUN_SCOPE_KINDS = ("feature", "customer")
 # What the drivers of an anomaly are broken down by.
 DRIVER_DIMENSIONS = ("model", "key", "feature", "trace")
 
@@ -24,15 +28,22 @@ def owner_of(event: Mapping[str, Any]) -> Attribution:
         key=event.get("key"),
         feature=event.get("feature"),
         customer=event.get("customer"),
+        trace_id=event.get("trace"),
         tags=event.get("tags") or None,
     )
 
 
+def baseline_rule_scopes(rule_scopes: Iterable[str]) -> list[Scope]:
+    """The scopes rules name that a seasonal baseline judges: not ``trace:…`` (``traces``)."""
+    scopes = [Scope.parse(text, ANOMALY_SCOPE_KINDS) for text in rule_scopes]
+    return [scope for scope in scopes if scope.kind != "trace"]
+
+
 def watched_scopes(rule_scopes: Iterable[str], events: Iterable[Mapping[str, Any]]) -> list[Scope]:
-    """org, every scope a rule names, and every team, project and key seen in ``events``."""
+    """org, every scope a rule names (but traces), and every team, project, key, feature and
+    customer seen in ``events``."""
     found: dict[str, Scope] = {"org": Scope("org")}
-    for text in rule_scopes:
-        scope = Scope.parse(text)
+    for scope in baseline_rule_scopes(rule_scopes):
         found.setdefault(str(scope), scope)
     for event in events:
         for dim in WATCHED_DIMENSIONS:

@@ -25,7 +25,7 @@ import orjson
 
 from spendgate.anomalies.detector import SCORE_QUANTUM
 from spendgate.anomalies.record import ACKNOWLEDGED, RESOLVED, Anomaly
-from spendgate.budgets.model import Scope
+from spendgate.budgets.model import ANOMALY_SCOPE_KINDS, ANY_TRACE, Scope
 from spendgate.budgets.rules import Suspension
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.store.alerts import _FAN_OUT, _INSERT_ALERT
@@ -35,6 +35,10 @@ from spendgate.money import format_usd
 from spendgate.reports.spec import ReportQuery, Where
 
 ANOMALY_EVENT = "spend.anomaly"
+DEFAULT_TRACE_SUSPENSION = timedelta(hours=24)  # the ``trace_suspension_hours`` setting's default
+# The most trace suspensions a gateway loads (the newest): they lapse after
+# ``trace_suspension_hours`` anyway; this bounds memory if a flood of runaways outpaces that.
+MAX_TRACE_SUSPENSIONS = 100_000
 # The raw columns a live check reads per event: enough to put it in every watched scope.
 _RECENT = "SELECT ts, cost_usd, key_name, team, project, feature, customer, model, trace_id, tags FROM usage_events"
 
@@ -69,11 +73,13 @@ class AnomaliesMixin(StoreBase):
         source: str,
         now: datetime,
         alert_id: str,
+        trace_suspension: timedelta = DEFAULT_TRACE_SUSPENSION,
     ) -> tuple[str, bool, bool]:
         """Store ``anomaly``, or grow the scope's latest one when it is not resolved and ends
         within ``merge_gap`` of this one's start. Returns (id, inserted, suspended): only an
         insert records the ``spend.anomaly`` alert, and, when a rule says so, suspends the
-        scope (bumping the config version so every gateway refuses it)."""
+        scope (bumping the config version so every gateway refuses it). A trace is suspended
+        by a rule naming it or ``trace:*``, for ``trace_suspension``."""
         d = self._dialect
         scope = anomaly.scope
         with d.transaction() as session:
@@ -134,13 +140,16 @@ class AnomaliesMixin(StoreBase):
             if inserted != 1:
                 return "", False, False
             # Only what is happening now suspends a scope: a scan of last month does not.
-            rule = "SELECT 1 FROM anomaly_rules WHERE scope = ? AND suspend = ?"
-            suspend = source == "live" and bool(session.rows(rule, (scope, True)))
+            is_trace = scope.startswith("trace:")
+            rule = "SELECT 1 FROM anomaly_rules WHERE scope IN (?, ?) AND suspend = ?"
+            named = (scope, ANY_TRACE if is_trace else scope, True)
+            suspend = source == "live" and bool(session.rows(rule, named))
             if suspend:
+                expires = d.ts(now + trace_suspension) if is_trace else None
                 session.execute(
-                    "INSERT INTO suspensions (scope, anomaly_id, created_at) VALUES (?, ?, ?)"
+                    "INSERT INTO suspensions (scope, anomaly_id, created_at, expires_at) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (scope) DO NOTHING",
-                    (scope, anomaly_id, d.ts(now)),
+                    (scope, anomaly_id, d.ts(now), expires),
                 )
                 session.execute("UPDATE meta SET value = value + 1 WHERE name = 'config_version'")
             # A scan over history records what it finds, but pages nobody about last month.
@@ -252,6 +261,20 @@ class AnomaliesMixin(StoreBase):
             for r in rows
         ]
 
+    def trace_totals(
+        self, since: datetime, until: datetime, limit: int
+    ) -> list[tuple[str | None, str | None, Decimal]]:
+        """(feature, project, total cost) of up to ``limit`` traces with events in
+        [since, until): the past runs a trace is compared with (``anomalies.traces``)."""
+        d = self._dialect
+        rows = self._query(
+            f"SELECT MIN(feature) AS feature, MIN(project) AS project, {d.money_sum('cost_usd')} AS cost"
+            " FROM usage_events WHERE ts >= ? AND ts < ? AND trace_id IS NOT NULL AND cost_usd IS NOT NULL"
+            " GROUP BY trace_id LIMIT ?",
+            (d.ts(since), d.ts(until), limit),
+        )
+        return [(r["feature"], r["project"], d.money_value(r["cost"])) for r in rows]
+
     # --- rules and suspensions (configuration) --------------------------------------------
     def create_anomaly_rule(self, scope: Scope, suspend: bool) -> dict[str, Any]:
         text = str(scope)
@@ -287,19 +310,50 @@ class AnomaliesMixin(StoreBase):
         )
 
     def load_suspensions(self) -> list[Suspension]:
-        """What ``load_rules`` hands the gateway (a scope that no longer parses is skipped)."""
+        """What ``load_rules`` hands the gateway (a scope that no longer parses is skipped):
+        every suspension but traces, and the newest ``MAX_TRACE_SUSPENSIONS`` traces. Lapsed
+        ones are loaded too until the live check deletes them (the gateway's clock, which
+        tests inject, decides when a trace's suspension lapses, not this process's)."""
+        d = self._dialect
+        columns = "SELECT scope, anomaly_id, expires_at FROM suspensions"
+        rows = self._query(f"{columns} WHERE scope NOT LIKE 'trace:%' ORDER BY scope")
+        rows += self._query(
+            f"{columns} WHERE scope LIKE 'trace:%' ORDER BY created_at DESC LIMIT ?", (MAX_TRACE_SUSPENSIONS,)
+        )
         found = []
-        for row in self._query("SELECT scope, anomaly_id FROM suspensions ORDER BY scope"):
+        for row in rows:
             try:
-                found.append(Suspension(Scope.parse(row["scope"]), row["anomaly_id"]))
+                scope = Scope.parse(row["scope"], ANOMALY_SCOPE_KINDS)
             except ValueError:
                 continue
+            expires = _aware(d, row["expires_at"]) if row["expires_at"] is not None else None
+            found.append(Suspension(scope, row["anomaly_id"], expires))
         return found
 
     def list_suspensions(self) -> list[dict[str, Any]]:
         d = self._dialect
-        rows = self._query("SELECT scope, anomaly_id, created_at FROM suspensions ORDER BY scope")
-        return [{"scope": r["scope"], "anomaly_id": r["anomaly_id"], "since": d.ts_text(r["created_at"])} for r in rows]
+        rows = self._query("SELECT scope, anomaly_id, created_at, expires_at FROM suspensions ORDER BY scope")
+        return [
+            {
+                "scope": r["scope"],
+                "anomaly_id": r["anomaly_id"],
+                "since": d.ts_text(r["created_at"]),
+                "until": d.ts_text(r["expires_at"]) if r["expires_at"] is not None else None,
+            }
+            for r in rows
+        ]
+
+    def expire_suspensions(self, now: datetime) -> int:
+        """Delete the trace suspensions lapsed at ``now``: every gateway then reloads without
+        them (the config version moves only when one was deleted)."""
+        d = self._dialect
+        with d.transaction() as session:
+            deleted = session.execute(
+                "DELETE FROM suspensions WHERE expires_at IS NOT NULL AND expires_at <= ?", (d.ts(now),)
+            ).rowcount
+            if deleted:
+                session.execute("UPDATE meta SET value = value + 1 WHERE name = 'config_version'")
+        return deleted
 
     def resume_scope(self, scope: Scope) -> dict[str, Any]:
         text = str(scope)

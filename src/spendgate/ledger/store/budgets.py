@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from spendgate.budgets.model import Budget, Policy, RateLimit, Scope
-from spendgate.budgets.rules import Rules
+from spendgate.budgets.rules import Rules, split_suspensions
 from spendgate.ledger.errors import StoreError
 from spendgate.ledger.rollups import plan
 from spendgate.ledger.rollups.plan import EXACT, ZERO
@@ -145,9 +145,17 @@ class BudgetsMixin(StoreBase):
         budgets = tuple(self.list_budgets())
         limits = tuple(self.list_limits())
         policies = {p.environment: p for p in self.list_policies()}
-        suspensions = tuple(self.load_suspensions())  # type: ignore[attr-defined]  # anomalies.py
+        found = self.load_suspensions()  # type: ignore[attr-defined]  # anomalies.py
+        suspensions, trace_suspensions = split_suspensions(found)
         extras = self.approved_extras()  # type: ignore[attr-defined]  # approvals.py
-        return Rules(budgets=budgets, limits=limits, policies=policies, suspensions=suspensions, extras=extras)
+        return Rules(
+            budgets=budgets,
+            limits=limits,
+            policies=policies,
+            suspensions=suspensions,
+            trace_suspensions=trace_suspensions,
+            extras=extras,
+        )
 
     # --- spend ----------------------------------------------------------------------------------
     def spend(self, scope: Scope, start: datetime | None, end: datetime | None, *, source: str = "auto") -> Decimal:
