@@ -20,7 +20,7 @@ from spendgate.access.model import Grant, User, Viewer
 from spendgate.attribution.model import GatewayKey, Project
 from spendgate.budgets.forecast import Forecast
 from spendgate.budgets.forecasts import budget_forecasts
-from spendgate.budgets.model import Budget, Scope
+from spendgate.budgets.model import ANOMALY_SCOPE_KINDS, Budget, Scope
 from spendgate.ui.anomaly_access import acts_on_scope, sees_scope
 from spendgate.ui.anomaly_filters import parse_anomaly_filters
 from spendgate.ui.burn import PACE, PACE_HIGH, PACE_LOW, burn_lines
@@ -88,9 +88,10 @@ def test_anomaly_filters_are_bounded() -> None:
     chosen = parse_anomaly_filters({"status": "open", "kind": "project", "since": "2026-11-01"}, today)
     assert (chosen.since, chosen.until, chosen.status, chosen.kind) == (date(2026, 11, 1), today, "open", "project")
     assert parse_anomaly_filters({}, today).since == date(2026, 10, 20)
+    assert parse_anomaly_filters({"kind": "trace"}, today).kind == "trace"  # runaway agent runs
     for bad in (
         {"status": "closed"},
-        {"kind": "trace"},
+        {"kind": "budget"},
         {"since": "soon"},
         {"since": "2026-11-10", "until": "2026-11-01"},
         {"since": "2020-01-01"},
@@ -304,3 +305,26 @@ def test_the_burn_charts_forecast_is_spendgate_forecasts(make_gateway) -> None:
     today = chart["x"].index(int(datetime(2026, 11, 18, tzinfo=UTC).timestamp()))
     assert series[PACE][:today] == [None] * today and None not in series[PACE][today:]
     assert len(chart["x"]) == 30
+
+
+def test_an_admin_resumes_a_suspended_trace_and_a_viewer_cannot_see_it(make_gateway) -> None:
+    """Trace scopes (a runaway agent run) are listed, filtered and resumed like the others;
+    a trace belongs to no project, so only org admins see and act on it."""
+    gateway = make_gateway()
+    org_with_traffic(gateway)
+    trace = Scope.parse("trace:run-42", ANOMALY_SCOPE_KINDS)
+    gateway.store.suspend_scope(trace)
+    add_user(gateway, "root", admin=True)
+    add_user(gateway, "ann", ("project", "checkout", "viewer"))
+    with logged_in(gateway, "ann") as client:
+        page = client.get("/ui/anomalies?kind=trace")
+        assert page.status_code == 200 and "trace:run-42" not in page.text
+        token = form_token(page)
+        assert client.post("/ui/anomalies/resume", data={"csrf_token": token, "scope": str(trace)}).status_code == 404
+    assert [s["scope"] for s in gateway.store.list_suspensions()] == ["trace:run-42"]
+    with logged_in(gateway, "root") as client:
+        page = client.get("/ui/anomalies?kind=trace")
+        assert page.status_code == 200 and "trace:run-42" in page.text
+        token = form_token(page)
+        assert client.post("/ui/anomalies/resume", data={"csrf_token": token, "scope": str(trace)}).status_code == 303
+    assert gateway.store.list_suspensions() == []

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from spendgate.anomalies.record import STATUSES
-from spendgate.budgets.model import SCOPE_KINDS
+from spendgate.budgets.model import ANOMALY_SCOPE_KINDS
 from spendgate.ui.filters import DEFAULT_DAYS, MAX_DAYS, FilterError
 
 
@@ -44,8 +44,8 @@ def parse_anomaly_filters(params: Mapping[str, str], today: date) -> AnomalyFilt
     if status is not None and status not in STATUSES:
         raise FilterError(f"status is one of {', '.join(STATUSES)}")
     kind = params.get("kind") or None
-    if kind is not None and kind not in SCOPE_KINDS:
-        raise FilterError(f"kind is one of {', '.join(SCOPE_KINDS)}")
+    if kind is not None and kind not in ANOMALY_SCOPE_KINDS:
+        raise FilterError(f"kind is one of {', '.join(ANOMALY_SCOPE_KINDS)}")
     return AnomalyFilters(since=since, until=until, status=status, kind=kind)
 
 

@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from spendgate.access.model import Viewer
 from spendgate.anomalies.record import ACKNOWLEDGED, RESOLVED, STATUSES
 from spendgate.attribution.model import GatewayKey
-from spendgate.budgets.model import SCOPE_KINDS, BudgetError, Scope
+from spendgate.budgets.model import ANOMALY_SCOPE_KINDS, BudgetError, Scope
 from spendgate.ledger.errors import StoreError
 from spendgate.reports.spec import ReportQuery
 from spendgate.ui.anomaly_access import acts_on_scope, sees_scope
@@ -60,7 +60,7 @@ def _access(
 ) -> Access:
     """What ``viewer`` may do with a scope's anomaly (None: a suspension with no anomaly left)."""
     try:
-        scope = Scope.parse(scope_text)
+        scope = Scope.parse(scope_text, ANOMALY_SCOPE_KINDS)
     except BudgetError:
         return Access(sees=viewer.is_admin, acts=viewer.is_admin)
     projects: frozenset[str | None] = frozenset()
@@ -159,7 +159,7 @@ async def anomalies(request: Request) -> Response:
         "title": "Anomalies",
         "chosen": chosen,
         "statuses": STATUSES,
-        "kinds": SCOPE_KINDS,
+        "kinds": ANOMALY_SCOPE_KINDS,
         "back": chosen.query_string(),
         "truncated": truncated,
         "read_at_most": READ_AT_MOST,
@@ -208,7 +208,7 @@ async def resume(request: Request) -> Response:
     if not text or len(text) > _MAX_SCOPE:
         raise HTTPException(400, f"scope is required, at most {_MAX_SCOPE} characters")
     try:
-        scope = Scope.parse(text)
+        scope = Scope.parse(text, ANOMALY_SCOPE_KINDS)
     except BudgetError as exc:
         raise HTTPException(400, str(exc)) from exc
 
