@@ -188,3 +188,43 @@ def test_slack_webhooks_get_a_line_with_the_figures() -> None:
     assert slack_body(payload)["text"] == (
         "Team alpha spent $10.75 in 2026-W48 (week before: $15). Largest changes: feature (none) -8."
     )
+
+
+def test_a_team_webhook_hears_only_its_own_teams_alerts(ledger: str) -> None:  # noqa: F811
+    """Team webhooks exist for the weekly summary; they must not hear other teams' spend. The
+    org's webhooks hear every budget and anomaly alert; a team's hears its own team's alerts."""
+    from spendgate.anomalies.record import Anomaly
+
+    _seed(ledger)
+    store = open_test_store(ledger)
+    try:
+        hooks = {
+            name: store.add_webhook(f"https://example.com/{name}", None, "json", team)["id"]
+            for name, team in (("org", None), ("alpha", "alpha"), ("beta", "beta"))
+        }
+        heard_by = {hook: name for name, hook in hooks.items()}
+
+        def record(alert_id: str, **audience: Any) -> None:
+            assert store.record_alert("budget.threshold_crossed", alert_id, "2026-11", 80, {"id": alert_id}, **audience)
+
+        record("al_org")
+        record("al_alpha", team="alpha")
+        record("al_weekly", team="beta", team_only=True)
+        for n, scope in enumerate(("team:alpha", "project:chat")):
+            anomaly = Anomaly(scope, W48, W48 + timedelta(hours=1), Decimal(9), Decimal(1), Decimal(8))
+            store.record_anomaly(
+                anomaly, merge_gap=timedelta(minutes=30), source="live", now=W48, alert_id=f"al_anomaly_{n}"
+            )
+        due = store.claim_deliveries(W48 + timedelta(days=30), 100, 60)
+        heard: dict[str, set[str]] = {}
+        for delivery in due:
+            heard.setdefault(delivery.alert_id, set()).add(heard_by[delivery.webhook_id])
+    finally:
+        store.close()
+    assert heard == {
+        "al_org": {"org"},
+        "al_alpha": {"org", "alpha"},
+        "al_weekly": {"beta"},
+        "al_anomaly_0": {"org", "alpha"},  # team:alpha's anomaly
+        "al_anomaly_1": {"org"},
+    }

@@ -299,8 +299,15 @@ class AlertCenter:
         outcomes: list[bool | None] = []
         for alert, seen in todo:
             try:
+                scope = seen.budget.scope  # a team's budget is also its team's webhooks' business
                 new = self._store.record_alert(
-                    alert.kind, seen.budget.name, seen.window.key, alert.threshold, alert.payload, now=now
+                    alert.kind,
+                    seen.budget.name,
+                    seen.window.key,
+                    alert.threshold,
+                    alert.payload,
+                    now=now,
+                    team=scope.value if scope.kind == "team" else None,
                 )
             except Exception:
                 log.exception("could not store the %s alert of budget %s", alert.kind, seen.budget.name)

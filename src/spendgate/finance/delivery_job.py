@@ -150,7 +150,15 @@ class FinanceDeliveryJob:
         for summary in summaries:
             payload = summary.payload(at=now, alert_id=new_alert_id(now))
             recorded += await asyncio.to_thread(
-                self.store.record_alert, WEEKLY, summary.team, key, 0, payload, now=now, team=summary.team
+                self.store.record_alert,
+                WEEKLY,
+                summary.team,
+                key,
+                0,
+                payload,
+                now=now,
+                team=summary.team,
+                team_only=True,
             )
         if recorded:
             self.on_alerts()

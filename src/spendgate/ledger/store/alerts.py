@@ -39,6 +39,21 @@ _FAN_OUT = (
     "INSERT INTO alert_deliveries (alert_id, webhook_id, status, attempts, next_attempt_at)"
     " SELECT ?, id, 'pending', 0, ? FROM webhooks"
 )
+
+
+def fan_out(session: Any, alert_id: str, at: Any, team: str | None = None, *, team_only: bool = False) -> None:
+    """An alert's deliveries, in the transaction that records it (an alert never exists without
+    them). Who hears it: the org's webhooks (no team) always, plus ``team``'s webhooks when the
+    alert concerns that team; ``team_only``: that team's webhooks alone (its weekly summary).
+    A team's webhook never hears about another team's spend."""
+    if team is None:
+        session.execute(_FAN_OUT + " WHERE team IS NULL", (alert_id, at))
+    elif team_only:
+        session.execute(_FAN_OUT + " WHERE team = ?", (alert_id, at, team))
+    else:
+        session.execute(_FAN_OUT + " WHERE team IS NULL OR team = ?", (alert_id, at, team))
+
+
 _DUE = (
     "SELECT d.alert_id, d.webhook_id, d.attempts, a.kind, a.payload, w.url, w.secret, w.format"
     " FROM alert_deliveries d"
@@ -132,19 +147,17 @@ class AlertsMixin(StoreBase):
         *,
         now: datetime | None = None,
         team: str | None = None,
+        team_only: bool = False,
     ) -> bool:
-        """``team``: delivered to that team's webhooks only (else to every webhook)."""
+        """Delivered to the org's webhooks and ``team``'s (``team_only``: to ``team``'s alone);
+        see :func:`fan_out`."""
         at = self._dialect.ts(now or datetime.now(UTC))
         # The payload is kept byte for byte (PostgreSQL: json, not jsonb), keys in their order.
         row = (payload["id"], kind, budget, window_key, threshold, orjson.dumps(payload).decode(), at)
         with self._dialect.transaction() as session:
             if session.execute(_INSERT_ALERT, row).rowcount != 1:
                 return False  # another process (or an earlier call) recorded it first
-            # Same transaction: an alert never exists without its deliveries.
-            if team is None:
-                session.execute(_FAN_OUT, (payload["id"], at))
-            else:
-                session.execute(_FAN_OUT + " WHERE team = ?", (payload["id"], at, team))
+            fan_out(session, payload["id"], at, team, team_only=team_only)
             return True
 
     def claim_deliveries(self, now: datetime, limit: int, lease_seconds: float) -> list[Delivery]:

@@ -28,7 +28,7 @@ from spendgate.anomalies.record import ACKNOWLEDGED, RESOLVED, Anomaly
 from spendgate.budgets.model import ANOMALY_SCOPE_KINDS, ANY_TRACE, Scope
 from spendgate.budgets.rules import Suspension
 from spendgate.ledger.errors import StoreError
-from spendgate.ledger.store.alerts import _FAN_OUT, _INSERT_ALERT
+from spendgate.ledger.store.alerts import _INSERT_ALERT, fan_out
 from spendgate.ledger.store.base import StoreBase
 from spendgate.ledger.store.dialect import Row
 from spendgate.money import format_usd
@@ -158,7 +158,7 @@ class AnomaliesMixin(StoreBase):
                 at = d.ts(now)
                 row = (alert_id, ANOMALY_EVENT, scope, anomaly_id, 0, orjson.dumps(payload).decode(), at)
                 if session.execute(_INSERT_ALERT, row).rowcount == 1:
-                    session.execute(_FAN_OUT, (alert_id, at))
+                    fan_out(session, alert_id, at, scope.removeprefix("team:") if scope.startswith("team:") else None)
             return anomaly_id, True, suspend
 
     def _anomaly_json(self, row: Row) -> dict[str, Any]:
