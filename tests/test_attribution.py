@@ -113,6 +113,21 @@ def _call(gateway: Gateway, key: str, headers: dict[str, str] | None = None, tok
     )
 
 
+def test_a_w3c_traceparent_is_the_trace_when_no_trace_is_named(gateway: Gateway) -> None:
+    """An agent instrumented with OpenTelemetry sends ``traceparent`` on every call of its run:
+    that run is the request's trace (so runaway-trace detection and ``trace:`` suspensions see
+    it), unless ``x-spendgate-trace-id`` names one; an invalid traceparent names nothing."""
+    key = gateway.key("otel-agent")
+    run = "4bf92f3577b34da6a3ce929d0e0e4736"
+    _call(gateway, key, {"traceparent": f"00-{run}-00f067aa0ba902b7-01"})
+    _call(gateway, key, {"traceparent": f"00-{run}-53995c3f42cd8ad8-01"})  # the same run, another span
+    _call(gateway, key, {"traceparent": f"00-{run}-00f067aa0ba902b7-01", "x-spendgate-trace-id": "named"})
+    _call(gateway, key, {"traceparent": f"00-{'0' * 32}-00f067aa0ba902b7-01"})  # all-zero trace id: invalid
+    _call(gateway, key, {"traceparent": "not a traceparent"})
+    traces = {r["trace"]: r["requests"] for r in gateway.report("trace")["rows"]}
+    assert traces == {run: 2, "named": 1, None: 2}
+
+
 def test_every_dimension_reaches_the_report(gateway: Gateway) -> None:
     gateway.team("payments", cost_center="CC-1")
     gateway.team("growth")

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from spendgate.attribution.model import Directory, GatewayKey, Project
+from spendgate.ingest.tracecontext import traceparent_trace_id
 
 MAX_HEADER_VALUE = 256
 # Tags are stored on every event (and every spool record): bounded so one header cannot turn a
@@ -219,6 +220,7 @@ def attribute(
         key=key.name,
         feature=_clean(headers, FEATURE_HEADER, body),
         customer=_clean(headers, CUSTOMER_HEADER, body),
-        trace_id=_clean(headers, TRACE_HEADER, body),
+        # An OpenTelemetry-instrumented agent's run is its W3C trace when it names no trace of ours.
+        trace_id=_clean(headers, TRACE_HEADER, body) or traceparent_trace_id(headers.get("traceparent")),
         tags=tags,
     )

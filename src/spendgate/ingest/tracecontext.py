@@ -16,12 +16,24 @@ def span_ref(trace_id: str, span_id: str) -> str:
     return f"{trace_id}-{span_id}"
 
 
-def traceparent_ref(value: str | None) -> str | None:
-    """``TRACE-PARENT`` of a valid ``traceparent`` header, else None (an invalid header is
-    ignored, as the spec says a receiver must)."""
+def _valid(value: str | None) -> re.Match[str] | None:
     if not value or len(value) > 256:
         return None
     match = _TRACEPARENT.match(value.strip())
     if match is None or match[1] == "ff" or match[2] == _ZERO_TRACE or match[3] == _ZERO_SPAN:
         return None
-    return span_ref(match[2], match[3])
+    return match
+
+
+def traceparent_trace_id(value: str | None) -> str | None:
+    """The trace id of a valid ``traceparent`` header (32 lower-case hex), else None: one agent
+    run instrumented with OpenTelemetry, for a request that names no ``x-spendgate-trace-id``."""
+    match = _valid(value)
+    return match[2] if match else None
+
+
+def traceparent_ref(value: str | None) -> str | None:
+    """``TRACE-PARENT`` of a valid ``traceparent`` header, else None (an invalid header is
+    ignored, as the spec says a receiver must)."""
+    match = _valid(value)
+    return span_ref(match[2], match[3]) if match else None
