@@ -85,3 +85,27 @@ def test_scan_list_ack_resolve_and_the_admin_api(make_gateway: Callable[..., Gat
         gateway.openai(secret).chat.completions.create(model="gpt-4o-mini", messages=HELLO)
         events = gateway.events()
         assert len(events) == len(history) + len(loop) + 1  # the refused request recorded nothing
+
+
+def test_the_admin_api_mirrors_anomalies_rules(make_gateway: Callable[..., Gateway]) -> None:
+    """`anomalies rules create|list|delete` over the admin API: org admins only, scopes checked
+    as the CLI checks them (trace:* included), and a rule made there is the CLI's rule."""
+    gateway = make_gateway(admin_key=ADMIN, anomaly_interval=0)
+    with httpx.Client(base_url=gateway.url, headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+        made = admin.post("/admin/anomaly-rules", json={"scope": "trace:*", "suspend": True})
+        assert made.status_code == 201 and made.json() == {"scope": "trace:*", "suspend": True}
+        assert admin.post("/admin/anomaly-rules", json={"scope": "feature:summarize"}).status_code == 201
+        for bad in ({"scope": "planet:mars"}, {"scope": "trace:*", "suspend": "yes"}, {"suspend": True}, {}):
+            refused = admin.post("/admin/anomaly-rules", json=bad)
+            assert refused.status_code == 400 and refused.json()["error"]["message"], bad
+        listed = admin.get("/admin/anomaly-rules").json()
+        assert listed == [{"scope": "feature:summarize", "suspend": False}, {"scope": "trace:*", "suspend": True}]
+        assert json.loads(_cli(gateway, "anomalies", "rules", "list", "--json")) == listed
+        assert admin.delete("/admin/anomaly-rules/feature:summarize").json() == {
+            "scope": "feature:summarize",
+            "deleted": True,
+        }
+        assert admin.delete("/admin/anomaly-rules/feature:summarize").status_code == 400
+        assert admin.get("/admin/anomaly-rules").json() == [{"scope": "trace:*", "suspend": True}]
+    with httpx.Client(base_url=gateway.url) as anonymous:
+        assert anonymous.get("/admin/anomaly-rules").status_code == 401

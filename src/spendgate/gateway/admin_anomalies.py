@@ -39,6 +39,25 @@ def anomaly_routes(store: Any) -> list[Route]:
         access.require_admin(request.viewer, "resuming a scope")
         return 200, await asyncio.to_thread(store.resume_scope, Scope.parse(request.name, ANOMALY_SCOPE_KINDS))
 
+    async def list_rules(request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "anomaly rules")
+        return 200, await asyncio.to_thread(store.list_anomaly_rules)
+
+    async def create_rule(request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "anomaly rules")
+        body = await request.json()
+        scope_text, suspend = body.get("scope"), body.get("suspend", False)
+        if not isinstance(scope_text, str) or not isinstance(suspend, bool):
+            raise ValueError('an anomaly rule is {"scope": "team:NAME" (or trace:*, …), "suspend": true|false}')
+        scope = Scope.parse(scope_text, ANOMALY_SCOPE_KINDS)  # a bad scope: ValueError, a 400
+        return 201, await asyncio.to_thread(store.create_anomaly_rule, scope, suspend)
+
+    async def delete_rule(request: AdminRequest) -> tuple[int, Any]:
+        access.require_admin(request.viewer, "anomaly rules")
+        scope = Scope.parse(request.name, ANOMALY_SCOPE_KINDS)
+        await asyncio.to_thread(store.delete_anomaly_rule, scope)
+        return 200, {"scope": str(scope), "deleted": True}
+
     async def list_approvals(request: AdminRequest) -> tuple[int, Any]:
         access.require_admin(request.viewer, "approvals")
         return 200, await asyncio.to_thread(store.list_approvals, request.query.get("status"))
@@ -79,6 +98,9 @@ def anomaly_routes(store: Any) -> list[Route]:
         route("GET", "/admin/anomalies", list_anomalies, ("since",)),
         route("POST", "/admin/anomalies/{name}/ack", status_of(ACKNOWLEDGED)),
         route("POST", "/admin/anomalies/{name}/resolve", status_of(RESOLVED)),
+        route("GET", "/admin/anomaly-rules", list_rules),
+        route("POST", "/admin/anomaly-rules", create_rule, changes_config=True),
+        route("DELETE", "/admin/anomaly-rules/{name}", delete_rule, changes_config=True),
         route("GET", "/admin/suspensions", list_suspensions),
         route("POST", "/admin/suspensions/{name}/resume", resume, changes_config=True),
     ]
