@@ -286,6 +286,9 @@ def test_the_burn_charts_forecast_is_spendgate_forecasts(make_gateway) -> None:
     days = [clock.now - timedelta(days=n) for n in range(1, 36)]
     history(gateway, "checkout", "payments", [d for d in days if d.weekday() < 5], NOISY)
     gateway.store.create_budget(Budget("checkout-monthly", Scope.parse("project:checkout"), Decimal("0.0021")))
+    # Extra spend approved for this window: the chart's limit is the effective one, as enforced.
+    asked = gateway.store.request_approval("checkout-monthly", "2026-11", "project:checkout", clock.now)
+    gateway.store.decide_approval(asked["id"], "approved", clock.now, extra=Decimal("0.0001"), reason="launch week")
     gateway.wait_for_directory()
     add_user(gateway, "root", admin=True)
     with logged_in(gateway, "root") as client:
@@ -297,7 +300,8 @@ def test_the_burn_charts_forecast_is_spendgate_forecasts(make_gateway) -> None:
     assert "at this pace" in chart["label"]
     assert series[PACE][-1] == expected["projected_usd"]
     assert series[PACE_LOW][-1] == expected["low_usd"] and series[PACE_HIGH][-1] == expected["high_usd"]
-    assert set(series["limit"]) == {expected["limit_usd"]}
+    assert expected["effective_limit_usd"] == "0.0022"
+    assert set(series["limit"]) == {expected["effective_limit_usd"]}
     assert expected["runs_out_on"] is not None
     marked = [day for day, v in zip(chart["x"], series[f"runs out {expected['runs_out_on']}"], strict=True) if v]
     assert [datetime.fromtimestamp(x, UTC).date().isoformat() for x in marked] == [expected["runs_out_on"]]

@@ -81,7 +81,7 @@ async def _burn_chart(request: Request, viewer: Viewer, status: dict[str, Any]) 
     series = spend_series(report.rows, None, start, last, "day")
     daily = {date.fromisoformat(str(row.dims["day"])[:10]): row.cost_usd for row in report.rows}
     window = Window(status["window"], datetime.fromisoformat(status["period_start"].replace("Z", "+00:00")), window_end)
-    limit = Decimal(status["limit_usd"])
+    limit = Decimal(status.get("effective_limit_usd") or status["limit_usd"])  # approved extra included, as enforced
     forecast = forecast_window(daily, Decimal(status["spent_usd"]), window, "UTC", now, limit=limit, params=params)
     lines = burn_lines(series.buckets, series.totals, until, limit, forecast)
     return {
@@ -116,7 +116,7 @@ def budgets_table(name: str, title: str, statuses: list[dict[str, Any]]) -> Tabl
             Column("spent_usd", "spent (USD)", "money"),
             Column("reserved_usd", "reserved (USD)", "money"),
             Column("remaining_usd", "remaining (USD)", "money"),
-            Column("projected_usd", "projected (USD)", "money"),
+            Column("projected_usd", "linear pace (USD)", "money"),
             Column("used", "used", "ratio"),
         ),
         row_testid="budget-row",
