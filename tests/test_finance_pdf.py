@@ -34,7 +34,7 @@ from tests.conftest import Gateway, open_test_store
 from tests.finance_support import cli, cli_json, event, ledger, write  # noqa: F401  (ledger: a fixture)
 
 MONTH = "2026-03"
-MONEY = re.compile(r"\$-?[\d,]+\.\d\d")
+MONEY = re.compile(r"-?\$[\d,]+\.\d\d")
 HOSTILE = (
     '=HYPERLINK("http://evil.example/x","click")',
     "y" * 300,  # one unbreakable word, wider than the page
@@ -204,7 +204,7 @@ def test_a_statement_pdf_totals_what_its_json_does(ledger: str, tmp_path: Path, 
         text = _pdf_text(path)
         exact = statement["total_cost_usd"]
         assert f"Exact total: {exact} USD" in text
-        figures = [Decimal(f[1:].replace(",", "")) for f in MONEY.findall(text)]
+        figures = [Decimal(f.replace("$", "").replace(",", "")) for f in MONEY.findall(text)]
         rounded = round_lines([Decimal(li["cost_usd"]) for li in statement["lines"]])
         assert figures == [*rounded, round_total(Decimal(exact))]  # the lines, then the total
         assert sum(rounded) == round_total(Decimal(exact))
@@ -350,3 +350,16 @@ def test_the_pdf_goes_to_a_file_named_for_the_month_by_default(
     missing = str(tmp_path / "no-such-dir" / "r.pdf")
     refused = _refused("finance", "report", "--month", "2026-02", "--format", "pdf", "--out", missing, "--db", ledger)
     assert "cannot write" in refused and "Traceback" not in refused
+
+
+def test_amounts_print_as_accountants_write_them() -> None:
+    from spendgate.finance.document import usd
+
+    assert [usd(Decimal(v)) for v in ("-1.9", "1234.5", "-0.004", "-0.006", "0")] == [
+        "-$1.90",
+        "$1,234.50",
+        "$0.00",  # rounds to nothing: no sign
+        "-$0.01",
+        "$0.00",
+    ]
+    assert usd(None) not in ("", "$0.00")

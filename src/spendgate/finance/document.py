@@ -58,7 +58,11 @@ class Document:
 
 
 def usd(value: Decimal | None) -> str:
-    return NONE_MARK if value is None else f"${value:,.2f}"
+    """``$1,234.50``; a negative amount as accountants print it, ``-$1.90``."""
+    if value is None:
+        return NONE_MARK
+    text = f"{abs(value):,.2f}"
+    return f"-${text}" if value < 0 and text.strip("0.,") else f"${text}"
 
 
 def money_table(
