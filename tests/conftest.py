@@ -98,7 +98,9 @@ class Gateway:
 
     # --- the ledger --------------------------------------------------------------------
     def flush(self) -> None:
-        self.app.flush_threadsafe()
+        # Generous: on a loaded 2-core machine a flush racing back-to-back re-syncs (which the
+        # writer waits for, so nothing is counted twice) took over 10 s once.
+        self.app.flush_threadsafe(timeout=60.0)
 
     def events(self) -> list[dict[str, Any]]:
         """Every event, oldest first."""
