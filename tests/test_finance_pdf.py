@@ -363,3 +363,18 @@ def test_amounts_print_as_accountants_write_them() -> None:
         "$0.00",
     ]
     assert usd(None) not in ("", "$0.00")
+
+
+def test_serving_never_imports_the_pdf_renderer() -> None:
+    """fpdf2 pulls in Pillow, fontTools and NumPy (~35 MiB, ~0.3 s): `serve` and the CLI load
+    it only when a PDF is made, never to answer requests."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; import spendgate.server, spendgate.gateway.app, spendgate.finance.delivery_job;"
+        " from spendgate.cli.main import main;"
+        " print(sorted(m for m in ('fpdf', 'PIL', 'numpy', 'fontTools') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

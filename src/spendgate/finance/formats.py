@@ -10,7 +10,6 @@ from types import MappingProxyType
 
 from spendgate.finance.monthly import MonthlyReport
 from spendgate.finance.monthly_render import monthly_csv, monthly_html, monthly_json, monthly_pdf
-from spendgate.finance.pdf import document_pdf
 from spendgate.finance.statements import Statement, statement_document, statement_text
 
 
@@ -30,13 +29,18 @@ MONTHLY_FORMATS: Mapping[str, Format] = MappingProxyType(
     }
 )
 
+
+def statement_pdf(statement: Statement, ledger_id: str) -> bytes:
+    from spendgate.finance.pdf import document_pdf  # fpdf2 is heavy: imported by a PDF only
+
+    return document_pdf(statement_document(statement, ledger_id))
+
+
 STATEMENT_FORMATS: Mapping[str, Format] = MappingProxyType(
     {
         "csv": Format(lambda statement, ledger_id: statement_text(statement, "csv"), "text/csv"),
         "json": Format(lambda statement, ledger_id: statement_text(statement, "json"), "application/json"),
-        "pdf": Format(
-            lambda statement, ledger_id: document_pdf(statement_document(statement, ledger_id)), "application/pdf"
-        ),
+        "pdf": Format(statement_pdf, "application/pdf"),
     }
 )
 

@@ -12,7 +12,6 @@ from typing import Any
 from spendgate.finance.html import document_html
 from spendgate.finance.monthly import MonthlyReport
 from spendgate.finance.monthly_document import monthly_document
-from spendgate.finance.pdf import document_pdf
 from spendgate.money import format_usd
 from spendgate.reports.csv_export import SafeWriter
 
@@ -69,6 +68,10 @@ def monthly_html(report: MonthlyReport) -> str:
 
 
 def monthly_pdf(report: MonthlyReport) -> bytes:
+    # fpdf2 (with Pillow, fontTools and NumPy behind it) costs ~35 MiB and ~0.3 s to import:
+    # only a PDF pays for it, never `serve` on its request path.
+    from spendgate.finance.pdf import document_pdf
+
     return document_pdf(monthly_document(report))
 
 
