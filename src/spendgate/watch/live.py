@@ -27,7 +27,7 @@ from spendgate.anomalies.episodes import follow
 from spendgate.anomalies.params import AnomalyParams
 from spendgate.anomalies.record import Anomaly
 from spendgate.budgets.model import Scope
-from spendgate.watch.scopes import DRIVER_DIMENSIONS, RUN_SCOPE_KINDS, owner_of, watched_scopes
+from spendgate.watch.scopes import DRIVER_DIMENSIONS, RUN_SCOPE_KINDS, events_by_scope, watched_scopes
 from spendgate.watch.traces import TraceWatch
 
 log = logging.getLogger("spendgate.anomalies")
@@ -86,9 +86,11 @@ class LiveDetector:
         rules = self.store.list_anomaly_rules()
         recorded: list[tuple[str, bool]] = []
         hour_ago = now - HOUR
-        for scope in watched_scopes([r["scope"] for r in rules], (e for e in events if e["ts"] >= hour_ago)):
-            mine = [e for e in events if scope.matches(owner_of(e))]
+        scopes = watched_scopes([r["scope"] for r in rules], (e for e in events if e["ts"] >= hour_ago))
+        scope_events = events_by_scope(scopes, events)
+        for scope in scopes:
             key = str(scope)
+            mine = scope_events[key]
             judged = self._params_for(scope, now)
             last_hour = sum((e["cost"] for e in mine if e["ts"] >= hour_ago), Decimal(0))
             if last_hour < judged.min_impact_usd and key not in self._current:
