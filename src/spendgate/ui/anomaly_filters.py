@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from urllib.parse import urlencode
 
 from spendgate.anomalies.record import STATUSES
 from spendgate.budgets.model import ANOMALY_SCOPE_KINDS
-from spendgate.ui.filters import DEFAULT_DAYS, MAX_DAYS, FilterError
+from spendgate.ui.filters import FilterError, parse_period
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,7 @@ class AnomalyFilters:
 
 
 def parse_anomaly_filters(params: Mapping[str, str], today: date) -> AnomalyFilters:
-    until = _day(params, "until") or today
-    since = _day(params, "since") or until - timedelta(days=DEFAULT_DAYS - 1)
-    if until < since:
-        raise FilterError("the period ends before it starts")
-    if (until - since).days >= MAX_DAYS:
-        raise FilterError(f"a period is at most {MAX_DAYS} days")
+    since, until = parse_period(params, today, "period")
     status = params.get("status") or None
     if status is not None and status not in STATUSES:
         raise FilterError(f"status is one of {', '.join(STATUSES)}")
@@ -47,13 +42,3 @@ def parse_anomaly_filters(params: Mapping[str, str], today: date) -> AnomalyFilt
     if kind is not None and kind not in ANOMALY_SCOPE_KINDS:
         raise FilterError(f"kind is one of {', '.join(ANOMALY_SCOPE_KINDS)}")
     return AnomalyFilters(since=since, until=until, status=status, kind=kind)
-
-
-def _day(params: Mapping[str, str], name: str) -> date | None:
-    text = params.get(name)
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text[:10])
-    except ValueError as exc:
-        raise FilterError(f"{name} is a date: YYYY-MM-DD") from exc

@@ -79,12 +79,7 @@ class Filters:
 def parse_filters(params: Mapping[str, str], today: date, *, fixed: Mapping[str, str] | None = None) -> Filters:
     """Filters from a page's query parameters; ``fixed``: filters the path sets (a project page's
     project), which the query string cannot change."""
-    until = _day(params, "until") or today
-    since = _day(params, "since") or until - timedelta(days=DEFAULT_DAYS - 1)
-    if until < since:
-        raise FilterError("the range ends before it starts")
-    if (until - since).days >= MAX_DAYS:
-        raise FilterError(f"a range is at most {MAX_DAYS} days")
+    since, until = parse_period(params, today)
     grain = params.get("grain") or "day"
     if grain not in GRAINS:
         raise FilterError(f"grain is one of {', '.join(GRAINS)}")
@@ -118,6 +113,18 @@ def _is_tag(by: str) -> bool:
     except ReportError:
         return False
     return True
+
+
+def parse_period(params: Mapping[str, str], today: date, noun: str = "range") -> tuple[date, date]:
+    """``since`` and ``until`` (inclusive days) of a page's query string: the last
+    ``DEFAULT_DAYS`` by default, at most ``MAX_DAYS``; ``noun`` names it in the errors."""
+    until = _day(params, "until") or today
+    since = _day(params, "since") or until - timedelta(days=DEFAULT_DAYS - 1)
+    if until < since:
+        raise FilterError(f"the {noun} ends before it starts")
+    if (until - since).days >= MAX_DAYS:
+        raise FilterError(f"a {noun} is at most {MAX_DAYS} days")
+    return since, until
 
 
 def _day(params: Mapping[str, str], name: str) -> date | None:
